@@ -1,0 +1,33 @@
+# Every target installs what it needs: a fresh clone runs `make demo` or `make test` alone.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-python test-android apk clean
+
+install: $(STAMP)
+
+# The stamp depends on pyproject.toml, so changing a pin reinstalls.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check pip==24.3.1
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+demo: install
+	$(PY) -m vqexport.zoo.demo
+
+test: test-python test-android
+
+test-python: install
+	$(PY) -m pytest -q tests
+
+apk: install
+	bash android-demo/build.sh
+
+test-android: install
+	bash android-demo/test.sh
+
+clean:
+	rm -rf build android-demo/build out

@@ -1,0 +1,95 @@
+"""The command line, run as a user runs it: exit codes, one-line errors, no partial output."""
+import json
+
+import pytest
+import torch
+
+from conftest import run_cli, tiny_mlp
+
+
+def test_compress_then_inspect_json(torchscript_cnn, tmp_path):
+    out = tmp_path / "m.vqm"
+    code, stdout, stderr = run_cli("compress", torchscript_cnn, "--method", "pq", "--d", "4", "--k", "16",
+                                   "-o", out, "--quiet")
+    assert code == 0, stderr
+    assert "4.weight" in stdout and "compression" in stdout
+    code, stdout, _ = run_cli("inspect", out, "--json")
+    assert code == 0
+    info = json.loads(stdout)
+    assert info["bytes"] == out.stat().st_size
+    assert [x["name"] for x in info["layers"]] == ["4.weight"]
+    assert info["skipped"] == {"6.weight": "k=16 is larger than the 10 vectors in each segment"}
+    assert info["layers"][0]["params"] == {"k": 16, "d": 4, "rows": False}
+
+
+def test_skipped_layer_is_announced(torchscript_cnn, tmp_path):
+    code, _, stderr = run_cli("compress", torchscript_cnn, "--method", "pq", "--k", "16", "-o", tmp_path / "m.vqm")
+    assert code == 0
+    assert "6.weight (10, 64) left uncompressed" in stderr
+
+
+def test_help_shows_an_example():
+    code, stdout, _ = run_cli("to-tflite", "--help")
+    assert code == 0 and "vqexport to-tflite model.pt --method kmeans --k 16" in stdout
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, torchscript_cnn):
+    d = tmp_path_factory.mktemp("bad")
+    (d / "junk.pt").write_bytes(b"\x00junk")
+    torch.save(tiny_mlp(), d / "pickled.pt")
+    (d / "bad.vqm").write_bytes(b"VQM\x00" + b"\x00" * 10)
+    good = d / "good.vqm"
+    code, _, err = run_cli("compress", torchscript_cnn, "-o", good, "--quiet")
+    assert code == 0, err
+    (d / "truncated.vqm").write_bytes(good.read_bytes()[:-100])
+    conv = torch.jit.script(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU()))
+    torch.jit.save(conv, str(d / "convonly.pt"))
+    return d
+
+
+BAD = [
+    (["compress", "{d}/missing.pt"], "missing.pt: no such file"),
+    (["compress", "{d}/junk.pt"], "junk.pt: not a model file"),
+    (["compress", "{d}/pickled.pt"], "--trust-pickle"),
+    (["compress", "{model}", "--layers", "classifier.*"], "matches no dense layer"),
+    (["compress", "{model}", "--k", "1"], "k must be between 2 and 65536"),
+    (["compress", "{model}", "--k", "1000", "--layers", "6"], "k=1000 is larger than the 640 weights"),
+    (["compress", "{model}", "--method", "pq", "--k", "16", "--layers", "6"], "larger than the 10 vectors"),
+    (["compress", "{model}", "--method", "pq", "--d", "5"], "the setting fits no dense layer"),
+    (["compress", "{model}", "--override", "4=k"], "--override"),
+]
+
+
+@pytest.mark.parametrize("argv,expect", BAD)
+def test_bad_input_one_line_exit_2_no_output(files, torchscript_cnn, tmp_path, argv, expect):
+    out = tmp_path / "out.vqm"
+    argv = [a.format(d=files, model=torchscript_cnn) for a in argv] + ["-o", out]
+    code, stdout, stderr = run_cli(*argv)
+    assert code == 2, (stdout, stderr)
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vqexport: error: "), stderr
+    assert expect in lines[0]
+    assert "Traceback" not in stderr
+    assert not out.exists()
+    assert not list(tmp_path.iterdir()), "a temporary file was left behind"
+
+
+@pytest.mark.parametrize("name,expect", [("bad.vqm", "bad.vqm:"), ("truncated.vqm", "truncated"),
+                                         ("missing.vqm", "no such file"), ("junk.pt", "bad magic")])
+def test_inspect_rejects_bad_files(files, name, expect):
+    code, _, stderr = run_cli("inspect", files / name)
+    assert code == 2 and expect in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_model_without_dense_layers_is_said_plainly(files, tmp_path):
+    out = tmp_path / "c.vqm"
+    code, stdout, stderr = run_cli("compress", files / "convonly.pt", "-o", out)
+    assert code == 0, stderr
+    assert "has no dense (Linear) layer; nothing was compressed" in stdout
+    assert out.exists()
+
+
+def test_trust_pickle_flag_loads(files, tmp_path):
+    code, _, stderr = run_cli("compress", files / "pickled.pt", "--trust-pickle", "-o", tmp_path / "p.vqm", "--quiet")
+    assert code == 0, stderr

@@ -1,0 +1,64 @@
+"""The shared k-means against scikit-learn: at least as good, and exact in the small cases."""
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+
+from vqexport.quant.lloyd import kmeans1d, lloyd
+
+
+def mse(x, c, idx):
+    return float(np.mean((x - c[idx]) ** 2))
+
+
+@pytest.mark.parametrize("k", [4, 16, 64])
+def test_kmeans1d_not_worse_than_sklearn(k):
+    x = np.random.default_rng(0).standard_t(4, 20000).astype(np.float32)
+    c, idx = kmeans1d(x, k, seed=0)
+    ours = mse(x, c, idx)
+    km = KMeans(k, n_init=1, random_state=0).fit(x.reshape(-1, 1))
+    theirs = float(np.mean((x - km.cluster_centers_[km.labels_, 0]) ** 2))
+    assert ours <= theirs * 1.001, (ours, theirs)
+
+
+def test_kmeans1d_histogram_path_matches_exact_path():
+    # Above HIST_BINS values the histogram path runs; its error must match the exact path's closely.
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(1 << 21).astype(np.float32)
+    c, idx = kmeans1d(x, 16, seed=0)
+    sub = x[:: 4]
+    c2, idx2 = kmeans1d(sub, 16, seed=0)
+    assert mse(x, c, idx) <= mse(sub, c2, idx2) * 1.01
+    # Each value goes to its nearest centroid.
+    assert np.all(np.abs(x - c[idx]) <= np.abs(x[:, None] - c[None, :]).min(1) + 1e-6)
+
+
+def test_kmeans1d_separated_clusters_found_exactly():
+    x = np.repeat(np.array([-3.0, 0.5, 7.0], np.float32), [100, 50, 10])
+    c, idx = kmeans1d(x, 3, seed=0)
+    assert np.allclose(c, [-3.0, 0.5, 7.0])
+    assert mse(x, c, idx) == 0
+
+
+def test_kmeans1d_refuses_k_above_n():
+    with pytest.raises(ValueError, match="larger than"):
+        kmeans1d(np.zeros(3, np.float32), 4, seed=0)
+
+
+def test_lloyd_not_worse_than_sklearn_on_vectors():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((1, 2000, 4)).astype(np.float32)
+    C, idx = lloyd(X, 16, seed=0)
+    ours = float(np.mean(np.sum((X[0] - C[0][idx[0]]) ** 2, axis=1)))
+    km = KMeans(16, n_init=1, random_state=0).fit(X[0])
+    theirs = km.inertia_ / 2000
+    assert ours <= theirs * 1.05, (ours, theirs)
+
+
+def test_lloyd_batched_equals_one_by_one():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((3, 200, 2)).astype(np.float32)
+    C, idx = lloyd(X, 8, seed=0)
+    for j in range(3):
+        # Assignments are nearest-centroid for every problem of the batch.
+        d = ((X[j][:, None, :] - C[j][None]) ** 2).sum(-1)
+        assert np.array_equal(idx[j], d.argmin(1))

@@ -1,0 +1,109 @@
+"""Safe loading: TorchScript, torch.export, state_dict + arch; pickles only when trusted."""
+import pytest
+import torch
+
+import vqexport
+from vqexport.errors import LoadError
+
+from conftest import tiny_cnn, tiny_mlp
+
+
+def test_torchscript_keeps_labels_and_input(torchscript_cnn):
+    m = vqexport.load_model(torchscript_cnn)
+    assert m.kind == "torchscript"
+    assert m.input["shape"] == [1, 1, 12, 12]
+    assert m.labels[3] == "3"
+    assert m.dense_layers() == ["4.weight", "6.weight"]
+    assert len(m.sha256) == 64
+
+
+def test_torch_export_program(tmp_path):
+    net = tiny_cnn()
+    ep = torch.export.export(net, (torch.randn(1, 1, 12, 12),))
+    torch.export.save(ep, tmp_path / "m.pt2")
+    m = vqexport.load_model(tmp_path / "m.pt2")
+    assert m.kind == "export"
+    assert m.dense_layers() == ["4.weight", "6.weight"]
+    cm = vqexport.compress(m, "kmeans", k=4)
+    x = torch.randn(2, 1, 12, 12)
+    assert cm.to_torch()(x).shape == (2, 10)
+
+
+def test_state_dict_with_torchvision_arch(tmp_path):
+    import torchvision
+
+    net = torchvision.models.mobilenet_v3_small(num_classes=7)
+    torch.save(net.state_dict(), tmp_path / "sd.pt")
+    m = vqexport.load_model(tmp_path / "sd.pt", arch="torchvision:mobilenet_v3_small")
+    assert m.kind == "state_dict" and m.input["shape"] == [1, 3, 224, 224]
+    assert m.labels is None  # 7 classes: ImageNet's names would be wrong
+    assert m.dense_layers() == ["classifier.0.weight", "classifier.3.weight"]
+
+
+def test_state_dict_with_package_class(tmp_path):
+    from vqexport.zoo.cnn import MnistCNN
+
+    torch.save(MnistCNN().state_dict(), tmp_path / "sd.pt")
+    m = vqexport.load_model(tmp_path / "sd.pt", arch="vqexport.zoo.cnn:MnistCNN")
+    assert m.dense_layers() == ["7.weight", "10.weight", "13.weight"]
+
+
+def test_state_dict_without_arch_says_what_to_do(tmp_path):
+    torch.save(tiny_mlp().state_dict(), tmp_path / "sd.pt")
+    with pytest.raises(LoadError, match="--arch"):
+        vqexport.load_model(tmp_path / "sd.pt")
+
+
+def test_pickle_refused_without_flag_and_loaded_with_it(tmp_path):
+    torch.save(tiny_mlp(), tmp_path / "full.pt")
+    with pytest.raises(LoadError, match="--trust-pickle"):
+        vqexport.load_model(tmp_path / "full.pt")
+    m = vqexport.load_model(tmp_path / "full.pt", trust_pickle=True)
+    assert m.kind == "pickle" and m.dense_layers() == ["0.weight", "2.weight"]
+
+
+def test_pickle_is_not_executed_without_flag(tmp_path):
+    """A malicious pickle must not run: the marker file stays absent."""
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    with open(tmp_path / "evil.pt", "wb") as f:
+        pickle.dump(Evil(), f)
+    with pytest.raises(LoadError):
+        vqexport.load_model(tmp_path / "evil.pt")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("content,expect", [(b"not a model at all", "not a model file"), (b"", "not a model file")])
+def test_not_a_model(tmp_path, content, expect):
+    (tmp_path / "x.pt").write_bytes(content)
+    with pytest.raises(LoadError, match=expect):
+        vqexport.load_model(tmp_path / "x.pt")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(LoadError, match="no such file"):
+        vqexport.load_model(tmp_path / "nope.pt")
+
+
+def test_bad_arch_strings(tmp_path):
+    torch.save(tiny_mlp().state_dict(), tmp_path / "sd.pt")
+    for arch, msg in [("nocolon", "expected torchvision"), ("torchvision:nonet", "no model named"),
+                      ("no.such.module:X", "cannot import")]:
+        with pytest.raises(LoadError, match=msg):
+            vqexport.load_model(tmp_path / "sd.pt", arch=arch)
+
+
+def test_to_torch_from_vqm_uses_arch(tmp_path):
+    from vqexport.zoo.cnn import MnistCNN
+
+    torch.save(MnistCNN().state_dict(), tmp_path / "sd.pt")
+    m = vqexport.load_model(tmp_path / "sd.pt", arch="vqexport.zoo.cnn:MnistCNN")
+    vqexport.compress(m, "kmeans", k=4).save(tmp_path / "m.vqm")
+    rebuilt = vqexport.read_vqm(tmp_path / "m.vqm").to_torch()
+    assert rebuilt(torch.zeros(1, 1, 28, 28)).shape == (1, 10)

@@ -1,0 +1,48 @@
+"""The Python API. The CLI is a thin layer over these functions."""
+from __future__ import annotations
+
+from .config import CompressConfig, QuantConfig
+from .ir import CompressedModel
+from .load import LoadedModel
+from .load import load_model as _load
+
+
+def load_model(path_or_module, arch: str | None = None, trust_pickle: bool = False) -> LoadedModel:
+    """Load a TorchScript archive, a .pt2 program, or a state_dict with arch=...; see vqexport.load."""
+    return _load(path_or_module, arch=arch, trust_pickle=trust_pickle)
+
+
+def compress(model, method: str = "kmeans", *, layers="*", seed: int = 0, overrides=None,
+             config: CompressConfig | None = None, quiet: bool = True, **params) -> CompressedModel:
+    """Compress the dense layers of `model` (a LoadedModel, an nn.Module, or a path).
+
+    Example: compress(load_model("model.pt"), "pq", k=16, d=4, seed=0).save("model.vqm")
+    """
+    from .compressor import compress_model
+
+    if not isinstance(model, LoadedModel):
+        model = _load(model)
+    if config is None:
+        config = CompressConfig(quant=QuantConfig(method=method, **params), layers=layers,
+                                overrides=overrides or (), seed=seed)
+    return compress_model(model, config, quiet=quiet)
+
+
+def read_vqm(path) -> CompressedModel:
+    from .formats.vqm import read_vqm as _read
+
+    return _read(path)
+
+
+def to_onnx(compressed: CompressedModel, path, model=None, **options):
+    """Write an ONNX graph that keeps the compressed weights and decodes them with Gather."""
+    from .formats.onnx_export import export_onnx
+
+    return export_onnx(compressed, path, model=model, **options)
+
+
+def to_tflite(compressed: CompressedModel, path, model=None, **options):
+    """Write a .tflite that keeps the compressed weights and decodes them with builtin ops."""
+    from .formats.tflite_export import export_tflite
+
+    return export_tflite(compressed, path, model=model, **options)

@@ -1,0 +1,61 @@
+"""Tight b-bit index packing, least significant bit first (docs/FORMAT.md, "Bit packing")."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def packed_nbytes(count: int, bits: int) -> int:
+    return (count * bits + 7) // 8
+
+
+def _check_bits(bits: int) -> None:
+    if not 1 <= bits <= 16:
+        raise ValueError(f"index width must be 1..16 bits, got {bits}")
+
+
+def pack(values: np.ndarray, bits: int) -> bytes:
+    """Pack unsigned integers < 2**bits into a little-endian bit stream."""
+    _check_bits(bits)
+    v = np.ascontiguousarray(values, dtype=np.uint32).ravel()
+    if v.size and int(v.max()) >> bits:
+        raise ValueError(f"a value needs more than {bits} bits")
+    if bits in (8, 16):
+        return v.astype("<u1" if bits == 8 else "<u2").tobytes()
+    # Each value's bits, lowest first, laid out in stream order; packbits('little') does the rest.
+    # Done in chunks so a 100 M-weight layer never materialises 100 M x b bytes at once.
+    out = bytearray()
+    chunk = 8 * 1 << 20  # a multiple of 8 values keeps every chunk byte-aligned
+    shifts = np.arange(bits, dtype=np.uint32)
+    for start in range(0, v.size, chunk):
+        part = v[start:start + chunk]
+        bitmat = ((part[:, None] >> shifts) & 1).astype(np.uint8)
+        out += np.packbits(bitmat.ravel(), bitorder="little").tobytes()
+    return bytes(out)
+
+
+def unpack(data: bytes | np.ndarray, count: int, bits: int) -> np.ndarray:
+    """Inverse of pack: `count` values of `bits` bits, as uint16 (uint32 never needed: bits <= 16)."""
+    _check_bits(bits)
+    buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8).ravel()
+    need = packed_nbytes(count, bits)
+    if buf.size < need:
+        raise ValueError(f"packed indices need {need} bytes, have {buf.size}")
+    if bits == 8:
+        return buf[:count].astype(np.uint16)
+    if bits == 16:
+        return buf[: 2 * count].view("<u2").astype(np.uint16)
+    out = np.empty(count, dtype=np.uint16)
+    chunk = 8 * 1 << 20
+    weights = (1 << np.arange(bits, dtype=np.uint32)).astype(np.uint32)
+    for start in range(0, count, chunk):
+        n = min(chunk, count - start)
+        lo = start * bits // 8  # start is a multiple of 8, so this is exact
+        nbytes = packed_nbytes(n, bits)
+        stream = np.unpackbits(buf[lo:lo + nbytes], bitorder="little")[: n * bits]
+        out[start:start + n] = (stream.reshape(n, bits).astype(np.uint32) @ weights).astype(np.uint16)
+    return out
+
+
+def bits_for(k: int) -> int:
+    """Index width for a k-entry codebook: ceil(log2 k), at least 1."""
+    return max(1, int(k - 1).bit_length())

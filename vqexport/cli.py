@@ -1,0 +1,151 @@
+"""Command line: argument parsing only; the work is done by vqexport.api and friends."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from .errors import VqexportError
+
+EPILOG = {
+    "compress": "example:\n  vqexport compress model.pt --method pq --d 4 --k 16 -o model.vqm",
+    "inspect": "example:\n  vqexport inspect model.vqm --json",
+    "to-onnx": "example:\n  vqexport to-onnx model.pt --method pq --d 4 --k 16 -o model.onnx\n"
+               "  vqexport to-onnx model.vqm --model model.pt -o model.onnx",
+    "to-tflite": "example:\n  vqexport to-tflite model.pt --method kmeans --k 16",
+    "bench": "example:\n  vqexport bench model.tflite --runs 200 --json",
+    "eval": "example:\n  vqexport eval model.tflite --data mnist5k",
+    "sweep": "example:\n  vqexport sweep model.pt --data mnist5k -o sweep/",
+}
+
+
+def _method_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("compression")
+    g.add_argument("--method", default="kmeans", choices=["binary", "kmeans", "pq", "rq", "svd"])
+    g.add_argument("--k", type=int, default=16, help="codebook entries (kmeans, pq, rq); default 16")
+    g.add_argument("--d", type=int, default=4, help="pq: sub-vector length; default 4")
+    g.add_argument("--rows", action="store_true", help="pq: segments of d rows instead of d columns")
+    g.add_argument("--stages", type=int, default=2, help="rq: number of stages t; default 2")
+    g.add_argument("--rank", type=int, default=32, help="svd: rank r; default 32")
+    g.add_argument("--codebook-dtype", default="float32", choices=["float32", "float16"])
+    g.add_argument("--layers", action="append", metavar="GLOB",
+                   help="dense layers to compress (repeatable); default: every dense layer")
+    g.add_argument("--override", action="append", default=[], metavar="GLOB:KEY=V[,KEY=V]",
+                   help="per-layer setting, e.g. '13:k=8' or 'classifier.*:method=svd,rank=16'")
+    g.add_argument("--seed", type=int, default=0)
+
+
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--arch", help="for a state_dict: torchvision:NAME or package.module:Class")
+    g.add_argument("--trust-pickle", action="store_true",
+                   help="allow unpickling a pickled nn.Module (runs code from the file)")
+    g.add_argument("--input-shape", help="e.g. 1,3,224,224 when the model does not say")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vqexport", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Compress the dense layers of PyTorch CNNs with vector quantization and export them.",
+        epilog="example:\n  vqexport to-tflite model.pt --method kmeans --k 16\n  vqexport inspect model.vqm")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or notes")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name, help_):
+        p = sub.add_parser(name, help=help_, epilog=EPILOG[name], formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--quiet", action="store_true", help="no progress bars or notes")
+        return p
+
+    p = add("compress", "compress a model's dense layers into a .vqm")
+    p.add_argument("model")
+    _method_flags(p)
+    _model_flags(p)
+    p.add_argument("-o", "--output", required=True, help="the .vqm to write")
+    p.add_argument("--json", action="store_true")
+
+    p = add("inspect", "show the layers of a .vqm")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+
+    for name, what in (("to-onnx", "ONNX"), ("to-tflite", "TFLite")):
+        p = add(name, f"compress and write {what} that decodes with Gather (plus the .vqm beside it)")
+        p.add_argument("model", help="a model file, or a .vqm together with --model")
+        p.add_argument("--model", dest="source", help="with a .vqm input: the model it came from")
+        _method_flags(p)
+        _model_flags(p)
+        p.add_argument("-o", "--output", help="default: the input's name with the new suffix")
+        p.add_argument("--json", action="store_true")
+        if name == "to-tflite":
+            p.add_argument("--decode", choices=["once", "every-run"], default="once",
+                           help="once: decode at init into variables (default); every-run: no extra memory")
+
+    p = add("bench", "time a .onnx or .tflite like onnxruntime_perf_test / benchmark_model")
+    p.add_argument("file")
+    p.add_argument("--runs", type=int, default=100)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--json", action="store_true")
+
+    p = add("eval", "top-1/top-5 accuracy and sizes of a .pt, .vqm, .onnx or .tflite")
+    p.add_argument("model")
+    p.add_argument("--data", default="mnist5k", help="mnist5k | digits | FOLDER | FILE.npz")
+    p.add_argument("--model", dest="source", help="for a .vqm without an importable arch: its source model")
+    _model_flags(p)
+    p.add_argument("--json", action="store_true")
+
+    p = add("sweep", "accuracy against compression for every method (the paper's experiment)")
+    p.add_argument("model")
+    p.add_argument("--data", default="mnist5k")
+    p.add_argument("-o", "--output", required=True, help="folder for results.json, results.md and plots")
+    p.add_argument("--quick", action="store_true", help="three points only")
+    p.add_argument("--formats", default="vqm", help="comma list of vqm,onnx,tflite for the size plot")
+    _model_flags(p)
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet = args.quiet
+    warnings.showwarning = _one_line_warning(quiet)
+    try:
+        from . import commands
+
+        return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)
+    except VqexportError as e:
+        print(f"vqexport: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vqexport: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line_warning(quiet: bool):
+    def show(message, category, filename, lineno, file=None, line=None):
+        if quiet or not category.__module__.startswith("vqexport"):
+            return
+        print(f"vqexport: note: {message}", file=sys.stderr)
+
+    return show
+
+
+def emit(args, result: dict, table: str) -> None:
+    """Print a human table, or the JSON result with --json."""
+    if getattr(args, "json", False):
+        print(json.dumps(result, indent=2, sort_keys=True, default=_jsonable))
+    else:
+        print(table)
+
+
+def _jsonable(o):
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

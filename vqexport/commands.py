@@ -1,0 +1,163 @@
+"""One function per CLI command: turn parsed arguments into API calls and print the result."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import api
+from .cli import emit
+from .config import CompressConfig, QuantConfig
+from .errors import ConfigError, VqexportError
+from .report import human_bytes, table
+
+
+def _config(args) -> CompressConfig:
+    quant = QuantConfig(method=args.method, k=args.k, d=args.d, rows=args.rows, stages=args.stages,
+                        rank=args.rank, codebook_dtype=args.codebook_dtype)
+    return CompressConfig(quant=quant, layers=tuple(args.layers or ("*",)),
+                          overrides=tuple(_parse_override(o) for o in args.override), seed=args.seed)
+
+
+def _parse_override(text: str):
+    glob, sep, rest = text.rpartition(":")
+    if not sep or not glob or not rest:
+        raise ConfigError(f"--override {text!r}: expected GLOB:KEY=VALUE[,KEY=VALUE]")
+    changes = {}
+    for item in rest.split(","):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"--override {text!r}: {item!r} is not KEY=VALUE")
+        value = value.strip()
+        if value.lower() in ("true", "false"):
+            changes[key.strip()] = value.lower() == "true"
+        else:
+            try:
+                changes[key.strip()] = int(value)
+            except ValueError:
+                changes[key.strip()] = value
+    return glob, changes
+
+
+def _load(args, path=None):
+    model = api.load_model(path or args.model, arch=args.arch, trust_pickle=args.trust_pickle)
+    if args.input_shape:
+        try:
+            shape = [int(v) for v in args.input_shape.split(",")]
+        except ValueError:
+            raise ConfigError(f"--input-shape {args.input_shape!r}: expected numbers like 1,3,224,224") from None
+        model.input = {**(model.input or {"layout": "NCHW"}), "shape": shape}
+    return model
+
+
+def _compress(args, model):
+    cm = api.compress(model, config=_config(args), quiet=args.quiet)
+    if not model.dense_layers() and not args.quiet:
+        print(f"vqexport: note: {args.model} has no dense (Linear) layer; nothing was compressed")
+    return cm
+
+
+def cmd_compress(args) -> int:
+    model = _load(args)
+    cm = _compress(args, model)
+    cm.save(args.output)
+    result = _summary(cm, args.output)
+    emit(args, result, _summary_text(result))
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    cm = api.read_vqm(args.file)
+    result = _summary(cm, args.file)
+    emit(args, result, _summary_text(result))
+    return 0
+
+
+def _summary(cm, path) -> dict:
+    layers = cm.metadata.get("layers", {})
+    rows = []
+    for t in cm.tensors:
+        if t.method == "raw":
+            continue
+        info = layers.get(t.name, {})
+        rows.append({"name": t.name, "shape": list(t.shape), "method": t.method,
+                     "params": {k: info[k] for k in ("k", "d", "rows", "stages", "rank") if k in info},
+                     "bits_per_weight": t.bits_per_weight, "compression": t.compression,
+                     "rel_error": info.get("rel_error")})
+    return {"file": str(path), "bytes": os.path.getsize(path), **cm.summary(), "layers": rows,
+            "skipped": cm.metadata.get("skipped", {}), "source": cm.metadata.get("source", {})}
+
+
+def _summary_text(r: dict) -> str:
+    rows = [[x["name"], "x".join(map(str, x["shape"])), x["method"],
+             ",".join(f"{k}={v}" for k, v in x["params"].items()) or "-",
+             x["bits_per_weight"], f"{x['compression']:.2f}x",
+             "-" if x["rel_error"] is None else f"{x['rel_error']:.4f}"] for x in r["layers"]]
+    out = [table(rows, ["layer", "shape", "method", "params", "bits/weight", "compression", "rel. error"])]
+    for name, why in r["skipped"].items():
+        out.append(f"left uncompressed: {name}: {why}")
+    out.append(f"{r['file']}: {human_bytes(r['bytes'])} (dense model {human_bytes(r['model_dense_bytes'])}); "
+               f"dense layers {r['layer_compression']:.2f}x, whole model {r['model_compression']:.2f}x")
+    return "\n".join(out)
+
+
+def _export(args, suffix: str, write):
+    src = Path(args.model)
+    out = Path(args.output) if args.output else src.with_suffix(suffix)
+    if src.suffix == ".vqm":
+        cm = api.read_vqm(src)
+        model = _load(args, args.source) if args.source else None
+        vqm_path = src
+    else:
+        model = _load(args)
+        cm = _compress(args, model)
+        vqm_path = out.with_suffix(".vqm")
+    if model is not None and model.input:
+        cm.metadata["input"] = dict(model.input)
+    if not cm.metadata.get("input"):
+        raise ConfigError(f"{src}: the model does not say its input shape; pass --input-shape, e.g. 1,3,224,224")
+    info = write(cm, out, model)
+    if vqm_path != src:
+        cm.save(vqm_path)
+    result = {"output": str(out), "bytes": os.path.getsize(out), "vqm": str(vqm_path),
+              "vqm_bytes": os.path.getsize(vqm_path), **cm.summary(), "export": info}
+    text = (f"wrote {out} ({human_bytes(result['bytes'])}) and {vqm_path} ({human_bytes(result['vqm_bytes'])}); "
+            f"dense model {human_bytes(result['model_dense_bytes'])}, dense layers "
+            f"{result['layer_compression']:.2f}x, whole model {result['model_compression']:.2f}x")
+    emit(args, result, text)
+    return 0
+
+
+def cmd_to_onnx(args) -> int:
+    return _export(args, ".onnx", lambda cm, out, model: api.to_onnx(cm, out, model=model))
+
+
+def cmd_to_tflite(args) -> int:
+    return _export(args, ".tflite", lambda cm, out, model: api.to_tflite(cm, out, model=model, decode=args.decode))
+
+
+def cmd_bench(args) -> int:
+    from .evaluate.bench import format_bench, run_bench
+
+    if not Path(args.file).is_file():
+        raise VqexportError(f"{args.file}: no such file")
+    result = run_bench(args.file, runs=args.runs, warmup=args.warmup, threads=args.threads)
+    emit(args, result, format_bench(result))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate.accuracy import evaluate_file, format_eval
+
+    result = evaluate_file(args.model, args.data, source=args.source, arch=args.arch,
+                           trust_pickle=args.trust_pickle)
+    emit(args, result, format_eval(result))
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .evaluate.sweep import format_sweep, run_sweep
+
+    result = run_sweep(args.model, args.data, args.output, quick=args.quick, formats=args.formats.split(","),
+                       arch=args.arch, trust_pickle=args.trust_pickle, quiet=args.quiet)
+    emit(args, result, format_sweep(result))
+    return 0

@@ -1,0 +1,113 @@
+"""The per-layer loop: pick the dense layers, check every setting first, then quantize."""
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from . import __version__
+from .config import CompressConfig
+from .errors import ConfigError
+from .ir import CompressedModel, CompressedTensor, dense_section
+from .load import LoadedModel
+from .progress import layer_bar
+from .quant import get_quantizer
+
+
+def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = True) -> CompressedModel:
+    state = model.state_dict()
+    dense = model.dense_layers()
+    chosen = [n for n in dense if config.selects(n)]
+    if dense:
+        for pattern in config.layers:
+            if not any(config.__class__(layers=(pattern,)).selects(n) for n in dense):
+                raise ConfigError(f"--layers {pattern!r} matches no dense layer; the dense layers are: "
+                                  + ", ".join(dense[:12]) + (" ..." if len(dense) > 12 else ""))
+    # Every setting is checked against every layer before any work, so nothing half-runs.
+    # With the default glob a layer that cannot take the setting (a 10-row classifier and
+    # k=16 PQ) stays raw, with a warning and a record in the metadata; a layer the user
+    # named, or a setting that fits no layer at all, is an error.
+    plans, skipped = {}, {}
+    for name in chosen:
+        q = config.for_layer(name)
+        try:
+            get_quantizer(q.method).check(tuple(state[name].shape), q)
+        except ConfigError as e:
+            reason = f"layer {name} {tuple(state[name].shape)}: {e}"
+            if config.layers != ("*",) or len(chosen) == 1:
+                raise ConfigError(reason) from None
+            skipped[name] = str(e)
+            continue
+        plans[name] = q
+    if chosen and not plans:
+        raise ConfigError("the setting fits no dense layer: " + "; ".join(f"{n}: {r}" for n, r in skipped.items()))
+    for name, reason in skipped.items():
+        warnings.warn(f"layer {name} {tuple(state[name].shape)} left uncompressed: {reason}", SkippedLayerWarning,
+                      stacklevel=3)
+
+    tensors, layers = [], {}
+    bar = layer_bar([(n, int(state[n].numel())) for n in plans], quiet)
+    for name, value in state.items():
+        if name not in plans:
+            tensors.append(_raw(name, value))
+            continue
+        q = plans[name]
+        w = value.detach().to("cpu").float().numpy()
+        start = time.perf_counter()
+        t = get_quantizer(q.method).fit(w, q, config.seed)
+        t.name = name
+        err = _rel_error(w, t.decode())
+        layers[name] = {"method": q.method, "shape": list(t.shape), "bits_per_weight": round(t.bits_per_weight, 6),
+                        "compression": round(t.compression, 4), "rel_error": round(err, 6),
+                        "seconds": round(time.perf_counter() - start, 3), **_params(q)}
+        tensors.append(t)
+        bar.done(name)
+    bar.close()
+    metadata = {
+        "format": "vqm",
+        "producer": f"vqexport {__version__}",
+        "source": model.source_metadata(),
+        "config": config.to_dict(),
+        "layers": layers,
+    }
+    if skipped:
+        metadata["skipped"] = skipped
+    if model.labels:
+        metadata["labels"] = list(model.labels)
+    if model.input:
+        metadata["input"] = dict(model.input)
+    # Timing is not part of the file: byte-identical output for identical inputs.
+    for entry in layers.values():
+        entry.pop("seconds")
+    cm = CompressedModel(tensors=tensors, metadata=metadata, source_model=model)
+    # Carried by every writer, so an .onnx or .tflite can report its own compression rates.
+    metadata["summary"] = {k: round(v, 6) if isinstance(v, float) else v for k, v in cm.summary().items()}
+    return cm
+
+
+class SkippedLayerWarning(UserWarning):
+    """A dense layer left raw because the setting does not fit it."""
+
+
+def _params(q) -> dict:
+    keys = {"binary": (), "kmeans": ("k",), "pq": ("k", "d", "rows"), "rq": ("k", "stages"), "svd": ("rank",)}
+    return {k: getattr(q, k) for k in keys[q.method]}
+
+
+def _raw(name: str, value) -> CompressedTensor:
+    arr = value.detach().to("cpu")
+    try:
+        data = arr.numpy()
+    except TypeError:
+        raise ConfigError(f"tensor {name} has dtype {arr.dtype}, which .vqm does not store") from None
+    try:
+        section = dense_section("raw", data)
+    except ValueError:
+        raise ConfigError(f"tensor {name} has dtype {arr.dtype}, which .vqm does not store") from None
+    return CompressedTensor(name=name, method="raw", shape=tuple(arr.shape), sections={"raw": section})
+
+
+def _rel_error(w: np.ndarray, wh: np.ndarray) -> float:
+    denom = float(np.linalg.norm(w.astype(np.float64)))
+    return float(np.linalg.norm((w - wh).astype(np.float64)) / denom) if denom else 0.0

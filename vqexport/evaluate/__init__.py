@@ -1,0 +1,1 @@
+"""Evaluation: the same images and the same timing method for every format."""

@@ -1,0 +1,93 @@
+"""Top-1 / top-5 accuracy of any format on the same images, with its sizes and compression rates."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ..report import human_bytes, table
+from .datasets import load_dataset, prepare
+from .runtimes import METADATA_KEY, open_runtime, tflite_metadata
+
+BATCH = 100
+
+
+def predict(runtime, x: np.ndarray) -> np.ndarray:
+    """Logits for [0, 1] pixels, normalised with the runtime's own input spec, in fixed batches."""
+    xn = prepare(x, runtime.input_spec)
+    return np.concatenate([runtime.run(xn[i:i + BATCH]) for i in range(0, len(xn), BATCH)])
+
+
+def topk(logits: np.ndarray, y: np.ndarray, k: int) -> float:
+    k = min(k, logits.shape[1])
+    best = np.argpartition(-logits, k - 1, axis=1)[:, :k]
+    return float(np.mean(np.any(best == y[:, None], axis=1)))
+
+
+def open_for_eval(path, source=None, arch=None, trust_pickle=False):
+    """A runtime and the model's own metadata summary (sizes), for any supported file."""
+    from ..load import load_model
+
+    path = Path(path)
+    if path.suffix == ".vqm" and source:
+        from ..formats.vqm import read_vqm
+        from .runtimes import TorchRuntime
+
+        cm = read_vqm(path)
+        return TorchRuntime(cm.to_torch(load_model(source, arch=arch, trust_pickle=trust_pickle)),
+                            cm.metadata.get("input"), cm.metadata.get("labels"), path=path)
+    if path.suffix not in (".vqm", ".onnx", ".tflite") and (arch or trust_pickle):
+        return open_runtime(load_model(path, arch=arch, trust_pickle=trust_pickle))
+    return open_runtime(path)
+
+
+def evaluate_file(path, data: str = "mnist5k", source=None, arch=None, trust_pickle=False, images=None) -> dict:
+    rt = open_for_eval(path, source, arch, trust_pickle)
+    x, y = images if images is not None else load_dataset(data, rt.input_spec)
+    if rt.input_shape and tuple(x.shape[1:]) != tuple(rt.input_shape[1:]):
+        raise DataError(f"{data}: images are {tuple(x.shape[1:])}, the model {path} takes {tuple(rt.input_shape[1:])}")
+    start = time.perf_counter()
+    logits = predict(rt, x)
+    seconds = time.perf_counter() - start
+    if y.max(initial=0) >= logits.shape[1]:
+        raise DataError(f"{data}: has label {int(y.max())}, but the model {path} has only {logits.shape[1]} outputs")
+    summary = _summary_of(path)
+    size = os.path.getsize(path)
+    dense = summary.get("model_dense_bytes")
+    return {
+        "file": str(path), "format": Path(path).suffix.lstrip(".") or "pt", "data": data, "images": int(len(y)),
+        "top1": topk(logits, y, 1), "top5": topk(logits, y, 5), "bytes": size,
+        "layer_compression": summary.get("layer_compression", 1.0),
+        "model_compression": (dense / size) if dense else None, "seconds": seconds,
+    }
+
+
+def _summary_of(path) -> dict:
+    """The size summary that compress() wrote into the file's metadata, when it has one."""
+    import json
+
+    suffix = Path(path).suffix
+    meta = {}
+    if suffix == ".vqm":
+        from ..formats.vqm import read_vqm
+
+        meta = read_vqm(path).metadata
+    elif suffix == ".onnx":
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        meta = json.loads(props.get(METADATA_KEY, "{}"))
+    elif suffix == ".tflite":
+        raw = tflite_metadata(path, METADATA_KEY)
+        meta = json.loads(raw.decode("utf-8")) if raw else {}
+    return meta.get("summary") or {}
+
+
+def format_eval(r: dict) -> str:
+    mc = "-" if r["model_compression"] is None else f"{r['model_compression']:.2f}x"
+    return table([[r["file"], r["data"], r["images"], f"{100 * r['top1']:.2f}%", f"{100 * r['top5']:.2f}%",
+                   human_bytes(r["bytes"]), f"{r['layer_compression']:.2f}x", mc]],
+                 ["model", "data", "images", "top-1", "top-5", "size", "dense layers", "whole model"])

@@ -1,0 +1,241 @@
+"""The .vqm writer and reader: a matched pair that follows docs/FORMAT.md exactly."""
+from __future__ import annotations
+
+import json
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .. import bitpack
+from ..errors import VqmError
+from ..fileio import atomic_path
+from ..ir import DTYPES, ITEMSIZE, ROLES, CompressedModel, CompressedTensor, Section
+
+MAGIC = b"VQM\x00"
+VERSION = (1, 0)
+ALIGN = 64
+HEADER = struct.Struct("<4sHHIIQQQQQII")  # 64 bytes; see FORMAT.md "Header"
+SECTION = struct.Struct("<BBBB4IQQI")  # 40 bytes
+METHOD_CODES = {"raw": 0, "binary": 1, "kmeans": 2, "pq": 3, "rq": 4, "svd": 5}
+METHOD_NAMES = {v: k for k, v in METHOD_CODES.items()}
+assert HEADER.size == 64 and SECTION.size == 40
+
+
+class VqmWriter:
+    """Streams tensors into a .vqm: payloads as they come, then the table and the metadata.
+
+    Used as a context manager; the file appears under its name only when close() succeeds.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
+        self._f = open(self._tmp, "wb")
+        self._f.write(bytes(HEADER.size))
+        self._records: list[bytes] = []
+
+    def add(self, t: CompressedTensor) -> None:
+        descs = []
+        for role, sec in t.sections.items():
+            self._pad()
+            offset = self._f.tell()
+            payload = sec.tobytes()
+            if len(payload) != sec.nbytes:
+                raise ValueError(f"{t.name}/{role}: payload is {len(payload)} bytes, expected {sec.nbytes}")
+            self._f.write(payload)
+            dims = list(sec.shape) + [0] * (4 - len(sec.shape))
+            descs.append(SECTION.pack(ROLES.index(role), DTYPES.index(sec.dtype), len(sec.shape), 0,
+                                      *dims, offset, len(payload), zlib.crc32(payload)))
+        name = t.name.encode("utf-8")
+        rec = struct.pack("<H", len(name)) + name
+        rec += struct.pack(f"<BB{len(t.shape)}I", METHOD_CODES[t.method], len(t.shape), *t.shape)
+        rec += struct.pack("<IIBBIBB", t.k, t.d, int(t.rows), t.stages, t.rank, t.bits, len(descs))
+        self._records.append(rec + b"".join(descs))
+
+    def close(self, metadata: dict) -> None:
+        try:
+            table = b"".join(self._records)
+            table += struct.pack("<I", zlib.crc32(table))
+            table_offset = self._f.tell()
+            self._f.write(table)
+            meta = json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode("utf-8")
+            meta_offset = self._f.tell()
+            self._f.write(meta)
+            size = self._f.tell()
+            head = HEADER.pack(MAGIC, *VERSION, HEADER.size, len(self._records), meta_offset, len(meta),
+                               table_offset, len(table), size, zlib.crc32(meta), 0)
+            self._f.seek(0)
+            self._f.write(head[:60] + struct.pack("<I", zlib.crc32(head[:60])))
+            self._f.close()
+        except BaseException as e:
+            self.abort(e)
+            raise
+        self._atomic.__exit__(None, None, None)
+
+    def abort(self, exc: BaseException | None = None) -> None:
+        if not self._f.closed:
+            self._f.close()
+        self._atomic.__exit__(type(exc), exc, None)
+
+    def _pad(self) -> None:
+        pos = self._f.tell()
+        self._f.write(bytes(-pos % ALIGN))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, et, e, tb):
+        if et is not None:
+            self.abort(e)
+
+
+def write_vqm(model: CompressedModel, path) -> None:
+    w = VqmWriter(path)
+    try:
+        for t in model.tensors:
+            w.add(t)
+    except BaseException as e:
+        w.abort(e)
+        raise
+    w.close(model.metadata)
+
+
+def read_vqm(path) -> CompressedModel:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise VqmError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise VqmError(f"{path}: is a folder, not a .vqm file") from None
+    return parse_vqm(data, str(path))
+
+
+def parse_vqm(data: bytes, name: str = "<bytes>") -> CompressedModel:
+    def fail(msg):
+        raise VqmError(f"{name}: {msg}")
+
+    size = len(data)
+    if size < HEADER.size or data[:4] != MAGIC:
+        fail("not a .vqm file (bad magic)")
+    (_, major, minor, hsize, n_tensors, meta_off, meta_len, table_off, table_len, file_size,
+     meta_crc, head_crc) = HEADER.unpack_from(data)
+    if major != VERSION[0]:
+        fail(f"unsupported .vqm version {major}.{minor} (this reader reads {VERSION[0]}.x)")
+    if zlib.crc32(data[:60]) != head_crc:
+        fail("checksum mismatch in header")
+    if file_size != size:
+        fail(f"truncated or padded: header says {file_size} bytes, file has {size}")
+    if hsize != HEADER.size:
+        fail(f"header size {hsize}, expected {HEADER.size}")
+    for what, off, length in (("metadata", meta_off, meta_len), ("tensor table", table_off, table_len)):
+        if off < HEADER.size or off + length > size:
+            fail(f"{what} at {off}+{length} lies outside the {size}-byte file")
+    meta_bytes = data[meta_off:meta_off + meta_len]
+    if zlib.crc32(meta_bytes) != meta_crc:
+        fail("checksum mismatch in metadata")
+    try:
+        metadata = json.loads(meta_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        fail(f"metadata is not valid JSON ({e.__class__.__name__})")
+    if table_len < 4:
+        fail("tensor table too short")
+    table = data[table_off:table_off + table_len - 4]
+    if zlib.crc32(table) != struct.unpack_from("<I", data, table_off + table_len - 4)[0]:
+        fail("checksum mismatch in tensor table")
+    tensors = []
+    pos = 0
+    for _ in range(n_tensors):
+        t, pos = _read_record(table, pos, data, fail)
+        tensors.append(t)
+    if pos != len(table):
+        fail(f"tensor table has {len(table) - pos} bytes after its {n_tensors} records")
+    return CompressedModel(tensors=tensors, metadata=metadata)
+
+
+def _read_record(table: bytes, pos: int, data: bytes, fail):
+    def take(fmt):
+        nonlocal pos
+        s = struct.calcsize("<" + fmt)
+        if pos + s > len(table):
+            fail("tensor table ends inside a record")
+        vals = struct.unpack_from("<" + fmt, table, pos)
+        pos += s
+        return vals
+
+    (nlen,) = take("H")
+    if pos + nlen > len(table):
+        fail("tensor table ends inside a name")
+    try:
+        tname = table[pos:pos + nlen].decode("utf-8")
+    except UnicodeDecodeError:
+        fail("a tensor name is not UTF-8")
+    pos += nlen
+    code, ndim = take("BB")
+    if code not in METHOD_NAMES:
+        fail(f"{tname}: unknown method code {code}")
+    if ndim > 8:
+        fail(f"{tname}: ndim {ndim} > 8")
+    shape = take(f"{ndim}I")
+    k, d, rows, stages, rank, bits, nsec = take("IIBBIBB")
+    method = METHOD_NAMES[code]
+    if method not in ("raw", "svd") and not 1 <= bits <= 16:
+        fail(f"{tname}: index width {bits} bits is outside 1..16")
+    sections = {}
+    for _ in range(nsec):
+        role_i, dtype_i, sdim, _r, *rest = take("BBBB4IQQI")
+        dims4, offset, length, crc = rest[:4], rest[4], rest[5], rest[6]
+        if role_i >= len(ROLES) or dtype_i >= len(DTYPES) or sdim > 4:
+            fail(f"{tname}: bad section descriptor (role {role_i}, dtype {dtype_i}, ndim {sdim})")
+        role, dtype, sshape = ROLES[role_i], DTYPES[dtype_i], tuple(dims4[:sdim])
+        count = int(np.prod(sshape, dtype=np.int64))
+        expect = bitpack.packed_nbytes(count, bits) if dtype == "packed" else count * ITEMSIZE[dtype]
+        if length != expect:
+            fail(f"{tname}/{role}: {length} bytes where its dims {sshape} need {expect}")
+        if offset % 64 or offset < HEADER.size or offset + length > len(data):
+            fail(f"{tname}/{role}: section at {offset}+{length} is misaligned or outside the file")
+        payload = data[offset:offset + length]
+        if zlib.crc32(payload) != crc:
+            fail(f"checksum mismatch in section {tname}/{role}")
+        if dtype == "packed":
+            arr = np.frombuffer(payload, dtype=np.uint8)
+        else:
+            np_dtype = np.dtype(np.bool_ if dtype == "bool" else dtype).newbyteorder("<")
+            arr = np.frombuffer(payload, dtype=np_dtype).reshape(sshape).astype(np_dtype.newbyteorder("="))
+        sections[role] = Section(role, dtype, sshape, arr, bits if dtype == "packed" else 0)
+    t = CompressedTensor(name=tname, method=method, shape=tuple(shape), sections=sections,
+                         k=k, d=d, rows=bool(rows), stages=stages, rank=rank, bits=bits)
+    _check_layout(t, fail)
+    return t, pos
+
+
+def _check_layout(t: CompressedTensor, fail) -> None:
+    """The sections must be exactly those its method decodes, of the shapes it expects, indices < k."""
+    if t.method == "raw":
+        want = {"raw": tuple(t.shape)}
+    else:
+        from ..quant import get_quantizer
+
+        if len(t.shape) != 2 or min(t.shape) < 1:
+            fail(f"{t.name}: a {t.method} tensor must be 2-D, table says {t.shape}")
+        try:
+            want = get_quantizer(t.method).layout(t)
+        except ValueError as e:
+            fail(f"{t.name}: {e}")
+    got = {role: sec.shape for role, sec in t.sections.items()}
+    if got != want:
+        fail(f"{t.name}: method {t.method} needs sections {want}, has {got}")
+    for role, sec in t.sections.items():
+        if role in ("codebook", "factor_a", "factor_b") and sec.dtype not in ("float32", "float16"):
+            fail(f"{t.name}/{role}: dtype {sec.dtype} where float32 or float16 is needed")
+    if "indices" in t.sections:
+        if t.sections["indices"].dtype != "packed":
+            fail(f"{t.name}/indices: dtype must be packed")
+        if t.k > (1 << t.bits):
+            fail(f"{t.name}: k={t.k} does not fit in {t.bits}-bit indices")
+        if t.k < (1 << t.bits) and t.indices().max(initial=0) >= t.k:
+            fail(f"{t.name}: an index is >= k={t.k}")

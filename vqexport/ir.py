@@ -1,0 +1,171 @@
+"""The one intermediate representation: per tensor, its codebooks, packed indices and layout.
+
+Quantizers produce it, the .vqm / ONNX / TFLite writers read it, and nothing re-derives it.
+Field names follow docs/FORMAT.md one to one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import bitpack
+
+ROLES = ("raw", "codebook", "indices", "factor_a", "factor_b")
+DTYPES = ("float32", "float16", "int64", "int32", "uint8", "packed", "float64", "bool")
+ITEMSIZE = {"float32": 4, "float16": 2, "int64": 8, "int32": 4, "uint8": 1, "float64": 8, "bool": 1}
+
+
+@dataclass
+class Section:
+    """One payload: a dense array, or (dtype 'packed') b-bit indices packed into bytes."""
+
+    role: str
+    dtype: str
+    shape: tuple[int, ...]
+    data: np.ndarray  # packed: the uint8 bytes; otherwise an array of `dtype` and `shape`
+    bits: int = 0
+
+    @property
+    def count(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        if self.dtype == "packed":
+            return bitpack.packed_nbytes(self.count, self.bits)
+        return self.count * ITEMSIZE[self.dtype]
+
+    @property
+    def ideal_bits(self) -> int:
+        return self.count * self.bits if self.dtype == "packed" else self.nbytes * 8
+
+    def tobytes(self) -> bytes:
+        if self.dtype == "packed":
+            return self.data.tobytes()
+        return np.ascontiguousarray(self.data).astype(self.data.dtype.newbyteorder("<"), copy=False).tobytes()
+
+    def unpacked(self) -> np.ndarray:
+        return bitpack.unpack(self.data, self.count, self.bits).reshape(self.shape)
+
+
+def dense_section(role: str, array: np.ndarray) -> Section:
+    dtype = "bool" if array.dtype == np.bool_ else str(array.dtype)
+    if dtype not in ITEMSIZE:
+        raise ValueError(f"unsupported dtype {array.dtype}")
+    return Section(role, dtype, tuple(array.shape), np.ascontiguousarray(array))
+
+
+def packed_section(indices: np.ndarray, bits: int) -> Section:
+    data = np.frombuffer(bitpack.pack(indices, bits), dtype=np.uint8)
+    return Section("indices", "packed", tuple(indices.shape), data, bits)
+
+
+@dataclass
+class CompressedTensor:
+    """A tensor of the model: raw, or a compressed 2-D weight (m outputs x n inputs)."""
+
+    name: str
+    method: str  # raw | binary | kmeans | pq | rq | svd
+    shape: tuple[int, ...]
+    sections: dict[str, Section]
+    k: int = 0
+    d: int = 0
+    rows: bool = False
+    stages: int = 0
+    rank: int = 0
+    bits: int = 0
+
+    @property
+    def numel(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def ideal_bits(self) -> int:
+        return sum(s.ideal_bits for s in self.sections.values())
+
+    @property
+    def compression(self) -> float:
+        """32-bit dense bits over stored bits, as the paper counts it."""
+        return 32.0 * self.numel / self.ideal_bits
+
+    @property
+    def bits_per_weight(self) -> float:
+        return self.ideal_bits / self.numel
+
+    def codebook(self) -> np.ndarray:
+        return self.sections["codebook"].data.astype(np.float32)
+
+    def indices(self) -> np.ndarray:
+        return self.sections["indices"].unpacked()
+
+    def decode(self) -> np.ndarray:
+        """The reference decode, defined once per method in vqexport/quant/<method>.py."""
+        if self.method == "raw":
+            return self.sections["raw"].data.reshape(self.shape)
+        from .quant import get_quantizer
+
+        return get_quantizer(self.method).decode(self)
+
+
+@dataclass
+class CompressedModel:
+    """Every tensor of a model, in state_dict order, plus the metadata written into the .vqm."""
+
+    tensors: list[CompressedTensor]
+    metadata: dict = field(default_factory=dict)
+    source_model: object | None = None  # the loaded model it came from, when known
+
+    def __getitem__(self, name: str) -> CompressedTensor:
+        for t in self.tensors:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    @property
+    def compressed(self) -> list[CompressedTensor]:
+        return [t for t in self.tensors if t.method != "raw"]
+
+    def ideal_bits(self) -> int:
+        return sum(t.ideal_bits for t in self.tensors)
+
+    def dense_bits(self) -> int:
+        """Bits of the whole model stored densely at its own dtypes."""
+        return sum(t.numel * ITEMSIZE[_dense_dtype(t)] * 8 for t in self.tensors)
+
+    def summary(self) -> dict:
+        """Sizes and rates of the compressed layers and of the whole model."""
+        comp = self.compressed
+        # Dense layers left raw (see metadata "skipped") count at their full size.
+        dense = comp + [self[name] for name in self.metadata.get("skipped", {})]
+        layer_dense = sum(32 * t.numel for t in dense)
+        layer_ideal = sum(t.ideal_bits for t in dense)
+        return {
+            "layers_compressed": len(comp),
+            "dense_layer_bytes": layer_dense // 8,
+            "compressed_layer_bytes": layer_ideal / 8,
+            "layer_compression": layer_dense / layer_ideal if layer_ideal else 1.0,
+            "model_dense_bytes": self.dense_bits() // 8,
+            "model_ideal_bytes": self.ideal_bits() / 8,
+            "model_compression": self.dense_bits() / self.ideal_bits(),
+        }
+
+    def decoded_state_dict(self):
+        import torch
+
+        return {t.name: torch.from_numpy(np.array(t.decode(), copy=True)) for t in self.tensors}
+
+    def save(self, path) -> None:
+        from .formats.vqm import write_vqm
+
+        write_vqm(self, path)
+
+    def to_torch(self, model=None):
+        """The source model with its decoded weights loaded (a copy; the source is untouched)."""
+        from .load import rebuild_with_state
+
+        return rebuild_with_state(model if model is not None else self.source_model, self)
+
+
+def _dense_dtype(t: CompressedTensor) -> str:
+    return t.sections["raw"].dtype if t.method == "raw" else "float32"

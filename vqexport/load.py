@@ -1,0 +1,214 @@
+"""Loading PyTorch models without running code from the file unless the user says so.
+
+Accepted: TorchScript archives (torch.jit.save), torch.export programs (.pt2), and
+state_dicts together with an architecture (torchvision:NAME or package.module:Class).
+A fully pickled nn.Module is unpickled only with trust_pickle=True (--trust-pickle).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib
+import json
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import LoadError
+
+EXTRA_FILE = "vqexport.json"  # TorchScript extra file holding labels and input spec
+IMAGENET_INPUT = {"shape": [1, 3, 224, 224], "layout": "NCHW",
+                  "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+@dataclass
+class LoadedModel:
+    module: object  # torch.nn.Module (eager, scripted, or an exported GraphModule)
+    kind: str  # torchscript | export | state_dict | pickle | module
+    name: str = "<module>"
+    sha256: str = ""
+    arch: str | None = None
+    labels: list[str] | None = None
+    input: dict | None = None
+    info: dict = field(default_factory=dict)
+
+    def state_dict(self) -> dict:
+        return self.module.state_dict()
+
+    def dense_layers(self) -> list[str]:
+        return dense_layer_names(self.module)
+
+    def source_metadata(self) -> dict:
+        return {"name": self.name, "sha256": self.sha256, "kind": self.kind, "arch": self.arch}
+
+
+def load_model(path_or_module, arch: str | None = None, trust_pickle: bool = False) -> LoadedModel:
+    import torch
+
+    if isinstance(path_or_module, torch.nn.Module):
+        return LoadedModel(path_or_module.eval(), "module", arch=arch)
+    path = Path(path_or_module)
+    if not path.exists():
+        raise LoadError(f"{path}: no such file")
+    if path.is_dir():
+        raise LoadError(f"{path}: is a folder, not a model file")
+    digest = _sha256(path)
+    names = _zip_names(path)
+    if names is not None and any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+        extra = {EXTRA_FILE: ""}
+        try:
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        except RuntimeError as e:
+            raise LoadError(f"{path}: not a loadable TorchScript archive ({_first_line(e)})") from None
+        spec = json.loads(extra[EXTRA_FILE]) if extra[EXTRA_FILE] else {}
+        return LoadedModel(module.eval(), "torchscript", path.name, digest, spec.get("arch") or arch,
+                           spec.get("labels"), spec.get("input"))
+    if names is not None and any(n.endswith("/archive_format") or "serialized_exported_program" in n for n in names):
+        try:
+            module = torch.export.load(str(path)).module()
+        except Exception as e:  # torch raises many types for a bad archive; all are the user's file
+            raise LoadError(f"{path}: not a loadable torch.export program ({_first_line(e)})") from None
+        return LoadedModel(module, "export", path.name, digest, arch)
+    return _load_pickled(path, digest, arch, trust_pickle)
+
+
+def _load_pickled(path: Path, digest: str, arch: str | None, trust_pickle: bool) -> LoadedModel:
+    import torch
+
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if not trust_pickle:
+            # torch wraps every failure in the same preamble; only "Unsupported global"
+            # means a real pickle of Python objects rather than bytes that are no pickle at all.
+            if "Unsupported global" in str(e) or "Unsupported class" in str(e):
+                raise LoadError(f"{path}: holds a pickled Python object; unpickling it runs code from the file. "
+                                "Re-run with --trust-pickle if you trust where it came from") from None
+            raise LoadError(f"{path}: not a model file (TorchScript, .pt2 or state_dict)") from None
+        obj = _trusted_load(path)
+    except (RuntimeError, EOFError, ValueError, OSError) as e:
+        raise LoadError(f"{path}: not a model file (TorchScript, .pt2 or state_dict): {_first_line(e)}") from None
+    if isinstance(obj, torch.nn.Module):
+        return LoadedModel(obj.eval(), "pickle", path.name, digest, arch)
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        if arch is None:
+            raise LoadError(f"{path}: is a state_dict; say which architecture it belongs to with "
+                            "--arch torchvision:NAME or --arch package.module:Class")
+        module = build_arch(arch, obj)
+        try:
+            module.load_state_dict(obj)
+        except RuntimeError as e:
+            raise LoadError(f"{path}: does not fit --arch {arch}: {_first_line(e)}") from None
+        labels, spec = _arch_defaults(arch, module)
+        return LoadedModel(module.eval(), "state_dict", path.name, digest, arch, labels, spec)
+    raise LoadError(f"{path}: holds a {type(obj).__name__}, not a model or a state_dict")
+
+
+def _trusted_load(path: Path):
+    import torch
+
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as e:  # unpickling can raise anything the file's code raises
+        raise LoadError(f"{path}: could not be unpickled: {_first_line(e)}") from None
+
+
+def build_arch(arch: str, state_dict: dict | None = None):
+    """Instantiate an architecture string: torchvision:NAME or package.module:Class."""
+    import torch
+
+    if ":" not in arch:
+        raise LoadError(f"--arch {arch!r}: expected torchvision:NAME or package.module:Class")
+    where, name = arch.split(":", 1)
+    if where == "torchvision":
+        import torchvision
+
+        kwargs = {}
+        if state_dict is not None:
+            last = [v for k, v in state_dict.items() if k.endswith(".weight") and v.ndim == 2]
+            if last and last[-1].shape[0] != 1000:
+                kwargs["num_classes"] = int(last[-1].shape[0])
+        try:
+            return torchvision.models.get_model(name, weights=None, **kwargs)
+        except ValueError:
+            raise LoadError(f"--arch {arch}: torchvision has no model named {name!r}") from None
+    try:
+        cls = getattr(importlib.import_module(where), name)
+    except (ImportError, AttributeError) as e:
+        raise LoadError(f"--arch {arch}: cannot import it ({_first_line(e)})") from None
+    module = cls()
+    if not isinstance(module, torch.nn.Module):
+        raise LoadError(f"--arch {arch}: {name} is not a torch.nn.Module")
+    return module
+
+
+def _arch_defaults(arch: str, module):
+    """Labels and input spec that an architecture implies (torchvision's ImageNet models)."""
+    if arch.startswith("torchvision:"):
+        import torchvision
+
+        weights = torchvision.models.get_model_weights(arch.split(":", 1)[1])
+        labels = list(next(iter(weights)).meta.get("categories", [])) or None
+        out = [p for n, p in module.named_parameters() if p.ndim == 2]
+        if labels and out and out[-1].shape[0] != len(labels):
+            labels = None
+        return labels, dict(IMAGENET_INPUT)
+    return None, None
+
+
+def dense_layer_names(module) -> list[str]:
+    """State-dict keys of the dense (fully connected) weights, in order.
+
+    nn.Linear modules (also inside TorchScript); for an exported graph, where module
+    types are gone, every 2-D '.weight'.
+    """
+    import torch
+
+    names = []
+    typed = False
+    for mname, mod in module.named_modules():
+        kind = getattr(mod, "original_name", type(mod).__name__)
+        if isinstance(mod, torch.nn.Linear) or kind == "Linear":
+            typed = True
+            names.append(f"{mname}.weight" if mname else "weight")
+    if typed:
+        return names
+    return [k for k, v in module.state_dict().items() if k.endswith(".weight") and v.ndim == 2]
+
+
+def rebuild_with_state(model, cm):
+    """A copy of `model` (LoadedModel, nn.Module, or None to use the .vqm's arch) with cm's weights."""
+    if model is None:
+        arch = (cm.metadata.get("source") or {}).get("arch")
+        if not arch:
+            raise LoadError("this .vqm does not name an architecture; pass the model it came from")
+        module = build_arch(arch)
+    else:
+        module = copy.deepcopy(getattr(model, "module", model))
+    try:
+        module.load_state_dict(cm.decoded_state_dict())
+    except RuntimeError as e:
+        raise LoadError(f"the compressed weights do not fit the model: {_first_line(e)}") from None
+    return module.eval()
+
+
+def _zip_names(path: Path):
+    try:
+        with zipfile.ZipFile(path) as z:
+            return z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else type(e).__name__

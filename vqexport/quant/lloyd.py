@@ -1,0 +1,216 @@
+"""The two k-means every quantizer shares: exact-enough 1-D k-means and batched vector Lloyd.
+
+1-D: the weights are summarised once in a fine histogram (counts, sums and squared sums
+per bin). In 1-D a cluster is an interval, so with prefix sums over the bins one Lloyd
+step costs O(k log B) instead of O(N k): we can afford several seeds and run each to
+convergence. A last exact step on the real weights removes the binning error.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+HIST_BINS = 1 << 20
+CHUNK = 1 << 22
+
+
+def kmeans1d(x: np.ndarray, k: int, seed: int, max_iter: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster scalars. Returns (sorted centroids float32 [k], indices uint16 like x.ravel())."""
+    x = np.ascontiguousarray(x, dtype=np.float32).ravel()
+    if k > x.size:
+        raise ValueError(f"k={k} is larger than the {x.size} values to cluster")
+    pts, cnt, s1, s2 = _summarise(x)
+    if x.size <= HIST_BINS and pts.size <= k:
+        # No more distinct values than centroids: each value is its own centroid, error 0.
+        cent = np.concatenate([pts, np.full(k - pts.size, pts[-1])]).astype(np.float32)
+        return cent, assign1d(x, cent)
+    C, S, Q = (np.concatenate([[0.0], np.cumsum(a)]) for a in (cnt, s1, s2))
+    rng = np.random.default_rng(seed)
+    best, best_sse = None, np.inf
+    for init in _inits(pts, cnt, k, rng):
+        cent, sse = _lloyd_sorted(pts, C, S, Q, np.sort(init), max_iter)
+        if sse < best_sse:
+            best, best_sse = cent, sse
+    idx = assign1d(x, best)
+    # One exact update on the real weights (a Lloyd step can only lower the error).
+    counts = np.bincount(idx, minlength=k)
+    sums = np.zeros(k)
+    for lo in range(0, x.size, CHUNK):
+        sums += np.bincount(idx[lo:lo + CHUNK], weights=x[lo:lo + CHUNK], minlength=k)
+    filled = counts > 0
+    best = best.copy()
+    best[filled] = sums[filled] / counts[filled]
+    best = np.sort(best).astype(np.float32)
+    # Reassigning to the moved centroids can only lower the error, and keeps every weight
+    # on its nearest centroid, which the decode's users may rely on.
+    return best, assign1d(x, best)
+
+
+def assign1d(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Nearest centroid of each scalar, given centroids in ascending order."""
+    bounds = (centroids[1:].astype(np.float64) + centroids[:-1]) / 2
+    out = np.empty(x.size, dtype=np.uint16)
+    for lo in range(0, x.size, CHUNK):
+        out[lo:lo + CHUNK] = np.searchsorted(bounds, x[lo:lo + CHUNK], side="left")
+    return out
+
+
+def _summarise(x: np.ndarray):
+    """Weighted points in ascending order: exact unique values when few, else histogram bins."""
+    if x.size <= HIST_BINS:
+        pts, cnt = np.unique(x.astype(np.float64), return_counts=True)
+        cnt = cnt.astype(np.float64)
+        return pts, cnt, pts * cnt, pts * pts * cnt
+    lo, hi = float(x.min()), float(x.max())
+    scale = HIST_BINS / (hi - lo) if hi > lo else 0.0
+    cnt = np.zeros(HIST_BINS)
+    s1 = np.zeros(HIST_BINS)
+    s2 = np.zeros(HIST_BINS)
+    for a in range(0, x.size, CHUNK):
+        part = x[a:a + CHUNK].astype(np.float64)
+        b = np.minimum(((part - lo) * scale).astype(np.int64), HIST_BINS - 1)
+        cnt += np.bincount(b, minlength=HIST_BINS)
+        s1 += np.bincount(b, weights=part, minlength=HIST_BINS)
+        s2 += np.bincount(b, weights=part * part, minlength=HIST_BINS)
+    keep = cnt > 0
+    cnt, s1, s2 = cnt[keep], s1[keep], s2[keep]
+    return s1 / cnt, cnt, s1, s2
+
+
+def _inits(pts, cnt, k, rng, n_seeds: int = 8):
+    """Quantiles, an even grid, and several greedy k-means++ seedings.
+
+    A 1-D Lloyd run costs milliseconds here, so trying several starts is cheap; the
+    seeding itself runs on at most COARSE merged points to stay cheap on big layers.
+    """
+    cdf = np.cumsum(cnt) / cnt.sum()
+    yield pts[np.minimum(np.searchsorted(cdf, (np.arange(k) + 0.5) / k), pts.size - 1)]
+    yield np.linspace(pts[0], pts[-1], k)
+    cp, cc = _coarsen(pts, cnt)
+    if 4 * k > cp.size:  # seeding cannot tell that many centroids apart on the coarse points
+        return
+    for _ in range(n_seeds):
+        yield _greedy_kmeanspp_1d(cp, cc, k, rng)
+
+
+COARSE = 1 << 14
+
+
+def _coarsen(pts, cnt):
+    """Merge neighbouring points into at most COARSE groups of about equal weight."""
+    if pts.size <= COARSE:
+        return pts, cnt
+    group = np.minimum((np.cumsum(cnt) - cnt) * COARSE // cnt.sum(), COARSE - 1).astype(np.int64)
+    n = np.bincount(group, weights=cnt)
+    s = np.bincount(group, weights=pts * cnt)
+    keep = n > 0
+    return s[keep] / n[keep], n[keep]
+
+
+def _greedy_kmeanspp_1d(pts, cnt, k, rng):
+    """k-means++ that draws 2 + log k candidates a step and keeps the one lowering the cost most."""
+    trials = 2 + int(np.log(k))
+    chosen = np.empty(k)
+    chosen[0] = pts[rng.choice(pts.size, p=cnt / cnt.sum())]
+    d2 = (pts - chosen[0]) ** 2
+    for j in range(1, k):
+        w = d2 * cnt
+        total = w.sum()
+        if total <= 0:
+            chosen[j:] = chosen[j - 1]
+            break
+        cand = pts[np.minimum(np.searchsorted(np.cumsum(w), rng.random(trials) * total), pts.size - 1)]
+        nd = np.minimum(d2[None, :], (pts[None, :] - cand[:, None]) ** 2)
+        best = int(np.argmin(nd @ cnt))
+        chosen[j] = cand[best]
+        d2 = nd[best]
+    return chosen
+
+
+def _lloyd_sorted(pts, C, S, Q, cent, max_iter):
+    cuts = None
+    for _ in range(max_iter):
+        bounds = (cent[1:] + cent[:-1]) / 2
+        new_cuts = np.concatenate([[0], np.searchsorted(pts, bounds, side="left"), [pts.size]])
+        if cuts is not None and np.array_equal(new_cuts, cuts):
+            break
+        cuts = new_cuts
+        n = C[cuts[1:]] - C[cuts[:-1]]
+        s = S[cuts[1:]] - S[cuts[:-1]]
+        filled = n > 0
+        cent = cent.copy()
+        cent[filled] = s[filled] / n[filled]
+        cent = np.sort(cent)
+    n = C[cuts[1:]] - C[cuts[:-1]]
+    s = S[cuts[1:]] - S[cuts[:-1]]
+    q = Q[cuts[1:]] - Q[cuts[:-1]]
+    sse = float(np.sum(q - np.divide(s * s, n, out=np.zeros_like(s), where=n > 0)))
+    return cent, sse
+
+
+def lloyd(X: np.ndarray, k: int, seed: int, iters: int = 25, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """Batched k-means: X is [s, N, d], s independent problems of N vectors each.
+
+    Returns codebooks [s, k, d] float32 and indices [s, N] uint16. Init is k-means++;
+    empty clusters keep their previous centroid. Work is chunked over s so that the
+    [chunk, N, k] distance block stays near 256 MB.
+    """
+    X = np.asarray(X, dtype=np.float32)
+    s, N, d = X.shape
+    if k > N:
+        raise ValueError(f"k={k} is larger than the {N} vectors to cluster")
+    rng = np.random.default_rng(seed)
+    codebooks = np.empty((s, k, d), dtype=np.float32)
+    indices = np.empty((s, N), dtype=np.uint16)
+    step = max(1, int(64e6 // (N * max(k, d))))
+    for a in range(0, s, step):
+        b = min(s, a + step)
+        codebooks[a:b], indices[a:b] = _lloyd_chunk(X[a:b], k, rng, iters)
+        if progress is not None:
+            progress(b - a)
+    return codebooks, indices
+
+
+def _lloyd_chunk(X, k, rng, iters):
+    s, N, d = X.shape
+    x2 = np.einsum("snd,snd->sn", X, X)
+    C = _kmeanspp(X, x2, k, rng)
+    flat_base = (np.arange(s) * k)[:, None]
+    idx = None
+    for _ in range(iters):
+        new_idx = _nearest(X, x2, C)
+        if idx is not None and np.array_equal(new_idx, idx):
+            break
+        idx = new_idx
+        flat = (idx + flat_base).ravel()
+        counts = np.bincount(flat, minlength=s * k).reshape(s, k)
+        sums = np.stack([np.bincount(flat, weights=X[:, :, j].ravel(), minlength=s * k) for j in range(d)], axis=1)
+        sums = sums.reshape(s, k, d)
+        filled = counts > 0
+        C[filled] = (sums[filled] / counts[filled][:, None]).astype(np.float32)
+    # The stored assignment must be nearest to the final centroids.
+    idx = _nearest(X, x2, C)
+    return C, idx.astype(np.uint16)
+
+
+def _nearest(X, x2, C):
+    dist = x2[:, :, None] - 2 * np.matmul(X, C.transpose(0, 2, 1)) + np.einsum("skd,skd->sk", C, C)[:, None, :]
+    return dist.argmin(axis=2)
+
+
+def _kmeanspp(X, x2, k, rng):
+    """k-means++ seeding for each of the s problems at once."""
+    s, N, d = X.shape
+    rows = np.arange(s)
+    C = np.empty((s, k, d), dtype=np.float32)
+    first = rng.integers(N, size=s)
+    C[:, 0] = X[rows, first]
+    d2 = np.maximum(x2 - 2 * np.einsum("snd,sd->sn", X, C[:, 0]) + np.einsum("sd,sd->s", C[:, 0], C[:, 0])[:, None], 0)
+    for j in range(1, k):
+        total = d2.sum(axis=1, keepdims=True)
+        # Inverse-CDF sampling of one point per problem; a problem with all points equal picks any.
+        u = rng.random(s)[:, None] * total
+        pick = np.minimum((np.cumsum(d2, axis=1) < u).sum(axis=1), N - 1)
+        C[:, j] = X[rows, pick]
+        nd = np.maximum(x2 - 2 * np.einsum("snd,sd->sn", X, C[:, j]) + np.einsum("sd,sd->s", C[:, j], C[:, j])[:, None], 0)
+        d2 = np.minimum(d2, nd)
+    return C

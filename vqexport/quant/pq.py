@@ -1,0 +1,53 @@
+"""Product quantization: segments of d columns (or, with rows=True, d rows), a k x d codebook each.
+
+Columns: segment j holds W[:, j*d:(j+1)*d]; its m sub-rows are clustered.
+Rows: the same on W transposed, so segment j holds W[j*d:(j+1)*d, :] and its n sub-columns are clustered.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..bitpack import bits_for
+from ._common import codebook_tensor, need
+from .lloyd import lloyd
+
+NAME = "pq"
+CODE = 3
+
+
+def _split(shape, rows: bool):
+    m, n = shape
+    return (n, m) if rows else (m, n)  # (vectors per segment, length that d must divide)
+
+
+def check(shape, q) -> None:
+    need(len(shape) == 2, f"pq needs a 2-D weight, got shape {tuple(shape)}")
+    vectors, length = _split(shape, q.rows)
+    side = "rows" if q.rows else "columns"
+    need(length % q.d == 0, f"d={q.d} does not divide the {length} {side}")
+    need(q.k <= vectors, f"k={q.k} is larger than the {vectors} vectors in each segment")
+
+
+def fit(w: np.ndarray, q, seed: int, progress=None):
+    wt = w.T if q.rows else w
+    vectors, length = wt.shape
+    s = length // q.d
+    segments = wt.reshape(vectors, s, q.d).transpose(1, 0, 2)  # [s, vectors, d]
+    codebooks, idx = lloyd(segments, q.k, seed, progress=progress)
+    return codebook_tensor(NAME, w.shape, codebooks, idx, bits_for(q.k), q, d=q.d, rows=q.rows)
+
+
+def decode(t) -> np.ndarray:
+    cb, idx = t.codebook(), t.indices().astype(np.int64)  # [s, k, d], [s, vectors]
+    s = cb.shape[0]
+    parts = cb[np.arange(s)[:, None], idx]  # [s, vectors, d]
+    wt = parts.transpose(1, 0, 2).reshape(idx.shape[1], s * t.d)
+    return np.ascontiguousarray(wt.T if t.rows else wt)
+
+
+def layout(t) -> dict:
+    vectors, length = _split(t.shape, t.rows)
+    if t.d < 1 or length % t.d:
+        raise ValueError(f"d={t.d} does not divide {length}")
+    s = length // t.d
+    return {"codebook": (s, t.k, t.d), "indices": (s, vectors)}

@@ -1,0 +1,41 @@
+"""Residual quantization: t stages of k-means on the rows, each on what the last left over."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..bitpack import bits_for
+from ._common import codebook_tensor, need
+from .lloyd import lloyd
+
+NAME = "rq"
+CODE = 4
+
+
+def check(shape, q) -> None:
+    need(len(shape) == 2, f"rq needs a 2-D weight, got shape {tuple(shape)}")
+    need(q.k <= shape[0], f"k={q.k} is larger than the {shape[0]} rows to cluster")
+
+
+def fit(w: np.ndarray, q, seed: int, progress=None):
+    residual = np.array(w, dtype=np.float32)
+    codebooks, indices = [], []
+    for stage in range(q.stages):
+        cb, idx = lloyd(residual[None], q.k, seed + stage)
+        codebooks.append(cb[0])
+        indices.append(idx[0])
+        # The residual is taken against the codebook as stored (float16 rounds it).
+        stored = cb[0].astype(np.float16).astype(np.float32) if q.codebook_dtype == "float16" else cb[0]
+        residual -= stored[idx[0]]
+    return codebook_tensor(NAME, w.shape, np.stack(codebooks), np.stack(indices), bits_for(q.k), q, stages=q.stages)
+
+
+def decode(t) -> np.ndarray:
+    cb, idx = t.codebook(), t.indices()
+    out = np.zeros(t.shape, dtype=np.float32)
+    for stage in range(t.stages):
+        out += cb[stage][idx[stage]]
+    return out
+
+
+def layout(t) -> dict:
+    return {"codebook": (t.stages, t.k, t.shape[1]), "indices": (t.stages, t.shape[0])}

@@ -1,0 +1,38 @@
+"""The paper's low-rank baseline: W ~ A @ B with A = U_r S_r (m x r) and B = V_r^T (r x n)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import CompressedTensor, dense_section
+from ._common import need
+
+NAME = "svd"
+CODE = 5
+EXACT_LIMIT = 2048  # above this many rows and columns, a seeded randomized SVD is far faster
+
+
+def check(shape, q) -> None:
+    need(len(shape) == 2, f"svd needs a 2-D weight, got shape {tuple(shape)}")
+    need(q.rank <= min(shape), f"rank={q.rank} is larger than min{tuple(shape)} = {min(shape)}")
+
+
+def fit(w: np.ndarray, q, seed: int, progress=None):
+    r = q.rank
+    if min(w.shape) <= EXACT_LIMIT:
+        u, s, vt = np.linalg.svd(w.astype(np.float64), full_matrices=False)
+    else:
+        from sklearn.utils.extmath import randomized_svd
+
+        u, s, vt = randomized_svd(w, r, n_iter=4, random_state=seed)
+    a = (u[:, :r] * s[:r]).astype(np.float32)
+    b = vt[:r].astype(np.float32)
+    return CompressedTensor(name="", method=NAME, shape=tuple(w.shape), rank=r,
+                            sections={"factor_a": dense_section("factor_a", a), "factor_b": dense_section("factor_b", b)})
+
+
+def decode(t) -> np.ndarray:
+    return t.sections["factor_a"].data @ t.sections["factor_b"].data
+
+
+def layout(t) -> dict:
+    return {"factor_a": (t.shape[0], t.rank), "factor_b": (t.rank, t.shape[1])}
