@@ -47,3 +47,20 @@ def test_rejects_values_too_wide_and_bad_widths():
 @pytest.mark.parametrize("k,bits", [(2, 1), (3, 2), (4, 2), (5, 3), (16, 4), (17, 5), (256, 8), (65536, 16)])
 def test_bits_for(k, bits):
     assert bitpack.bits_for(k) == bits
+
+
+@settings(max_examples=100, deadline=None)
+@given(bits=st.integers(1, 16), n=st.integers(1, 200), data=st.data())
+def test_unpack_range_matches_slice_of_full_unpack(bits, n, data):
+    v = np.array(data.draw(st.lists(st.integers(0, (1 << bits) - 1), min_size=n, max_size=n)), dtype=np.uint32)
+    start = data.draw(st.integers(0, n - 1))
+    count = data.draw(st.integers(0, n - start))
+    packed = bitpack.pack(v, bits)
+    assert np.array_equal(bitpack.unpack_range(packed, start, count, bits), v[start:start + count])
+
+
+def test_pack_stream_equals_pack_and_rejects_unaligned_chunks():
+    v = np.arange(100) % 32
+    assert bitpack.pack_stream([v[:64], v[64:]], 5) == bitpack.pack(v, 5)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        bitpack.pack_stream([v[:10], v[10:]], 5)

@@ -148,3 +148,16 @@ def test_same_seed_same_result_other_seed_may_differ(rng):
     a, b = fit(w, seed=3, method="pq", k=16, d=4), fit(w, seed=3, method="pq", k=16, d=4)
     assert np.array_equal(a.sections["indices"].data, b.sections["indices"].data)
     assert np.array_equal(a.codebook(), b.codebook())
+
+
+@pytest.mark.parametrize("kw", [
+    {"method": "binary"}, {"method": "kmeans", "k": 8}, {"method": "pq", "k": 8, "d": 4},
+    {"method": "pq", "k": 8, "d": 4, "rows": True}, {"method": "rq", "k": 8}, {"method": "svd", "rank": 5},
+])
+def test_decoding_row_blocks_equals_the_whole(rng, kw):
+    w = weight(rng, 40, 24)
+    t = fit(w, **kw)
+    full = t.decode()
+    blocks = t.row_blocks(elements=7 * 24)  # 7 rows a block: blocks that do not divide 40
+    assert len(blocks) == 6
+    assert np.array_equal(np.concatenate([t.decode(r) for r in blocks]), full)

@@ -21,6 +21,11 @@ def pack(values: np.ndarray, bits: int) -> bytes:
         raise ValueError(f"a value needs more than {bits} bits")
     if bits in (8, 16):
         return v.astype("<u1" if bits == 8 else "<u2").tobytes()
+    if bits in (1, 2, 4) and v.size % (8 // bits) == 0:
+        # Whole values per byte: OR the shifted values of each byte together (the common case).
+        per = 8 // bits
+        shifts = (np.arange(per, dtype=np.uint32) * bits).astype(np.uint8)
+        return np.bitwise_or.reduce(v.astype(np.uint8).reshape(-1, per) << shifts, axis=1).tobytes()
     # Each value's bits, lowest first, laid out in stream order; packbits('little') does the rest.
     # Done in chunks so a 100 M-weight layer never materialises 100 M x b bytes at once.
     out = bytearray()
@@ -59,3 +64,31 @@ def unpack(data: bytes | np.ndarray, count: int, bits: int) -> np.ndarray:
 def bits_for(k: int) -> int:
     """Index width for a k-entry codebook: ceil(log2 k), at least 1."""
     return max(1, int(k - 1).bit_length())
+
+
+def pack_stream(chunks, bits: int) -> bytes:
+    """pack() over an iterable of arrays; every chunk but the last must hold a multiple of 8 values."""
+    out = bytearray()
+    tail = False
+    for chunk in chunks:
+        if tail:
+            raise ValueError("only the last chunk may hold a count that is not a multiple of 8")
+        tail = len(chunk) % 8 != 0
+        out += pack(chunk, bits)
+    return bytes(out)
+
+
+def unpack_range(data, start: int, count: int, bits: int) -> np.ndarray:
+    """Values start .. start+count-1 of a packed stream, without unpacking the rest."""
+    first_bit = start * bits
+    lo = first_bit // 8
+    skip = first_bit % 8
+    nbytes = (skip + count * bits + 7) // 8
+    buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8).ravel()
+    if lo + nbytes > buf.size:
+        raise ValueError(f"packed indices need {lo + nbytes} bytes, have {buf.size}")
+    if skip == 0:
+        return unpack(buf[lo:lo + nbytes], count, bits)
+    stream = np.unpackbits(buf[lo:lo + nbytes], bitorder="little")[skip:skip + count * bits]
+    weights = (1 << np.arange(bits, dtype=np.uint32)).astype(np.uint32)
+    return (stream.reshape(count, bits).astype(np.uint32) @ weights).astype(np.uint16)

@@ -57,8 +57,12 @@ def dense_section(role: str, array: np.ndarray) -> Section:
 
 
 def packed_section(indices: np.ndarray, bits: int) -> Section:
-    data = np.frombuffer(bitpack.pack(indices, bits), dtype=np.uint8)
-    return Section("indices", "packed", tuple(indices.shape), data, bits)
+    return packed_bytes_section(bitpack.pack(indices, bits), tuple(indices.shape), bits)
+
+
+def packed_bytes_section(data: bytes, shape: tuple[int, ...], bits: int) -> Section:
+    """Indices that were packed as they were computed (see lloyd.assign1d_packed)."""
+    return Section("indices", "packed", tuple(shape), np.frombuffer(data, dtype=np.uint8), bits)
 
 
 @dataclass
@@ -99,13 +103,28 @@ class CompressedTensor:
     def indices(self) -> np.ndarray:
         return self.sections["indices"].unpacked()
 
-    def decode(self) -> np.ndarray:
-        """The reference decode, defined once per method in vqexport/quant/<method>.py."""
+    def flat_indices(self, start: int, count: int) -> np.ndarray:
+        """Indices start .. start+count-1 of the flat index stream, unpacking only those."""
+        sec = self.sections["indices"]
+        return bitpack.unpack_range(sec.data, start, count, sec.bits)
+
+    def decode(self, rows: slice | None = None) -> np.ndarray:
+        """The reference decode, defined once per method in vqexport/quant/<method>.py.
+
+        rows: decode only W[rows] (a slice with step 1), so big layers can be read in blocks.
+        """
         if self.method == "raw":
-            return self.sections["raw"].data.reshape(self.shape)
+            full = self.sections["raw"].data.reshape(self.shape)
+            return full if rows is None else full[rows]
         from .quant import get_quantizer
 
-        return get_quantizer(self.method).decode(self)
+        return get_quantizer(self.method).decode(self, rows)
+
+    def row_blocks(self, elements: int = 1 << 22):
+        """Row slices of about `elements` weights each, covering the whole tensor."""
+        m = self.shape[0]
+        step = max(1, elements // max(1, self.numel // max(m, 1)))
+        return [slice(a, min(m, a + step)) for a in range(0, m, step)]
 
 
 @dataclass

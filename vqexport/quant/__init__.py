@@ -3,7 +3,8 @@
 Each method module defines:
     check(shape, q)            raise ConfigError if q does not fit a weight of this shape
     fit(w, q, seed, progress)  -> CompressedTensor (name left empty)
-    decode(t)                  -> float32 array of t.shape: THE reference decode
+    decode(t, rows=None)       -> float32 W[rows] (all of W by default): THE reference decode
+    layout(t)                  -> {role: shape} of the sections the decode reads
 """
 from __future__ import annotations
 

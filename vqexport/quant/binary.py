@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import codebook_tensor, need
+from ..bitpack import pack_stream
+from ..ir import packed_bytes_section
+from ._common import codebook_tensor, flat_gather, need
+from .lloyd import CHUNK
 
 NAME = "binary"
 CODE = 1
@@ -19,13 +22,15 @@ def check(shape, q) -> None:
 
 
 def fit(w: np.ndarray, q, seed: int, progress=None):
-    alpha = float(np.abs(w, dtype=np.float64).mean())
-    idx = (w.ravel() >= 0).astype(np.uint16)
-    return codebook_tensor(NAME, w.shape, np.array([-alpha, alpha]), idx, 1, q, k=2)
+    flat = w.ravel()
+    alpha = float(sum(np.abs(flat[a:a + CHUNK], dtype=np.float64).sum() for a in range(0, flat.size, CHUNK)) / flat.size)
+    packed = pack_stream(((flat[a:a + CHUNK] >= 0) for a in range(0, flat.size, CHUNK)), 1)
+    return codebook_tensor(NAME, w.shape, np.array([-alpha, alpha]), packed_bytes_section(packed, (flat.size,), 1),
+                           1, q, k=2)
 
 
-def decode(t) -> np.ndarray:
-    return t.codebook()[t.indices()].reshape(t.shape)
+def decode(t, rows=None) -> np.ndarray:
+    return flat_gather(t, rows)
 
 
 def layout(t) -> dict:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..bitpack import bits_for
-from ._common import codebook_tensor, need
-from .lloyd import kmeans1d
+from ..ir import packed_bytes_section
+from ._common import codebook_tensor, flat_gather, need
+from .lloyd import assign1d_packed, kmeans1d_centroids
 
 NAME = "kmeans"
 CODE = 2
@@ -18,12 +19,16 @@ def check(shape, q) -> None:
 
 
 def fit(w: np.ndarray, q, seed: int, progress=None):
-    centroids, idx = kmeans1d(w, q.k, seed)
-    return codebook_tensor(NAME, w.shape, centroids, idx, bits_for(q.k), q)
+    bits = bits_for(q.k)
+    centroids = kmeans1d_centroids(w, q.k, seed)
+    if q.codebook_dtype == "float16":  # assign to the centroids as they will be stored
+        centroids = np.sort(centroids.astype(np.float16)).astype(np.float32)
+    packed = packed_bytes_section(assign1d_packed(w, centroids, bits), (w.size,), bits)
+    return codebook_tensor(NAME, w.shape, centroids, packed, bits, q)
 
 
-def decode(t) -> np.ndarray:
-    return t.codebook()[t.indices()].reshape(t.shape)
+def decode(t, rows=None) -> np.ndarray:
+    return flat_gather(t, rows)
 
 
 def layout(t) -> dict:

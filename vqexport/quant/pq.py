@@ -37,12 +37,18 @@ def fit(w: np.ndarray, q, seed: int, progress=None):
     return codebook_tensor(NAME, w.shape, codebooks, idx, bits_for(q.k), q, d=q.d, rows=q.rows)
 
 
-def decode(t) -> np.ndarray:
-    cb, idx = t.codebook(), t.indices().astype(np.int64)  # [s, k, d], [s, vectors]
+def decode(t, rows=None) -> np.ndarray:
+    cb, idx = t.codebook(), t.indices()  # [s, k, d], [s, vectors]
     s = cb.shape[0]
-    parts = cb[np.arange(s)[:, None], idx]  # [s, vectors, d]
+    if not t.rows and rows is not None:
+        idx = idx[:, rows]  # by columns, a block of rows is a block of each segment's vectors
+    parts = cb[np.arange(s)[:, None], idx.astype(np.int64)]  # [s, vectors, d]
     wt = parts.transpose(1, 0, 2).reshape(idx.shape[1], s * t.d)
-    return np.ascontiguousarray(wt.T if t.rows else wt)
+    if not t.rows:
+        return wt
+    # By rows, W = wt.T: a block of rows spans whole segments, decoded in full then cut.
+    w = np.ascontiguousarray(wt.T)
+    return w if rows is None else w[rows]
 
 
 def layout(t) -> dict:

@@ -29,9 +29,11 @@ def fit(w: np.ndarray, q, seed: int, progress=None):
     return codebook_tensor(NAME, w.shape, np.stack(codebooks), np.stack(indices), bits_for(q.k), q, stages=q.stages)
 
 
-def decode(t) -> np.ndarray:
+def decode(t, rows=None) -> np.ndarray:
     cb, idx = t.codebook(), t.indices()
-    out = np.zeros(t.shape, dtype=np.float32)
+    if rows is not None:
+        idx = idx[:, rows]
+    out = np.zeros((idx.shape[1], t.shape[1]), dtype=np.float32)
     for stage in range(t.stages):
         out += cb[stage][idx[stage]]
     return out

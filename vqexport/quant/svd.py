@@ -30,8 +30,9 @@ def fit(w: np.ndarray, q, seed: int, progress=None):
                             sections={"factor_a": dense_section("factor_a", a), "factor_b": dense_section("factor_b", b)})
 
 
-def decode(t) -> np.ndarray:
-    return t.sections["factor_a"].data @ t.sections["factor_b"].data
+def decode(t, rows=None) -> np.ndarray:
+    a = t.sections["factor_a"].data.astype(np.float32)
+    return (a if rows is None else a[rows]) @ t.sections["factor_b"].data.astype(np.float32)
 
 
 def layout(t) -> dict:
