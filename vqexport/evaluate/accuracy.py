@@ -29,7 +29,7 @@ def topk(logits: np.ndarray, y: np.ndarray, k: int) -> float:
 
 def open_for_eval(path, source=None, arch=None, trust_pickle=False):
     """A runtime and the model's own metadata summary (sizes), for any supported file."""
-    from ..load import load_model
+    from ..load import LoadedModel, load_model
 
     path = Path(path)
     if path.suffix == ".vqm" and source:
@@ -37,8 +37,9 @@ def open_for_eval(path, source=None, arch=None, trust_pickle=False):
         from .runtimes import TorchRuntime
 
         cm = read_vqm(path)
-        return TorchRuntime(cm.to_torch(load_model(source, arch=arch, trust_pickle=trust_pickle)),
-                            cm.metadata.get("input"), cm.metadata.get("labels"), path=path)
+        if not isinstance(source, LoadedModel):
+            source = load_model(source, arch=arch, trust_pickle=trust_pickle)
+        return TorchRuntime(cm.to_torch(source), cm.metadata.get("input"), cm.metadata.get("labels"), path=path)
     if path.suffix not in (".vqm", ".onnx", ".tflite") and (arch or trust_pickle):
         return open_runtime(load_model(path, arch=arch, trust_pickle=trust_pickle))
     return open_runtime(path)

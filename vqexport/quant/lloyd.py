@@ -164,11 +164,90 @@ def _lloyd_sorted(pts, C, S, Q, cent, max_iter):
     return cent, sse
 
 
-def lloyd(X: np.ndarray, k: int, seed: int, iters: int = 25, progress=None) -> tuple[np.ndarray, np.ndarray]:
+def _companded(xs, lo, hi, k, bins: int = 64):
+    """Per-row start at the quantiles of density**(1/3), the high-resolution optimum for MSE."""
+    s, N = xs.shape
+    width = np.maximum(hi - lo, 1e-30)
+    b = np.minimum(((xs - lo) / width * bins).astype(np.int64), bins - 1)
+    counts = np.zeros((s, bins))
+    np.add.at(counts, (np.repeat(np.arange(s), N), b.ravel()), 1.0)
+    mass = np.cumsum(np.cbrt(counts), axis=1)
+    mass /= mass[:, -1:]
+    targets = (np.arange(k) + 0.5) / k
+    pos = np.stack([np.interp(targets, np.concatenate([[0.0], mass[j]]), np.linspace(0, 1, bins + 1))
+                    for j in range(s)])
+    return lo + pos * width
+
+
+def kmeans1d_batched(X: np.ndarray, k: int, max_iter: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """Scalar k-means on each row of X [s, N] at once (pq with d=1). Returns [s, k] and [s, N].
+
+    The sorted rows are laid end to end, each shifted by its row number times a span wider
+    than any row, so one searchsorted finds every cluster boundary of every row, and prefix
+    sums give the cluster means: each Lloyd step costs O(s k log(sN)). Starts from the
+    quantiles and from an even grid, and keeps the better of the two per row.
+    """
+    s, N = X.shape
+    if k > N:
+        raise ValueError(f"k={k} is larger than the {N} values to cluster")
+    order = np.argsort(X, axis=1, kind="stable")
+    xs = np.take_along_axis(X, order, axis=1).astype(np.float64)
+    lo, hi = xs[:, :1], xs[:, -1:]
+    span = float((hi - lo).max()) * 2 + 1.0
+    rowoff = np.arange(s)[:, None] * span
+    flat = (xs - lo + rowoff).ravel()  # ascending across the whole array
+    csum = np.concatenate([[0.0], np.cumsum(xs.ravel())])
+    csq = np.concatenate([[0.0], np.cumsum(xs.ravel() ** 2)])
+    base = np.arange(s)[:, None] * N
+
+    def cuts_of(cent):
+        bounds = (cent[:, 1:] + cent[:, :-1]) / 2 - lo + rowoff
+        inner = np.searchsorted(flat, bounds.ravel(), side="left").reshape(s, k - 1)
+        return np.concatenate([base, inner, base + N], axis=1)
+
+    def solve(cent):
+        cuts = None
+        for _ in range(max_iter):
+            new = cuts_of(cent)
+            if cuts is not None and np.array_equal(new, cuts):
+                break
+            cuts = new
+            n = np.diff(cuts, axis=1)
+            sums = csum[cuts[:, 1:]] - csum[cuts[:, :-1]]
+            cent = np.where(n > 0, sums / np.maximum(n, 1), cent)
+            cent.sort(axis=1)
+        cuts = cuts_of(cent)
+        n = np.diff(cuts, axis=1)
+        sums = csum[cuts[:, 1:]] - csum[cuts[:, :-1]]
+        sq = csq[cuts[:, 1:]] - csq[cuts[:, :-1]]
+        sse = np.sum(sq - np.where(n > 0, sums * sums / np.maximum(n, 1), 0), axis=1)
+        return cent, sse
+
+    quant = xs[:, np.minimum(((np.arange(k) + 0.5) / k * N).astype(int), N - 1)]
+    grid = lo + (hi - lo) * np.linspace(0, 1, k)[None, :]
+    best_c, best_e = solve(quant)
+    for init in (grid, _companded(xs, lo, hi, k)):
+        c, e = solve(init)
+        better = e < best_e
+        best_c[better], best_e[better] = c[better], e[better]
+    cent = best_c
+    cuts = cuts_of(cent) - base
+    # Cluster of each sorted value, then back to the original order of each row.
+    sorted_idx = (np.arange(N)[None, :, None] >= cuts[:, None, 1:-1]).sum(axis=2) if k <= 16 else \
+        np.stack([np.searchsorted(cuts[j, 1:-1], np.arange(N), side="right") for j in range(s)])
+    idx = np.empty((s, N), dtype=np.uint16)
+    np.put_along_axis(idx, order, sorted_idx.astype(np.uint16), axis=1)
+    return cent.astype(np.float32), idx
+
+
+def lloyd(X: np.ndarray, k: int, seed: int, iters: int = 25, progress=None, tol: float = 1e-3
+          ) -> tuple[np.ndarray, np.ndarray]:
     """Batched k-means: X is [s, N, d], s independent problems of N vectors each.
 
     Returns codebooks [s, k, d] float32 and indices [s, N] uint16. Init is k-means++;
-    empty clusters keep their previous centroid. Work is chunked over s so that the
+    empty clusters keep their previous centroid. Iteration stops when fewer than `tol` of the
+    assignments change. For d == 1 each problem is scalar k-means, solved by kmeans1d instead.
+    Work is chunked over s so that the
     [chunk, N, k] distance block stays near 256 MB.
     """
     X = np.asarray(X, dtype=np.float32)
@@ -178,24 +257,36 @@ def lloyd(X: np.ndarray, k: int, seed: int, iters: int = 25, progress=None) -> t
     rng = np.random.default_rng(seed)
     codebooks = np.empty((s, k, d), dtype=np.float32)
     indices = np.empty((s, N), dtype=np.uint16)
+    if d == 1:
+        codebooks[:, :, 0], indices[:] = kmeans1d_batched(X[:, :, 0], k)
+        if progress is not None:
+            progress(s)
+        return codebooks, indices
     step = max(1, int(64e6 // (N * max(k, d))))
     for a in range(0, s, step):
         b = min(s, a + step)
-        codebooks[a:b], indices[a:b] = _lloyd_chunk(X[a:b], k, rng, iters)
+        codebooks[a:b], indices[a:b] = _lloyd_chunk(X[a:b], k, rng, iters, tol)
         if progress is not None:
             progress(b - a)
     return codebooks, indices
 
 
-def _lloyd_chunk(X, k, rng, iters):
+KMEANSPP_MAX_K = 32  # above this, k sequential seeding passes cost more than Lloyd itself
+
+
+def _lloyd_chunk(X, k, rng, iters, tol):
     s, N, d = X.shape
     x2 = np.einsum("snd,snd->sn", X, X)
-    C = _kmeanspp(X, x2, k, rng)
+    if k <= KMEANSPP_MAX_K:
+        C = _kmeanspp(X, x2, k, rng)
+    else:
+        pick = np.argsort(rng.random((s, N)), axis=1)[:, :k]  # k distinct points per problem
+        C = X[np.arange(s)[:, None], pick].copy()
     flat_base = (np.arange(s) * k)[:, None]
     idx = None
     for _ in range(iters):
         new_idx = _nearest(X, x2, C)
-        if idx is not None and np.array_equal(new_idx, idx):
+        if idx is not None and np.count_nonzero(new_idx != idx) <= tol * new_idx.size:
             break
         idx = new_idx
         flat = (idx + flat_base).ravel()

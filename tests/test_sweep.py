@@ -1,0 +1,55 @@
+"""The sweep: its points, paired measures, SVD at matched compression, and its outputs."""
+import json
+
+import numpy as np
+import torch
+
+from vqexport.evaluate.sweep import best_within, run_sweep, svd_overrides
+
+from conftest import TINY_CNN_INPUT, tiny_cnn
+
+
+def _data(tmp_path, model):
+    rng = np.random.default_rng(0)
+    x = rng.random((200, 1, 12, 12), dtype=np.float32)
+    with torch.no_grad():
+        y = model(torch.from_numpy((x - 0.5) / 0.25)).argmax(1).numpy()  # labels the model gets right
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    return str(tmp_path / "d.npz")
+
+
+def test_quick_sweep_writes_three_points_and_plots(tmp_path):
+    from vqexport.zoo.cnn import save_torchscript
+
+    net = tiny_cnn()
+    save_torchscript(net, tmp_path / "m.pt", {"input": TINY_CNN_INPUT})
+    s = run_sweep(tmp_path / "m.pt", _data(tmp_path, net), tmp_path / "out", quick=True, quiet=True)
+    assert [p["method"] for p in s["points"]] == ["kmeans", "pq", "svd"]
+    on_disk = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert len(on_disk["points"]) == 3 and on_disk["baseline"]["top1"] == 1.0
+    for p in s["points"]:
+        assert p["layer_compression"] > 1 and 0 <= p["agree"] <= 1
+        assert p["files"]["vqm"]["bytes"] > 0
+    km = s["points"][0]
+    assert km["snr_db"] > 15  # k=16 on a 144x64 layer keeps the logits close
+    for png in ("accuracy_vs_compression.png", "size_vs_accuracy.png"):
+        assert (tmp_path / "out" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Highest whole-model compression" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_svd_ranks_match_target_and_small_layers_keep_a_floor():
+    import vqexport
+
+    m = vqexport.load_model(tiny_cnn())
+    ranks, notes = svd_overrides(m, 8.0)
+    assert ranks["4.weight"]["rank"] == int(64 * 144 / (8 * (64 + 144)))
+    assert ranks["6.weight"]["rank"] == 5 and "6.weight" in notes  # 10x64: rank 1 would be useless
+
+
+def test_best_within_one_point():
+    pts = [{"method": "kmeans", "label": "a", "top1": 0.975, "model_compression": 8, "layer_compression": 8},
+           {"method": "kmeans", "label": "b", "top1": 0.96, "model_compression": 20, "layer_compression": 20},
+           {"method": "pq", "rows": False, "label": "c", "top1": 0.98, "model_compression": 15,
+            "layer_compression": 15}]
+    best = best_within(pts, 0.98, 0.01)
+    assert best["kmeans"]["label"] == "a" and best["pq cols"]["label"] == "c"
