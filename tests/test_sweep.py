@@ -37,13 +37,14 @@ def test_quick_sweep_writes_three_points_and_plots(tmp_path):
     assert "Highest whole-model compression" in (tmp_path / "out" / "results.md").read_text()
 
 
-def test_svd_ranks_match_target_and_small_layers_keep_a_floor():
+def test_svd_ranks_match_target_and_small_layers_stay_raw():
     import vqexport
 
     m = vqexport.load_model(tiny_cnn())
-    ranks, notes = svd_overrides(m, 8.0)
+    ranks, notes, layers = svd_overrides(m, 8.0)
     assert ranks["4.weight"]["rank"] == int(64 * 144 / (8 * (64 + 144)))
-    assert ranks["6.weight"]["rank"] == 5 and "6.weight" in notes  # 10x64: rank 1 would be useless
+    assert layers == ["4.weight"]  # the 10x64 classifier stays raw, and the notes say why
+    assert "6.weight" not in ranks and "kept raw" in notes["6.weight"]
 
 
 def test_best_within_one_point():

@@ -23,7 +23,7 @@ from ..fileio import atomic_path
 from ..report import human_bytes, table
 from .datasets import load_dataset
 
-SMALL_LAYER = 32  # a layer with min(m, n) at most this keeps half its rank under svd, at least
+SMALL_LAYER = 32  # under svd a dense layer with min(m, n) at most this stays raw (see svd_overrides)
 
 
 def full_grid() -> list[dict]:
@@ -58,19 +58,24 @@ def label(p: dict) -> str:
     return m
 
 
-def svd_overrides(model, target: float) -> tuple[dict, dict]:
-    """Per-layer ranks that give each dense layer about `target`x; small layers keep half their rank."""
+def svd_overrides(model, target: float) -> tuple[dict, dict, list[str]]:
+    """Per-layer ranks that give each dense layer about `target`x, and the layers to compress.
+
+    A small layer (min(m, n) <= SMALL_LAYER, such as a 10-way classifier) stays raw: any rank
+    below its full rank squeezes the outputs into a subspace (rank 5 of 10 logits costs this
+    CNN 7 points at every compression), and its full rank saves nothing. The notes say so.
+    """
     state = model.state_dict()
-    ranks, notes = {}, {}
+    ranks, notes, layers = {}, {}, []
     for name in model.dense_layers():
         m, n = state[name].shape
         r = max(1, int(m * n / (target * (m + n))))
-        if min(m, n) <= SMALL_LAYER and r < min(m, n) // 2:
-            notes[name] = (f"rank {r} would leave the {m}x{n} layer almost nothing; kept at rank "
-                           f"{min(m, n) // 2}")
-            r = min(m, n) // 2
+        if min(m, n) <= SMALL_LAYER:
+            notes[name] = f"kept raw: rank {r} of {min(m, n)} would collapse the {m}x{n} layer's outputs"
+            continue
         ranks[name] = {"rank": min(r, min(m, n))}
-    return ranks, notes
+        layers.append(name)
+    return ranks, notes, layers
 
 
 def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm",), arch=None,
@@ -131,8 +136,9 @@ def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm
         targets = targets[:1]
     bar.total = len(grid) + len(targets) + 1
     for target in targets:
-        overrides, notes = svd_overrides(model, target)
-        config = CompressConfig(quant=QuantConfig(method="svd"), overrides=tuple(overrides.items()))
+        overrides, notes, layers = svd_overrides(model, target)
+        config = CompressConfig(quant=QuantConfig(method="svd"), layers=tuple(layers),
+                                overrides=tuple(overrides.items()))
         results.append(measure({"method": "svd", "target": float(target)}, config, notes))
     bar.update(1)
     bar.close()
