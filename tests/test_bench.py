@@ -1,0 +1,160 @@
+"""One runner for every format (evaluate.runtimes) and the benchmark (evaluate.bench)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import vqexport
+from vqexport.errors import VqexportError
+from vqexport.evaluate import bench
+from vqexport.evaluate.runtimes import LiteRtRuntime, OrtRuntime, TorchRuntime, open_runtime, tflite_metadata
+from vqexport.formats.onnx_export import export_dense_onnx, export_onnx
+
+SPEC = {"shape": [1, 3, 8, 8], "layout": "NCHW", "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                 torch.nn.Linear(4 * 6 * 6, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10)).eval()
+    lm = vqexport.load_model(module)
+    lm.input, lm.labels = dict(SPEC), [str(i) for i in range(10)]
+    return lm
+
+
+@pytest.fixture(scope="module")
+def onnx_files(loaded, tmp_path_factory):
+    d = tmp_path_factory.mktemp("onnx")
+    cm = vqexport.compress(loaded, "kmeans", k=16, seed=0)
+    export_onnx(cm, d / "vq.onnx")
+    export_dense_onnx(loaded, d / "dense.onnx")
+    return cm, d / "vq.onnx", d / "dense.onnx"
+
+
+def _x(n=5):
+    return np.random.default_rng(3).standard_normal((n, 3, 8, 8)).astype(np.float32)
+
+
+def test_torch_and_onnx_runtimes_agree(loaded, onnx_files):
+    cm, vq, dense = onnx_files
+    rt_dense, rt_vq = open_runtime(dense, threads=1), open_runtime(vq)
+    assert isinstance(rt_vq, OrtRuntime) and rt_vq.input_spec["std"] == SPEC["std"] and rt_vq.labels[0] == "0"
+    assert rt_vq.input_shape == SPEC["shape"]
+    x = _x()
+    for src, rt in ((loaded, rt_dense), (cm, rt_vq)):
+        want = open_runtime(src).run(x)
+        got = rt.run(x)
+        assert got.shape == (5, 10) and np.allclose(got, want, atol=1e-5)
+    assert isinstance(open_runtime(loaded.module), TorchRuntime)
+    assert open_runtime(loaded).input_spec == SPEC
+
+
+def test_runtime_paths(tmp_path, loaded, onnx_files):
+    cm, vq, _ = onnx_files
+    with pytest.raises(VqexportError, match="no such file"):
+        open_runtime(tmp_path / "missing.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    with pytest.raises(VqexportError, match="ONNX Runtime cannot load"):
+        open_runtime(bad)
+    with pytest.raises(VqexportError, match="NCHW"):
+        open_runtime(vq).run(np.zeros((3, 8, 8), np.float32))
+
+
+@pytest.fixture(scope="module")
+def tflite_nhwc(tmp_path_factory):
+    """A tiny NHWC .tflite from the TF converter, and the numpy function it computes."""
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)
+    fc = rng.standard_normal((6 * 6 * 4, 10)).astype(np.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 3], tf.float32)])
+    def f(x):
+        y = tf.nn.relu(tf.nn.conv2d(x, w, 1, "VALID"))
+        return tf.matmul(tf.reshape(y, [-1, 6 * 6 * 4]), fc)
+
+    buf = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f).convert()
+    path = tmp_path_factory.mktemp("tflite") / "m.tflite"
+    path.write_bytes(buf)
+
+    def reference(x_nchw):
+        return np.concatenate([f(tf.constant(x.transpose(1, 2, 0)[None])).numpy() for x in x_nchw])
+
+    return path, reference
+
+
+def _with_metadata(src, dst, payload: bytes):
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.ModelT.InitFromPackedBuf(bytearray(src.read_bytes()), 0)
+    b = schema.BufferT()
+    b.data = np.frombuffer(payload, dtype=np.uint8)
+    m.buffers.append(b)
+    md = schema.MetadataT()
+    md.name, md.buffer = "vqexport", len(m.buffers) - 1
+    m.metadata = (m.metadata or []) + [md]
+    builder = flatbuffers.Builder(1 << 16)
+    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+    dst.write_bytes(bytes(builder.Output()))
+
+
+def test_litert_nhwc_from_nchw(tflite_nhwc, tmp_path):
+    path, reference = tflite_nhwc
+    rt = open_runtime(path, threads=1)
+    assert isinstance(rt, LiteRtRuntime) and rt.nhwc  # inferred: last dim 3 = channels
+    assert rt.input_shape == [1, 3, 8, 8]
+    x = _x(4)
+    want = reference(x)
+    assert np.allclose(rt.run(x[:1]), want[:1], atol=1e-4)
+    assert np.allclose(rt.run(x), want, atol=1e-4)  # batch 4 through resize_tensor_input
+    assert np.allclose(rt.run(x[1:2]), want[1:2], atol=1e-4)
+
+    meta = {"labels": ["a"] * 10, "input": {**SPEC, "layout": "NHWC"}}
+    tagged = tmp_path / "tagged.tflite"
+    _with_metadata(path, tagged, json.dumps(meta).encode())
+    assert json.loads(tflite_metadata(tagged, "vqexport")) == meta
+    assert tflite_metadata(path, "vqexport") is None
+    rt = open_runtime(tagged)
+    assert rt.nhwc and rt.labels == ["a"] * 10 and rt.input_spec["std"] == SPEC["std"]
+    assert np.allclose(rt.run(x), want, atol=1e-4)
+    r = bench.run_bench(tagged, runs=5, warmup=1, threads=1)
+    assert r["format"] == "tflite" and r["input_shape"] == [1, 3, 8, 8] and r["output_shape"] == [1, 10]
+
+
+def test_bench_onnx(onnx_files):
+    _, vq, dense = onnx_files
+    r = bench.run_bench(vq, runs=20, warmup=2, threads=1)
+    for key in ("init_ms", "first_run_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "mean_ms", "peak_rss_mib"):
+        assert r[key] > 0, key
+    assert r["min_ms"] <= r["p50_ms"] <= r["p90_ms"] <= r["p95_ms"] <= r["max_ms"]
+    assert r["runs"] == 20 and r["input_shape"] == [1, 3, 8, 8] and r["runtime"].startswith("onnxruntime")
+    assert r["peak_rss_mib"] >= r["baseline_rss_mib"] > 0
+    text = bench.format_bench(r)
+    assert "p50" in text and "peak RSS" in text and str(vq) in text
+
+
+def test_bench_torchscript_and_errors(tmp_path, loaded):
+    from vqexport.zoo.cnn import save_torchscript
+
+    pt = tmp_path / "m.pt"
+    save_torchscript(loaded.module, pt, {"input": SPEC})
+    r = bench.measure(pt, runs=3, warmup=0)
+    assert r["runtime"].startswith("torch") and r["output_shape"] == [1, 10]
+    with pytest.raises(VqexportError, match="no such file"):
+        bench.run_bench(tmp_path / "missing.onnx", runs=1)
+    with pytest.raises(VqexportError):
+        bench.run_bench(tmp_path / "x.onnx", runs=0)
+
+
+def test_bench_main_json(onnx_files, capsys):
+    _, vq, _ = onnx_files
+    assert bench.main([str(vq), "--runs", "3", "--warmup", "0", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["runs"] == 3
+    assert bench.main([str(vq) + ".nope", "--runs", "1"]) == 2
