@@ -9,7 +9,7 @@ within 1 point of top-1 for each method, and whether VQ beats SVD at equal compr
 from __future__ import annotations
 
 import argparse
-import shutil
+import json
 import sys
 import time
 from pathlib import Path
@@ -23,22 +23,35 @@ def main() -> int:
     ap.add_argument("--formats", default="vqm,onnx,tflite")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "docs" / "results"))
+    ap.add_argument("--from-results", action="store_true",
+                    help="rebuild the markdown from the results.json of an earlier run, without sweeping")
     args = ap.parse_args()
 
-    from vqexport.evaluate.sweep import run_sweep
+    from vqexport.evaluate.sweep import plot_accuracy, plot_sizes, run_sweep
     from vqexport.zoo.cnn import reference_path
 
     out = Path(args.out)
-    sections = []
+    sections, summaries = [], []
     for data in args.data.split(","):
         start = time.perf_counter()
-        model = reference_path(data, quiet=False)
         folder = out / f"paper_{data}"
-        s = run_sweep(model, data, folder, quick=args.quick, formats=args.formats.split(","))
-        minutes = (time.perf_counter() - start) / 60
+        if args.from_results:
+            s = json.loads((folder / "results.json").read_text())
+            plot_accuracy(s, folder / "accuracy_vs_compression.png")
+            plot_sizes(s, folder / "size_vs_accuracy.png")
+            minutes = s.get("minutes")
+        else:
+            model = reference_path(data, quiet=False)
+            s = run_sweep(model, data, folder, quick=args.quick, formats=args.formats.split(","))
+            minutes = (time.perf_counter() - start) / 60
+            s["minutes"] = minutes
+            (folder / "results.json").write_text(json.dumps({k: v for k, v in s.items() if k != "outputs"},
+                                                            indent=2, sort_keys=True, default=float))
         sections.append(section(s, data, folder, out, minutes))
-        print(f"{data}: done in {minutes:.1f} min", file=sys.stderr)
-    text = HEADER.format(cmd=" ".join(["python tools/paper_experiment.py"] + sys.argv[1:])) + "\n".join(sections)
+        summaries.append((data, s))
+        print(f"{data}: done", file=sys.stderr)
+    cmd = "python tools/paper_experiment.py" + ("" if args.from_results else " " + " ".join(sys.argv[1:]))
+    text = HEADER.format(cmd=cmd.strip()) + "\n".join(sections) + against_paper(summaries)
     (out / "paper_experiment.md").write_text(text)
     print(f"wrote {out / 'paper_experiment.md'}")
     return 0
@@ -62,7 +75,8 @@ def section(s: dict, data: str, folder: Path, out: Path, minutes: float) -> str:
 
     rel = folder.relative_to(out)
     b = s["baseline"]
-    lines = [f"## {data}", "", f"Full sweep time: {minutes:.1f} min on this 2-core machine.", "",
+    timing = f"Full sweep time: {minutes:.1f} min on this 2-core machine, shared with other jobs." if minutes else ""
+    lines = [f"## {data}", "", timing, "",
              f"![accuracy against compression]({rel}/accuracy_vs_compression.png)", "",
              f"![file size against accuracy]({rel}/size_vs_accuracy.png)", "", markdown(s), "",
              "### Does vector quantization beat SVD at equal compression?", ""]
@@ -77,9 +91,67 @@ def section(s: dict, data: str, folder: Path, out: Path, minutes: float) -> str:
         lines.append(f"- at about {r['layer_compression']:.0f}x on the dense layers: SVD {100 * r['top1']:.1f}% "
                      f"top-1, best VQ point ({best['label']}, {best['layer_compression']:.1f}x) "
                      f"{100 * best['top1']:.1f}%: {verdict}.")
+    never = sorted({family_of(p) for p in s["points"]} - set(s["best_within_1pt"]))
+    if never:
+        lines += ["", "No point of " + ", ".join(never) + " kept top-1 within 1 point."]
     lines.append("")
     lines.append(f"Uncompressed: {100 * b['top1']:.2f}% top-1.")
     return "\n".join(lines) + "\n"
+
+
+def family_of(p: dict) -> str:
+    return p["method"] if p["method"] != "pq" else f"pq {'rows' if p.get('rows') else 'cols'}"
+
+
+def snr_comparison(s: dict) -> str:
+    """The paired measure: at each SVD point, does SVD or the best VQ point keep the logits closer?"""
+    svd_wins = total = 0
+    for r in (p for p in s["points"] if p["method"] == "svd"):
+        vq = [p for p in s["points"] if p["method"] != "svd"
+              and abs(p["layer_compression"] / r["layer_compression"] - 1) < 0.25]
+        if vq:
+            total += 1
+            svd_wins += r["snr_db"] > max(p["snr_db"] for p in vq)
+    return (f"The logit SNR (a paired measure, far finer than top-1) is higher for SVD than for every VQ point "
+            f"of about the same compression at {svd_wins} of {total} compressions.")
+
+
+def against_paper(summaries) -> str:
+    """Where our result differs from the paper's, decided from the numbers above."""
+    lines = ["## Against the paper", ""]
+    for data, s in summaries:
+        best = s["best_within_1pt"]
+        vq = {k: v for k, v in best.items() if k != "svd"}
+        top_vq = max(vq.values(), key=lambda v: v["layer_compression"]) if vq else None
+        svd = best.get("svd")
+        if top_vq and svd:
+            winner = ("SVD reaches the higher compression" if svd["layer_compression"] > top_vq["layer_compression"]
+                      else "VQ reaches the higher compression")
+            lines.append(f"- {data}: within 1 point of top-1, the best VQ point is {top_vq['label']} at "
+                         f"{top_vq['layer_compression']:.1f}x on the dense layers "
+                         f"({top_vq['model_compression']:.1f}x whole model); SVD reaches "
+                         f"{svd['layer_compression']:.1f}x ({svd['model_compression']:.1f}x). {winner}. "
+                         + snr_comparison(s))
+    lines += ["", PAPER_NOTES]
+    return "\n".join(lines) + "\n"
+
+
+PAPER_NOTES = """The paper's headline claims hold for the VQ methods on this network: scalar k-means and
+binarization stay within 1 point to 32x on the dense layers (the paper: 8-16x within 0.5 points
+of top-5), and product quantization by rows reaches 39x. Where the paper and we part is SVD.
+The paper found SVD clearly worse than VQ at equal compression on ImageNet; on our MNIST CNN
+SVD keeps its accuracy to the highest compression we tried. Why it may differ:
+
+- The task is easy and the data small. 10 classes and 4,000 training digits do not need the
+  rank that 3136x1024 and 1024x1024 dense layers offer: the trained weights are close to low
+  rank, and a rank-24 factor keeps nearly all that the classifier uses. The paper's 4096-wide
+  layers trained on 1.2 M ImageNet images for 1,000 classes are much closer to full rank.
+- We never let SVD cut the 10-way classifier's rank (it stays raw, and the notes say so);
+  cutting it to rank 5 costs 7 points at every compression, and a sweep that did so would
+  have shown SVD collapsing for a reason unrelated to the comparison.
+- Residual quantization as the paper defines it (k-means over whole rows) is the weakest VQ
+  here: with k=16 its codebook is 16 full rows, and at 2+ stages it loses more than 1 point.
+"""
 
 
 if __name__ == "__main__":

@@ -1,0 +1,402 @@
+"""TFLite export that keeps the dense layers compressed and decodes them with builtin ops.
+
+Route: PyTorch -> ONNX (torch.onnx.export) -> onnx2tf -> float32 .tflite -> flatbuffer rewrite.
+
+Finding the weights. Before the ONNX export every compressed weight is replaced by a *probe*:
+element i of layer l holds the float32 whose bit pattern is PROBE_BASE + offset_l + i (all
+normal, finite, distinct numbers in [1e-19, 2)). In the ONNX graph, an initializer whose values
+are exactly one layer's probe is that layer's weight, and the values say where each element
+went (kept, or transposed by the exporter for a MatMul). No tolerance, no guessing by shape.
+That initializer is then lifted out of the graph into a graph input (vqexport_w<i>), so onnx2tf
+converts a graph with no big constants (fast: it pushes constants through Keras' Python
+config, 540 s for one 4096x4096 layer against 9.5 s lifted) and the .tflite names the exact
+tensor that needs the weight. A weight torch folded into another constant is not found and the
+export fails naming it. The lifted graph does not depend on the method, so one onnx2tf run
+serves every method of a model (an in-process cache keyed by the ONNX bytes).
+
+The rewrite drops each weight input and feeds its tensor from the compressed payload by a decode chain
+(tflite_decode.py):
+  decode="once"       the chain runs in an initialisation subgraph that CALL_ONCE runs on the
+                      first invoke; it stores W in a resource variable (VAR_HANDLE +
+                      ASSIGN_VARIABLE) and the main graph reads it (READ_VARIABLE) each invoke.
+  decode="every-run"  the chain runs in the main graph before the first op, on every invoke.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, VqexportError
+from ..fileio import atomic_path
+from . import tflite_decode, tflite_rewrite
+
+DECODE_MODES = ("once", "every-run")
+PROBE_BASE = 0x20000000  # float32 1.08e-19; PROBE_BASE + 2**29 is 2.0
+PROBE_SPAN = 1 << 29
+SIZE_SLACK = 1.02
+SIZE_EXTRA = 16 * 1024
+OPSET = 17
+_CACHE: "OrderedDict[str, bytes]" = OrderedDict()
+_CACHE_SIZE = 8
+
+
+class TfliteExportError(VqexportError):
+    """The model could not be converted to, or rewritten as, a TFLite model."""
+
+
+# -- public API ----------------------------------------------------------------------------------
+def export_tflite(compressed, path, model=None, decode: str = "once", *, input_shape=None) -> dict:
+    """Write `compressed` as a .tflite whose dense layers stay compressed; returns a report.
+
+    model: the LoadedModel / nn.Module the weights belong to (default: compressed.source_model).
+    decode: "once" (default) or "every-run". input_shape: NCHW shape when the model has no input spec.
+    The report holds path, bytes, ideal_bytes (cm.ideal_bits()/8), bound_bytes, within_bound,
+    decode, min_runtime_version, ops, and per-layer info.
+    """
+    if decode not in DECODE_MODES:
+        raise ConfigError(f"decode must be one of {', '.join(DECODE_MODES)}, got {decode!r}")
+    comp = compressed.compressed
+    if not comp:
+        raise ConfigError("nothing is compressed in this model; use export_dense_tflite for a dense .tflite")
+    spec = _input_spec(compressed.metadata.get("input") or _source_input(compressed, model), input_shape)
+    module = compressed.to_torch(model)
+    probes = _set_probes(module, comp)
+    flat, lifted = _convert(module, spec["shape"], probes)
+    tfl = tflite_rewrite.read_model(flat)
+    ed = tflite_rewrite.Editor(tfl)
+    layers = _rewrite(tfl, ed, {t.name: t for t in comp}, lifted, decode)
+    ed.finish()
+    report = _finish_model(tfl, ed, compressed.metadata, spec, decode, layers)
+    data = tflite_rewrite.serialize(tfl)
+    _leftover_probes(data, probes)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
+    ideal = compressed.ideal_bits() / 8
+    bound = SIZE_SLACK * ideal + SIZE_EXTRA
+    return {"path": str(path), "bytes": len(data), "ideal_bytes": ideal, "bound_bytes": bound,
+            "within_bound": len(data) <= bound, "decode": decode, **report, "layers": layers}
+
+
+def export_dense_tflite(model, path, input_spec=None, *, labels=None) -> dict:
+    """Write the uncompressed model as a float32 .tflite (the baseline), with the same metadata entry.
+
+    input_spec: {"shape": [1, C, H, W], "mean", "std"} or just the NCHW shape; defaults to the
+    LoadedModel's own spec.
+    """
+    from ..load import LoadedModel
+
+    loaded = model if isinstance(model, LoadedModel) else None
+    module = getattr(model, "module", model)
+    if input_spec is None and loaded is not None:
+        input_spec = loaded.input
+    spec = _input_spec(input_spec if isinstance(input_spec, dict) else None,
+                       None if isinstance(input_spec, dict) else input_spec)
+    module = copy.deepcopy(module).eval()
+    from ..load import dense_layer_names
+
+    state = module.state_dict()
+    names = [n for n in dense_layer_names(module) if n in state and state[n].ndim == 2]
+    real = {n: state[n].detach().float().cpu().numpy().copy() for n in names}
+    probes = _set_probes(module, [_Shape(n, tuple(real[n].shape)) for n in names])
+    flat, lifted = _convert(module, spec["shape"], probes)
+    tfl = tflite_rewrite.read_model(flat)
+    ed = tflite_rewrite.Editor(tfl)
+    # the lifted weights go back in as plain constants, in the converter's layout
+    for tensor, (name, perm) in _take_lifted_inputs(tfl, lifted).items():
+        sg, ti = tensor
+        tfl.subgraphs[sg].tensors[ti].buffer = ed.buffer(real[name].ravel()[perm].astype("<f4"))
+    meta = {"labels": labels if labels is not None else (loaded.labels if loaded else None)}
+    if loaded is not None:
+        meta["source"] = loaded.source_metadata()
+    report = _finish_model(tfl, ed, meta, spec, None, {})
+    data = tflite_rewrite.serialize(tfl)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
+    return {"path": str(path), "bytes": len(data), **report}
+
+
+def read_tflite_metadata(path) -> dict:
+    """The JSON of the "vqexport" metadata entry of a .tflite written here."""
+    raw = tflite_rewrite.get_metadata(tflite_rewrite.read_model(Path(path).read_bytes()), tflite_rewrite.METADATA_NAME)
+    if raw is None:
+        raise TfliteExportError(f"{path}: has no vqexport metadata")
+    return json.loads(raw.decode())
+
+
+# -- input spec ----------------------------------------------------------------------------------
+def _source_input(cm, model):
+    src = model if model is not None else cm.source_model
+    return getattr(src, "input", None)
+
+
+def _input_spec(spec, input_shape) -> dict:
+    spec = dict(spec or {})
+    if input_shape is not None:
+        spec["shape"] = [int(v) for v in input_shape]
+        spec.setdefault("layout", "NCHW" if len(spec["shape"]) == 4 else "NC")
+    if not spec.get("shape"):
+        raise ConfigError("the model's input shape is unknown: pass input_shape=(1, C, H, W)")
+    shape = [int(v) for v in spec["shape"]]
+    if any(v < 1 for v in shape):
+        raise ConfigError(f"input shape must be positive, got {shape}")
+    spec["shape"] = shape
+    return spec
+
+
+# -- probes --------------------------------------------------------------------------------------
+def _set_probes(module, comp) -> dict:
+    import torch
+
+    params = dict(module.named_parameters())
+    params.update(dict(module.named_buffers()))
+    probes, offset = {}, 0
+    for t in comp:
+        if t.name not in params:
+            raise TfliteExportError(f"layer {t.name}: not a parameter of the model")
+        if offset + t.numel > PROBE_SPAN:
+            raise TfliteExportError("the compressed layers hold more than 2**29 weights; too large to export")
+        bits = (np.arange(t.numel, dtype=np.int64) + PROBE_BASE + offset).astype(np.int32)
+        value = torch.from_numpy(bits.view(np.float32).reshape(t.shape).copy())
+        with torch.no_grad():
+            params[t.name].copy_(value)
+        probes[t.name] = (offset, t.numel)
+        offset += t.numel
+    return probes
+
+
+class _Shape:
+    """What _set_probes needs of a tensor: a name, a shape, an element count."""
+
+    def __init__(self, name, shape):
+        self.name, self.shape = name, shape
+        self.numel = int(np.prod(shape))
+
+
+def _probe_hit(words: np.ndarray, probes: dict):
+    """(layer name, perm) when float32 array `words` holds exactly one layer's probe values, else None."""
+    words = np.ascontiguousarray(words, dtype=np.float32).ravel().view("<i4").astype(np.int64) - PROBE_BASE
+    if words.size == 0:
+        return None
+    for name, (offset, count) in probes.items():
+        if count != words.size or not offset <= words[0] < offset + count:
+            continue
+        perm = words - offset
+        if perm.min() < 0 or perm.max() >= count:
+            return None
+        seen = np.zeros(count, dtype=bool)
+        seen[perm] = True
+        return (name, perm) if seen.all() else None
+    return None
+
+
+def _leftover_probes(data: bytes, probes: dict) -> None:
+    """Fail if any probe value reached the .tflite (a weight the rewrite did not reach)."""
+    for name, (offset, count) in probes.items():
+        needle = np.array([PROBE_BASE + offset + i for i in range(min(4, count))], dtype="<i4").tobytes()
+        if needle in data:
+            raise TfliteExportError(f"layer {name}: a copy of its weight was left dense in the .tflite")
+
+
+# -- conversion ----------------------------------------------------------------------------------
+def _convert(module, shape, probes: dict) -> tuple[bytes, dict]:
+    """PyTorch module -> ONNX -> onnx2tf float32 .tflite bytes, with the probed weights as graph inputs.
+
+    Returns (tflite bytes, {input name: (layer name, perm, shape)}). Lifting the weights out of
+    the graph keeps onnx2tf fast: it serialises every constant through Keras' Python config,
+    which took 540 s for one 4096x4096 layer on this machine, against 9.5 s without it.
+    """
+    import onnx
+    import torch
+
+    with tempfile.TemporaryDirectory(prefix="vqexport-tflite-") as tmp:
+        onnx_path = os.path.join(tmp, "model.onnx")
+        try:
+            with _quiet():
+                torch.onnx.export(module, (torch.zeros(shape),), onnx_path, input_names=["input"],
+                                  output_names=["logits"], opset_version=OPSET, dynamo=False)
+        except Exception as e:  # torch raises many types for an unexportable model
+            raise TfliteExportError(f"ONNX export failed: {_first_line(e)}") from None
+        graph = onnx.load(onnx_path)
+        lifted = _lift_weights(graph, probes)
+        onnx_bytes = graph.SerializeToString()
+        key = hashlib.sha256(onnx_bytes).hexdigest()
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key], lifted
+        lifted_path = os.path.join(tmp, "lifted.onnx")
+        Path(lifted_path).write_bytes(onnx_bytes)
+        out = os.path.join(tmp, "tf")
+        try:
+            import onnx2tf
+
+            with _quiet():
+                onnx2tf.convert(input_onnx_file_path=lifted_path, output_folder_path=out, non_verbose=True,
+                                copy_onnx_input_output_names_to_tflite=True, not_use_onnxsim=True,
+                                verbosity="error")
+        except (Exception, SystemExit) as e:  # onnx2tf exits the process on some failures
+            raise TfliteExportError(f"onnx2tf could not convert the model: {_first_line(e)}") from None
+        result = Path(out, "lifted_float32.tflite")
+        if not result.exists():
+            raise TfliteExportError("onnx2tf wrote no float32 .tflite")
+        data = result.read_bytes()
+    _CACHE[key] = data
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return data, lifted
+
+
+def _lift_weights(graph, probes: dict) -> dict:
+    """Turn each probed initializer into a graph input named vqexport_w<i>; returns what each is."""
+    from onnx import helper, numpy_helper
+
+    lifted, renames = {}, {}
+    g = graph.graph
+    for init in list(g.initializer):
+        if init.data_type != 1 or len(init.dims) != 2:  # FLOAT, 2-D
+            continue
+        hit = _probe_hit(numpy_helper.to_array(init), probes)
+        if hit is None:
+            continue
+        name = f"vqexport_w{len(lifted)}"
+        renames[init.name] = name
+        lifted[name] = (hit[0], hit[1], [int(v) for v in init.dims])
+        g.input.append(helper.make_tensor_value_info(name, 1, [int(v) for v in init.dims]))
+        g.initializer.remove(init)
+    for node in g.node:
+        for i, x in enumerate(node.input):
+            if x in renames:
+                node.input[i] = renames[x]
+    missing = [n for n in probes if n not in {v[0] for v in lifted.values()}]
+    if missing:
+        raise TfliteExportError(f"layer {missing[0]}: the ONNX export did not keep its weight as one constant "
+                                "(folded into another op?); it cannot be stored compressed")
+    return lifted
+
+
+def _take_lifted_inputs(tfl, lifted: dict) -> dict:
+    """Find the lifted weight inputs in the .tflite, drop them from the inputs; {(sg, tensor): (layer, perm)}."""
+    found = {}
+    for sig in tfl.signatureDefs or []:
+        keep = []
+        for item in sig.inputs:
+            key = item.name.decode() if isinstance(item.name, bytes) else item.name
+            if key in lifted:
+                found[(sig.subgraphIndex, int(item.tensorIndex))] = key
+            else:
+                keep.append(item)
+        sig.inputs = keep
+    if len(set(found.values())) != len(lifted):
+        missing = sorted(set(lifted) - set(found.values()))
+        raise TfliteExportError(f"onnx2tf dropped the weight input {missing[0]} of layer {lifted[missing[0]][0]}")
+    out = {}
+    for (sg, ti), key in found.items():
+        g = tfl.subgraphs[sg]
+        g.inputs = np.array([i for i in g.inputs if i != ti], dtype=np.int32)
+        layer, perm, shape = lifted[key]
+        got = [int(v) for v in g.tensors[ti].shape]
+        if got != shape:
+            raise TfliteExportError(f"layer {layer}: onnx2tf reshaped its weight {shape} to {got}")
+        out[(sg, ti)] = (layer, perm)
+    return out
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence Python-level prints of the converters (their errors still raise)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:300] if text else type(e).__name__
+
+
+# -- rewrite -------------------------------------------------------------------------------------
+def _rewrite(tfl, ed, tensors: dict, lifted: dict, decode: str) -> dict:
+    targets = _take_lifted_inputs(tfl, lifted)
+    init_sg = ed.subgraph("vqexport_decode_once") if decode == "once" else None
+    if init_sg is not None:
+        ed.op(0, "CALL_ONCE", [], [], ed.options("CallOnceOptions", initSubgraphIndex=init_sg), "CallOnceOptions")
+    layers = {}
+    for k, ((si, ti), (name, perm)) in enumerate(sorted(targets.items())):
+        t = tensors[name]
+        m, n = t.shape
+        info = layers.setdefault(name, {"method": t.method, "shape": [m, n], "ideal_bytes": t.ideal_bits / 8,
+                                        "stored_bytes": 0, "decode_ops": 0, "layout": []})
+        shape = [int(v) for v in tfl.subgraphs[si].tensors[ti].shape]
+        layout = _layout(perm, shape, m, n)
+        if isinstance(layout, np.ndarray) and t.method not in ("binary", "kmeans"):
+            raise TfliteExportError(f"layer {name}: the converter reordered its weight {shape}; "
+                                    f"{t.method} can only follow a kept or transposed weight")
+        info["layout"].append(layout if isinstance(layout, str) else "permuted")
+        prefix = f"vqexport/{name}/{k}"
+        before = len(tfl.buffers)
+        if decode == "every-run":
+            _, ops = tflite_decode.build(ed, si, t, shape, layout, ti, prefix)
+        else:
+            w, ops = tflite_decode.build(ed, init_sg, t, shape, layout, None, prefix)
+            var = f"vqexport/{name}/{k}"
+            hi = ed.tensor(init_sg, prefix + "/handle", [], "resource")
+            ed.op(init_sg, "VAR_HANDLE", [], [hi], ed.options("VarHandleOptions", container=b"",
+                                                               sharedName=var.encode()), "VarHandleOptions")
+            ed.op(init_sg, "ASSIGN_VARIABLE", [hi, w], [])
+            hm = ed.tensor(si, prefix + "/handle", [], "resource")
+            ed.op(si, "VAR_HANDLE", [], [hm], ed.options("VarHandleOptions", container=b"",
+                                                          sharedName=var.encode()), "VarHandleOptions")
+            ed.op(si, "READ_VARIABLE", [hm], [ti])
+            ops += 3
+        info["stored_bytes"] += sum(len(b.data) for b in tfl.buffers[before:] if b.data is not None)
+        info["decode_ops"] += ops
+    return layers
+
+
+def _layout(perm: np.ndarray, shape, m: int, n: int):
+    if shape == [m, n] and np.array_equal(perm, np.arange(m * n)):
+        return "W"
+    if shape == [n, m] and np.array_equal(perm, np.arange(m * n).reshape(m, n).T.ravel()):
+        return "WT"
+    return perm
+
+
+def _finish_model(tfl, ed, meta: dict, spec: dict, decode, layers) -> dict:
+    tflite_rewrite.lower_op_versions(tfl)
+    bad = tflite_rewrite.unsupported_ops(tfl)
+    if bad:
+        raise TfliteExportError("the .tflite needs ops that TFLite 2.16.1 lacks: " + "; ".join(bad))
+    main = tfl.subgraphs[0]
+    inputs = [main.tensors[i] for i in main.inputs]
+    in_shape = [int(v) for v in inputs[0].shape] if inputs else spec["shape"]
+    # onnx2tf turns every 4-D (NCHW) input into NHWC; other ranks keep their layout.
+    layout = "NHWC" if len(in_shape) == 4 else spec.get("layout", "NC")
+    payload = {
+        "format": "tflite",
+        "producer": meta.get("producer") or _producer(),
+        "input": {"shape": in_shape, "layout": layout, "mean": spec.get("mean"), "std": spec.get("std"),
+                  "source_shape": spec["shape"], "source_layout": spec.get("layout", "NCHW")},
+        "labels": meta.get("labels"),
+        "source": meta.get("source"),
+        "config": meta.get("config"),
+        "summary": meta.get("summary"),
+        "decode": decode,
+        "layers": layers,
+    }
+    ed.set_metadata(tflite_rewrite.METADATA_NAME, json.dumps(payload, sort_keys=True).encode())
+    runtime = tflite_rewrite.set_min_runtime_version(tfl, ed)
+    return {"min_runtime_version": runtime, "ops": [f"{n}/v{v}" for n, v in tflite_rewrite.used_ops(tfl)],
+            "input": payload["input"]}
+
+
+def _producer() -> str:
+    from .. import __version__
+
+    return f"vqexport {__version__}"

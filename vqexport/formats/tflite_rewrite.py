@@ -1,0 +1,259 @@
+"""Flatbuffer surgery on a .tflite through TensorFlow's object API (schema_py_generated).
+
+A small editor over `ModelT`: add buffers, tensors, operator codes and operators, write the
+metadata entries, and serialize with every buffer aligned to 16 bytes (as the TF converter
+does, so kernels and XNNPACK may read constants in place). Also the checks the tests and the
+exporter share: the op-version table of the TFLite 2.16.1 runtime and min_runtime_version.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+ALIGN = 16
+OP_VERSIONS_FILE = Path(__file__).with_name("tflite_op_versions.json")
+METADATA_NAME = "vqexport"
+MIN_RUNTIME = "min_runtime_version"
+
+_NP_TYPE = {"float32": "FLOAT32", "float16": "FLOAT16", "int32": "INT32", "int64": "INT64",
+            "uint8": "UINT8", "int16": "INT16", "int8": "INT8", "bool": "BOOL", "resource": "RESOURCE"}
+
+
+def schema():
+    from tensorflow.lite.python import schema_py_generated
+
+    return schema_py_generated
+
+
+@lru_cache(maxsize=1)
+def op_names() -> dict[int, str]:
+    s = schema()
+    return {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
+
+
+@lru_cache(maxsize=1)
+def op_table() -> dict:
+    return json.loads(OP_VERSIONS_FILE.read_text())
+
+
+def read_model(data: bytes):
+    s = schema()
+    buf = bytearray(data)
+    model = s.ModelT.InitFromObj(s.Model.GetRootAsModel(buf, 0))
+    for b in model.buffers:  # buffers stored past the flatbuffer (models over 2 GB)
+        if b.offset:
+            b.data = np.frombuffer(bytes(buf[b.offset:b.offset + b.size]), dtype=np.uint8)
+            b.offset = b.size = 0
+    return model
+
+
+def builtin_code(opcode) -> int:
+    return max(int(opcode.builtinCode), int(opcode.deprecatedBuiltinCode))
+
+
+def serialize(model) -> bytes:
+    """Pack `model`, every non-empty buffer aligned to 16 bytes."""
+    import flatbuffers
+
+    s = schema()
+
+    class _Aligned(s.BufferT):
+        def Pack(self, builder):  # noqa: N802 (flatbuffers' name)
+            data = None
+            if self.data is not None and len(self.data):
+                payload = np.ascontiguousarray(self.data, dtype=np.uint8).tobytes()
+                builder.StartVector(1, len(payload), ALIGN)
+                builder.head -= len(payload)
+                builder.Bytes[builder.head:builder.head + len(payload)] = payload
+                data = builder.EndVector()
+            s.BufferStart(builder)
+            if data is not None:
+                s.BufferAddData(builder, data)
+            return s.BufferEnd(builder)
+
+    original = model.buffers
+    model.buffers = []
+    for b in original:
+        a = _Aligned()
+        a.data = b.data
+        model.buffers.append(a)
+    try:
+        total = sum(len(b.data) for b in original if b.data is not None)
+        builder = flatbuffers.Builder(total + (1 << 20))
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        return bytes(builder.Output())
+    finally:
+        model.buffers = original
+
+
+class Editor:
+    """Adds things to a ModelT; new operators are collected per subgraph and prepended by finish()."""
+
+    def __init__(self, model):
+        self.m = model
+        self.s = schema()
+        self._pending: dict[int, list] = {}
+
+    # -- pieces -------------------------------------------------------------------------------
+    def opcode(self, name: str, version: int = 1) -> int:
+        code = getattr(self.s.BuiltinOperator, name)
+        for i, oc in enumerate(self.m.operatorCodes):
+            if builtin_code(oc) == code and oc.version == version:
+                return i
+        oc = self.s.OperatorCodeT()
+        oc.builtinCode = code
+        oc.deprecatedBuiltinCode = min(code, 127)
+        oc.version = version
+        self.m.operatorCodes.append(oc)
+        return len(self.m.operatorCodes) - 1
+
+    def buffer(self, data=None) -> int:
+        b = self.s.BufferT()
+        if data is not None:
+            b.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
+        self.m.buffers.append(b)
+        return len(self.m.buffers) - 1
+
+    def tensor(self, sg: int, name: str, shape, dtype: str, data=None, signature=None) -> int:
+        t = self.s.TensorT()
+        t.name = name.encode()
+        t.shape = np.array(shape, dtype=np.int32)
+        if signature is not None and list(signature) != list(shape):
+            t.shapeSignature = np.array(signature, dtype=np.int32)
+        t.type = getattr(self.s.TensorType, _NP_TYPE[dtype])
+        if data is not None:
+            data = np.ascontiguousarray(data, dtype=np.dtype(dtype).newbyteorder("<"))
+            if list(data.shape) != [int(x) for x in shape]:
+                raise ValueError(f"{name}: data shape {data.shape} != {shape}")
+        t.buffer = self.buffer(data)
+        g = self.m.subgraphs[sg]
+        g.tensors.append(t)
+        return len(g.tensors) - 1
+
+    def const(self, sg: int, name: str, array: np.ndarray) -> int:
+        array = np.asarray(array)
+        return self.tensor(sg, name, array.shape, str(array.dtype), array)
+
+    def op(self, sg: int, name: str, inputs, outputs, options=None, options_type: str | None = None,
+           version: int = 1):
+        o = self.s.OperatorT()
+        o.opcodeIndex = self.opcode(name, version)
+        o.inputs = np.array(inputs, dtype=np.int32)
+        o.outputs = np.array(outputs, dtype=np.int32)
+        if options is not None:
+            o.builtinOptionsType = getattr(self.s.BuiltinOptions, options_type)
+            o.builtinOptions = options
+        self._pending.setdefault(sg, []).append(o)
+        return o
+
+    def options(self, kind: str, **fields):
+        obj = getattr(self.s, kind + "T")()
+        for k, v in fields.items():
+            if not hasattr(obj, k):
+                raise AttributeError(f"{kind} has no field {k}")
+            setattr(obj, k, v)
+        return obj
+
+    def subgraph(self, name: str) -> int:
+        g = self.s.SubGraphT()
+        g.name = name.encode()
+        g.tensors, g.inputs, g.outputs, g.operators = [], np.zeros(0, np.int32), np.zeros(0, np.int32), []
+        self.m.subgraphs.append(g)
+        return len(self.m.subgraphs) - 1
+
+    def finish(self) -> None:
+        """Put the new operators of each subgraph before its existing ones (they only feed them)."""
+        for sg, ops in self._pending.items():
+            g = self.m.subgraphs[sg]
+            g.operators = ops + list(g.operators or [])
+        self._pending = {}
+
+    # -- metadata ------------------------------------------------------------------------------
+    def set_metadata(self, name: str, payload: bytes) -> None:
+        for md in self.m.metadata or []:
+            if md.name in (name, name.encode()):
+                self.m.buffers[md.buffer].data = np.frombuffer(payload, dtype=np.uint8)
+                return
+        md = self.s.MetadataT()
+        md.name = name.encode()
+        md.buffer = self.buffer(np.frombuffer(payload, dtype=np.uint8))
+        if self.m.metadata is None:
+            self.m.metadata = []
+        self.m.metadata.append(md)
+
+
+def get_metadata(model, name: str) -> bytes | None:
+    for md in model.metadata or []:
+        if md.name in (name, name.encode()):
+            data = model.buffers[md.buffer].data
+            return b"" if data is None else bytes(np.asarray(data, dtype=np.uint8))
+    return None
+
+
+# -- runtime compatibility -----------------------------------------------------------------------
+def _version_tuple(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split(".") if x.isdigit())
+
+
+def used_ops(model) -> list[tuple[str, int]]:
+    """(builtin name, version) of every operator code an operator of the model uses."""
+    names = op_names()
+    seen = set()
+    for g in model.subgraphs:
+        for o in g.operators or []:
+            oc = model.operatorCodes[o.opcodeIndex]
+            seen.add((names.get(builtin_code(oc), f"CODE_{builtin_code(oc)}"), int(oc.version)))
+    return sorted(seen)
+
+
+def unsupported_ops(model) -> list[str]:
+    """Ops above the TFLite 2.16.1 runtime's maxima (or custom / unknown ones); empty when all fit."""
+    table = op_table()["max_version"]
+    bad = []
+    for name, version in used_ops(model):
+        top = table.get(name)
+        if top is None or version > top:
+            bad.append(f"{name} v{version} (2.16.1 supports {'none' if top is None else f'v1..v{top}'})")
+    for oc in model.operatorCodes:
+        if builtin_code(oc) == schema().BuiltinOperator.CUSTOM:
+            bad.append(f"custom op {oc.customCode!r}")
+    return bad
+
+
+def lower_op_versions(model) -> None:
+    """Bring op versions that 2.16.1 lacks down to its maximum where that keeps the meaning.
+
+    Only FULLY_CONNECTED is handled: versions 12 and 13 mark int4 / per-block quantized weights
+    that float models never carry (checked here), so a float FULLY_CONNECTED runs the same at 11.
+    """
+    table = op_table()["max_version"]
+    names = op_names()
+    float_types = {schema().TensorType.FLOAT32}
+    for i, oc in enumerate(model.operatorCodes):
+        name = names.get(builtin_code(oc))
+        top = table.get(name)
+        if name != "FULLY_CONNECTED" or top is None or oc.version <= top:
+            continue
+        for g in model.subgraphs:
+            for o in g.operators or []:
+                if o.opcodeIndex == i and g.tensors[o.inputs[1]].type not in float_types:
+                    return
+        oc.version = top
+
+
+def set_min_runtime_version(model, editor: Editor) -> str:
+    """Raise min_runtime_version to what the ops vqexport added need; never above 2.16.1."""
+    current = (get_metadata(model, MIN_RUNTIME) or b"").split(b"\0")[0].decode() or "1.5.0"
+    table = op_table()["runtime_version"]
+    need = current
+    for name, version in used_ops(model):
+        v = table.get(f"{name}/{version}")
+        if v and _version_tuple(v) > _version_tuple(need):
+            need = v
+    if _version_tuple(need) > (2, 16, 1):
+        raise RuntimeError(f"min_runtime_version {need} is above 2.16.1")
+    editor.set_metadata(MIN_RUNTIME, need.encode().ljust(16, b"\0"))
+    return need
