@@ -1,0 +1,296 @@
+"""Writes the test vectors the Java tests of android-demo read (run by android-demo/test.sh).
+
+    .venv/bin/python android-demo/make_test_vectors.py OUTDIR
+
+OUTDIR/manifest.json describes everything below it:
+  vqm/<case>.vqm         one file per method and index width, written by the Python API
+  vqm/<case>/<i>.bin     each tensor as Python decodes it, raw little-endian bytes of its dtype
+  corrupt/<case>.vqm     damaged copies; "kind" is what the Python reader's message maps to
+  onnx/                  an exported .onnx, inputs and the logits Python onnxruntime gives
+  tflite/                an exported .tflite and the "vqexport" metadata Python reads from it
+A part whose exporter is not in the package yet (ImportError/AttributeError) is skipped with a
+loud message and "skipped" in the manifest; any other failure fails the script.
+"""
+from __future__ import annotations
+
+import json
+import struct
+import sys
+import traceback
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import vqexport
+from vqexport.errors import VqmError
+
+HEADER = struct.Struct("<4sHHIIQQQQQII")
+SECTION = struct.Struct("<BBBB4IQQI")
+
+
+def kind_of(message: str) -> str:
+    """The Java VqmException.Kind a Python VqmError message stands for (FORMAT.md "Errors")."""
+    m = message.lower()
+    if "not a .vqm file" in m:
+        return "NOT_VQM"
+    if "unsupported .vqm version" in m:
+        return "VERSION"
+    if "checksum mismatch" in m:
+        return "CHECKSUM"
+    if "truncated" in m:
+        return "TRUNCATED"
+    if "outside the" in m or "misaligned" in m or "overlap" in m:
+        return "BOUNDS"
+    return "INVALID"
+
+
+def tiny_model(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.BatchNorm1d(64), torch.nn.ReLU(),
+                                torch.nn.Linear(64, 24))
+    model[1].num_batches_tracked.fill_(7)  # an int64 buffer, stored raw
+    return model.eval()
+
+
+# name, compress() arguments. Index widths: 1, 2, 3, 4, 5, 8, 10 bits.
+CASES = [
+    ("binary", dict(method="binary")),
+    ("kmeans_k2", dict(method="kmeans", k=2)),
+    ("kmeans_k4", dict(method="kmeans", k=4)),
+    ("kmeans_k5", dict(method="kmeans", k=5)),
+    ("kmeans_k16", dict(method="kmeans", k=16)),
+    ("kmeans_k16_f16", dict(method="kmeans", k=16, codebook_dtype="float16")),
+    ("kmeans_k256", dict(method="kmeans", k=256)),
+    ("kmeans_k1000", dict(method="kmeans", k=1000)),
+    ("pq_cols_d4_k16", dict(method="pq", k=16, d=4)),
+    ("pq_cols_d8_k24", dict(method="pq", k=24, d=8)),
+    ("pq_rows_d2_k8", dict(method="pq", k=8, d=2, rows=True)),
+    ("pq_rows_d4_k16_f16", dict(method="pq", k=16, d=4, rows=True, codebook_dtype="float16")),
+    ("rq_t2_k8", dict(method="rq", k=8, stages=2)),
+    ("rq_t3_k20", dict(method="rq", k=20, stages=3)),
+    ("svd_r4", dict(method="svd", rank=4)),
+    ("svd_r16", dict(method="svd", rank=16)),
+]
+
+
+def write_vqm_cases(out: Path) -> list[dict]:
+    (out / "vqm").mkdir(parents=True, exist_ok=True)
+    cases = []
+    for i, (name, kw) in enumerate(CASES):
+        model = tiny_model(i)
+        cm = vqexport.compress(model, seed=0, **kw)
+        path = out / "vqm" / f"{name}.vqm"
+        cm.save(path)
+        back = vqexport.read_vqm(path)  # what the Python reader decodes from the file itself
+        tdir = out / "vqm" / name
+        tdir.mkdir(exist_ok=True)
+        tensors = []
+        decoded = back.decoded_state_dict()
+        for j, t in enumerate(back.tensors):
+            arr = decoded[t.name].numpy()
+            # astype(copy=True) keeps a 0-d shape (np.ascontiguousarray would make it 1-d)
+            le = arr.astype(arr.dtype.newbyteorder("<"), order="C", copy=True)
+            (tdir / f"{j}.bin").write_bytes(le.tobytes())
+            tensors.append({"name": t.name, "method": t.method, "dtype": str(arr.dtype),
+                            "shape": list(arr.shape), "bits": t.bits, "k": t.k,
+                            "file": f"vqm/{name}/{j}.bin",
+                            # svd is a float32 matrix product; BLAS sums in its own order.
+                            "exact": t.method != "svd"})
+        cases.append({"name": name, "file": f"vqm/{name}.vqm", "args": kw, "tensors": tensors,
+                      "metadata_input": back.metadata.get("input")})
+    return cases
+
+
+# ------------------------------------------------------------------ corrupt variants
+
+def table_records(data: bytes):
+    """(tensor name, record start, [(role, descriptor position)]) for each record; FORMAT.md layout."""
+    h = HEADER.unpack_from(data)
+    n, table_off = h[4], h[7]
+    pos = table_off
+    out = []
+    for _ in range(n):
+        start = pos
+        (nlen,) = struct.unpack_from("<H", data, pos)
+        pos += 2
+        name = data[pos:pos + nlen].decode()
+        pos += nlen
+        _method, ndim = struct.unpack_from("<BB", data, pos)
+        pos += 2 + 4 * ndim
+        nsec = struct.unpack_from("<IIBBIBB", data, pos)[-1]
+        pos += struct.calcsize("<IIBBIBB")
+        secs = []
+        for _ in range(nsec):
+            secs.append((SECTION.unpack_from(data, pos)[0], pos))
+            pos += SECTION.size
+        out.append((name, start, secs))
+    return out
+
+
+def refix_table(data: bytearray) -> None:
+    h = HEADER.unpack_from(data)
+    off, length = h[7], h[8]
+    struct.pack_into("<I", data, off + length - 4, zlib.crc32(bytes(data[off:off + length - 4])))
+
+
+def refix_header(data: bytearray) -> None:
+    struct.pack_into("<I", data, 60, zlib.crc32(bytes(data[:60])))
+
+
+def corrupt_variants(src: bytes) -> dict[str, bytes]:
+    """Damaged copies of a valid kmeans k=5 file (3-bit indices, so k < 2^bits)."""
+    v: dict[str, bytes] = {}
+    h = HEADER.unpack_from(src)
+    meta_off, meta_len, table_off, table_len = h[5], h[6], h[7], h[8]
+    v["truncated_end"] = src[:-10]
+    v["truncated_to_header"] = src[:64]
+    v["truncated_tiny"] = src[:40]
+    v["empty"] = b""
+    b = bytearray(src); b[0] = ord("X"); v["bad_magic"] = bytes(b)
+    b = bytearray(src); struct.pack_into("<H", b, 4, 2); refix_header(b); v["bad_version_major"] = bytes(b)
+    b = bytearray(src); struct.pack_into("<H", b, 4, 2); v["bad_version_major_stale_crc"] = bytes(b)
+    b = bytearray(src); b[12] ^= 0x01; v["bad_header_crc"] = bytes(b)
+    b = bytearray(src); b[meta_off + meta_len // 2] ^= 0x20; v["bad_metadata_crc"] = bytes(b)
+    b = bytearray(src); b[table_off + 3] ^= 0x01; v["bad_table_crc"] = bytes(b)
+    b = bytearray(src) + bytes(64); v["padded"] = bytes(b)
+    b = bytearray(src); struct.pack_into("<Q", b, 24, len(src)); refix_header(b); v["metadata_outside"] = bytes(b)
+    b = bytearray(src); struct.pack_into("<Q", b, 40, len(src)); refix_header(b); v["table_outside"] = bytes(b)
+    for name, start, secs in table_records(src):
+        safe = name.replace(".", "_")
+        for role, dpos in secs:
+            _r, _dt, _nd, _z, *_dims, off, length, _crc = SECTION.unpack_from(src, dpos)
+            if length:
+                b = bytearray(src); b[off + length - 1] ^= 0x40
+                v[f"bad_section_crc_{safe}_{role}"] = bytes(b)
+        # a section that is misaligned / outside the file, with the table checksum fixed
+        role, dpos = secs[0]
+        b = bytearray(src); struct.pack_into("<Q", b, dpos + 20, SECTION.unpack_from(src, dpos)[8] + 4)
+        refix_table(b); v[f"misaligned_{safe}"] = bytes(b)
+        b = bytearray(src); struct.pack_into("<Q", b, dpos + 20, (len(src) + 64) // 64 * 64)
+        refix_table(b); v[f"section_outside_{safe}"] = bytes(b)
+        b = bytearray(src); struct.pack_into("<Q", b, dpos + 28, SECTION.unpack_from(src, dpos)[9] + 1)
+        refix_table(b); v[f"length_vs_dims_{safe}"] = bytes(b)
+        # an unknown method code, and unknown role / dtype codes
+        nlen = struct.unpack_from("<H", src, start)[0]
+        b = bytearray(src); b[start + 2 + nlen] = 9; refix_table(b); v[f"bad_method_{safe}"] = bytes(b)
+        b = bytearray(src); b[dpos] = 7; refix_table(b); v[f"bad_role_{safe}"] = bytes(b)
+        b = bytearray(src); b[dpos + 1] = 12; refix_table(b); v[f"bad_dtype_{safe}"] = bytes(b)
+    # bits 17, and a packed index >= k (section crc fixed so only the index check can fail)
+    for name, start, secs in table_records(src):
+        roles = dict(secs)
+        if 2 not in roles:
+            continue
+        nlen = struct.unpack_from("<H", src, start)[0]
+        ndim = src[start + 2 + nlen + 1]
+        fixed = start + 2 + nlen + 2 + 4 * ndim  # k, d, rows, stages, rank, bits, nsec
+        bits_pos = fixed + 4 + 4 + 1 + 1 + 4
+        b = bytearray(src); b[bits_pos] = 17; refix_table(b); v["bits_17"] = bytes(b)
+        b = bytearray(src); b[bits_pos] = 0; refix_table(b); v["bits_0"] = bytes(b)
+        dpos = roles[2]
+        off, length = SECTION.unpack_from(src, dpos)[8:10]
+        b = bytearray(src); b[off] |= 0x07  # first 3-bit index := 7 >= k = 5
+        struct.pack_into("<I", b, dpos + 36, zlib.crc32(bytes(b[off:off + length])))
+        refix_table(b); v["index_ge_k"] = bytes(b)
+        break
+    return v
+
+
+def write_corrupt(out: Path) -> list[dict]:
+    (out / "corrupt").mkdir(parents=True, exist_ok=True)
+    src = (out / "vqm" / "kmeans_k5.vqm").read_bytes()
+    rows = []
+    for name, data in sorted(corrupt_variants(src).items()):
+        path = out / "corrupt" / f"{name}.vqm"
+        path.write_bytes(data)
+        try:
+            vqexport.read_vqm(path)
+        except VqmError as e:
+            rows.append({"name": name, "file": f"corrupt/{name}.vqm", "kind": kind_of(str(e)), "python": str(e)})
+            continue
+        raise SystemExit(f"make_test_vectors: the Python reader ACCEPTS corrupt variant {name!r}; fix vqm.py")
+    return rows
+
+
+# ------------------------------------------------------------------ ONNX / TFLite
+
+def mnist_net() -> torch.nn.Module:
+    torch.manual_seed(1)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                               torch.nn.Linear(4 * 26 * 26, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10)).eval()
+
+
+def optional(part: str, fn, out: Path):
+    try:
+        return fn(out)
+    except (ImportError, AttributeError, NotImplementedError) as e:
+        print("!" * 78, file=sys.stderr)
+        print(f"!!! make_test_vectors: {part} SKIPPED: the package lacks it yet ({e.__class__.__name__}: {e})",
+              file=sys.stderr)
+        print("!" * 78, file=sys.stderr)
+        return {"skipped": f"{e.__class__.__name__}: {e}"}
+
+
+def write_onnx(out: Path) -> dict:
+    import onnxruntime as ort
+
+    d = out / "onnx"
+    d.mkdir(parents=True, exist_ok=True)
+    net = mnist_net()
+    cm = vqexport.compress(net, method="kmeans", k=16, seed=0)
+    cm.metadata["input"] = {"shape": [1, 1, 28, 28], "layout": "NCHW", "mean": [0.1307], "std": [0.3081]}
+    vqexport.to_onnx(cm, d / "model.onnx", model=net)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 1, 1, 28, 28)).astype("<f4")
+    sess = ort.InferenceSession(str(d / "model.onnx"), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    logits = np.stack([sess.run(None, {name: xi})[0] for xi in x]).astype("<f4")
+    (d / "inputs.bin").write_bytes(x.tobytes())
+    (d / "logits.bin").write_bytes(logits.tobytes())
+    props = sess.get_modelmeta().custom_metadata_map
+    return {"model": "onnx/model.onnx", "inputs": "onnx/inputs.bin", "logits": "onnx/logits.bin",
+            "count": int(x.shape[0]), "input_shape": [1, 1, 28, 28], "outputs": int(logits.shape[-1]),
+            "onnxruntime": ort.__version__, "metadata_props": dict(props)}
+
+
+def write_tflite(out: Path) -> dict:
+    from vqexport.formats import tflite_rewrite
+
+    d = out / "tflite"
+    d.mkdir(parents=True, exist_ok=True)
+    net = mnist_net()
+    cm = vqexport.compress(net, method="kmeans", k=16, seed=0)
+    cm.metadata["input"] = {"shape": [1, 1, 28, 28], "layout": "NCHW", "mean": [0.1307], "std": [0.3081]}
+    vqexport.to_tflite(cm, d / "model.tflite", model=net)
+    raw = tflite_rewrite.get_metadata(tflite_rewrite.read_model((d / "model.tflite").read_bytes()),
+                                      tflite_rewrite.METADATA_NAME)
+    return {"model": "tflite/model.tflite", "metadata_json": raw.decode("utf-8") if raw else None}
+
+
+def main() -> int:
+    if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+        return 2
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {"vqm": write_vqm_cases(out)}
+    manifest["corrupt"] = write_corrupt(out)
+    manifest["onnx"] = optional("ONNX export (vqexport.to_onnx)", write_onnx, out)
+    manifest["tflite"] = optional("TFLite export (vqexport.to_tflite)", write_tflite, out)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    n_t = sum(len(c["tensors"]) for c in manifest["vqm"])
+    print(f"make_test_vectors: {len(manifest['vqm'])} .vqm files ({n_t} tensors), "
+          f"{len(manifest['corrupt'])} corrupt variants, onnx: {'skipped' not in manifest['onnx']}, "
+          f"tflite: {'skipped' not in manifest['tflite']} -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except SystemExit:
+        raise
+    except Exception:
+        traceback.print_exc()
+        sys.exit(1)

@@ -1,0 +1,87 @@
+package dev.vqexport.demo;
+
+import dev.vqexport.demo.core.InputSpec;
+import dev.vqexport.demo.core.ModelRunner;
+import dev.vqexport.demo.core.TfliteMetadata;
+import java.io.File;
+import java.io.FileInputStream;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.MappedByteBuffer;
+import java.nio.channels.FileChannel;
+import org.tensorflow.lite.DataType;
+import org.tensorflow.lite.Interpreter;
+import org.tensorflow.lite.Tensor;
+
+/** A .tflite model on the TFLite interpreter (CPU, float32 input and output). */
+final class TfliteRunner implements ModelRunner {
+    private final Interpreter interpreter;
+    private final int[] shape;
+    private final InputSpec spec;
+    private final ByteBuffer in;
+    private final ByteBuffer out;
+
+    TfliteRunner(File file, int threads) throws IOException {
+        MappedByteBuffer model = map(file);
+        InputSpec fromMeta = InputSpec.fromTflite(model);
+        spec = fromMeta != null ? fromMeta : InputSpec.defaults("tflite", file.getName());
+        Interpreter.Options opts = new Interpreter.Options();
+        if (threads > 0) {
+            opts.setNumThreads(threads);
+        }
+        interpreter = new Interpreter(model, opts);
+        Tensor input = interpreter.getInputTensor(0);
+        Tensor output = interpreter.getOutputTensor(0);
+        if (input.dataType() != DataType.FLOAT32 || output.dataType() != DataType.FLOAT32) {
+            interpreter.close();
+            throw new IllegalArgumentException(file.getName() + ": input/output are " + input.dataType() + "/"
+                    + output.dataType() + "; this demo feeds float32 only");
+        }
+        shape = input.shape();
+        in = ByteBuffer.allocateDirect(input.numBytes()).order(ByteOrder.nativeOrder());
+        out = ByteBuffer.allocateDirect(output.numBytes()).order(ByteOrder.nativeOrder());
+    }
+
+    private static MappedByteBuffer map(File file) throws IOException {
+        FileInputStream s = new FileInputStream(file);
+        try {
+            FileChannel ch = s.getChannel();
+            return ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size());
+        } finally {
+            s.close();
+        }
+    }
+
+    @Override
+    public String backend() {
+        return "tflite " + org.tensorflow.lite.TensorFlowLite.runtimeVersion();
+    }
+
+    @Override
+    public int[] inputShape() {
+        return shape.clone();
+    }
+
+    @Override
+    public InputSpec inputSpec() {
+        return spec;
+    }
+
+    @Override
+    public float[] run(float[] input) {
+        in.rewind();
+        in.asFloatBuffer().put(input);
+        out.rewind();
+        interpreter.run(in, out);
+        out.rewind();
+        float[] logits = new float[out.capacity() / 4];
+        out.asFloatBuffer().get(logits);
+        return logits;
+    }
+
+    @Override
+    public void close() {
+        interpreter.close();
+    }
+}
