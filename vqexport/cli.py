@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -107,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    # TensorFlow (behind onnx2tf and LiteRT) logs CUDA-plugin noise from C++ at import; users
+    # should see our one-line messages, not that. A user who sets the variable keeps theirs.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
     quiet = args.quiet
     warnings.showwarning = _one_line_warning(quiet)
