@@ -283,6 +283,7 @@ def _lloyd_chunk(X, k, rng, iters, tol):
         pick = np.argsort(rng.random((s, N)), axis=1)[:, :k]  # k distinct points per problem
         C = X[np.arange(s)[:, None], pick].copy()
     flat_base = (np.arange(s) * k)[:, None]
+    columns = np.ascontiguousarray(X.transpose(2, 0, 1).reshape(d, -1))  # one copy, not one per step
     idx = None
     for _ in range(iters):
         new_idx = _nearest(X, x2, C)
@@ -291,7 +292,7 @@ def _lloyd_chunk(X, k, rng, iters, tol):
         idx = new_idx
         flat = (idx + flat_base).ravel()
         counts = np.bincount(flat, minlength=s * k).reshape(s, k)
-        sums = np.stack([np.bincount(flat, weights=X[:, :, j].ravel(), minlength=s * k) for j in range(d)], axis=1)
+        sums = np.stack([np.bincount(flat, weights=columns[j], minlength=s * k) for j in range(d)], axis=1)
         sums = sums.reshape(s, k, d)
         filled = counts > 0
         C[filled] = (sums[filled] / counts[filled][:, None]).astype(np.float32)
@@ -301,8 +302,12 @@ def _lloyd_chunk(X, k, rng, iters, tol):
 
 
 def _nearest(X, x2, C):
-    dist = x2[:, :, None] - 2 * np.matmul(X, C.transpose(0, 2, 1)) + np.einsum("skd,skd->sk", C, C)[:, None, :]
-    return dist.argmin(axis=2)
+    """argmin_j ||x - c_j||^2 = argmin_j (||c_j||^2 - 2 x.c_j): ||x||^2 cannot change the winner,
+    so it is left out, and the scores are built in place in one [s, N, k] buffer."""
+    scores = np.matmul(X, C.transpose(0, 2, 1))
+    scores *= -2
+    scores += np.einsum("skd,skd->sk", C, C)[:, None, :]
+    return scores.argmin(axis=2)
 
 
 def _kmeanspp(X, x2, k, rng):
