@@ -302,13 +302,19 @@ def plot_sizes(s: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
     exported = [r for r in s["points"] if r["files"]]
-    for fmt, marker in (("vqm", "o"), ("onnx", "s"), ("tflite", "^")):
+    # The formats land almost on top of each other (that is the point: all stay compressed), so
+    # they are drawn hollow at different sizes, and each model point is labelled once.
+    labelled = set()
+    for i, (fmt, marker, size) in enumerate((("vqm", "o", 110), ("onnx", "s", 55), ("tflite", "^", 25))):
         pts = [(r["files"][fmt]["bytes"] / 1024, 100 * r["files"][fmt]["top1"], r["label"])
                for r in exported if fmt in r["files"]]
         if pts:
-            ax.scatter([p[0] for p in pts], [p[1] for p in pts], marker=marker, label=f".{fmt}")
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], marker=marker, s=size, facecolors="none",
+                       edgecolors=f"C{i}", linewidths=1.2, label=f".{fmt}")
             for px, py, lab in pts:
-                ax.annotate(lab, (px, py), fontsize=6, xytext=(3, 3), textcoords="offset points")
+                if lab not in labelled:
+                    labelled.add(lab)
+                    ax.annotate(lab, (px, py), fontsize=7, xytext=(6, 4), textcoords="offset points")
     ax.axvline(s["dense_bytes"] / 1024, color="k", lw=0.8, ls=":", label="dense float32")
     ax.axhline(100 * s["baseline"]["top1"], color="grey", lw=0.6, ls=":")
     ax.set_xscale("log")
