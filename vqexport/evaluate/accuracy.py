@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import DataError
 from ..report import human_bytes, table
 from .datasets import load_dataset, prepare
-from .runtimes import METADATA_KEY, open_runtime, tflite_metadata
+from .runtimes import open_runtime
 
 BATCH = 100
 
@@ -39,7 +39,8 @@ def open_for_eval(path, source=None, arch=None, trust_pickle=False):
         cm = read_vqm(path)
         if not isinstance(source, LoadedModel):
             source = load_model(source, arch=arch, trust_pickle=trust_pickle)
-        return TorchRuntime(cm.to_torch(source), cm.metadata.get("input"), cm.metadata.get("labels"), path=path)
+        return TorchRuntime(cm.to_torch(source), cm.metadata.get("input"), cm.metadata.get("labels"), path=path,
+                            metadata=cm.metadata)
     if path.suffix not in (".vqm", ".onnx", ".tflite") and (arch or trust_pickle):
         return open_runtime(load_model(path, arch=arch, trust_pickle=trust_pickle))
     return open_runtime(path)
@@ -55,7 +56,7 @@ def evaluate_file(path, data: str = "mnist5k", source=None, arch=None, trust_pic
     seconds = time.perf_counter() - start
     if y.max(initial=0) >= logits.shape[1]:
         raise DataError(f"{data}: has label {int(y.max())}, but the model {path} has only {logits.shape[1]} outputs")
-    summary = _summary_of(path)
+    summary = rt.metadata.get("summary") or {}
     size = os.path.getsize(path)
     dense = summary.get("model_dense_bytes")
     return {
@@ -64,27 +65,6 @@ def evaluate_file(path, data: str = "mnist5k", source=None, arch=None, trust_pic
         "layer_compression": summary.get("layer_compression", 1.0),
         "model_compression": (dense / size) if dense else None, "seconds": seconds,
     }
-
-
-def _summary_of(path) -> dict:
-    """The size summary that compress() wrote into the file's metadata, when it has one."""
-    import json
-
-    suffix = Path(path).suffix
-    meta = {}
-    if suffix == ".vqm":
-        from ..formats.vqm import read_vqm
-
-        meta = read_vqm(path).metadata
-    elif suffix == ".onnx":
-        import onnx
-
-        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-        meta = json.loads(props.get(METADATA_KEY, "{}"))
-    elif suffix == ".tflite":
-        raw = tflite_metadata(path, METADATA_KEY)
-        meta = json.loads(raw.decode("utf-8")) if raw else {}
-    return meta.get("summary") or {}
 
 
 def format_eval(r: dict) -> str:

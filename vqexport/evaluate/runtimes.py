@@ -21,10 +21,11 @@ class Runtime:
 
     kind = "?"
 
-    def __init__(self, path=None, input_spec: dict | None = None, labels=None):
+    def __init__(self, path=None, input_spec: dict | None = None, labels=None, metadata: dict | None = None):
         self.path = str(path) if path is not None else None
         self.input_spec = dict(input_spec) if input_spec else None
         self.labels = labels
+        self.metadata = dict(metadata or {})  # the file's own vqexport metadata ("summary", "config", ...)
 
     @property
     def input_shape(self) -> list[int] | None:
@@ -52,7 +53,8 @@ def open_runtime(path_or_module, threads: int | None = None) -> Runtime:
 
     obj = path_or_module
     if isinstance(obj, CompressedModel):
-        return TorchRuntime(obj.to_torch(), obj.metadata.get("input"), obj.metadata.get("labels"), threads)
+        return TorchRuntime(obj.to_torch(), obj.metadata.get("input"), obj.metadata.get("labels"), threads,
+                            metadata=obj.metadata)
     if isinstance(obj, LoadedModel):
         return TorchRuntime(obj.module, obj.input, obj.labels, threads, path=obj.name)
     if not isinstance(obj, (str, Path)):
@@ -69,7 +71,8 @@ def open_runtime(path_or_module, threads: int | None = None) -> Runtime:
         from ..formats.vqm import read_vqm
 
         cm = read_vqm(path)
-        return TorchRuntime(cm.to_torch(), cm.metadata.get("input"), cm.metadata.get("labels"), threads, path=path)
+        return TorchRuntime(cm.to_torch(), cm.metadata.get("input"), cm.metadata.get("labels"), threads, path=path,
+                            metadata=cm.metadata)
     from ..load import load_model
 
     lm = load_model(path)
@@ -86,10 +89,10 @@ def _as_nchw(x) -> np.ndarray:
 class TorchRuntime(Runtime):
     kind = "torch"
 
-    def __init__(self, module, input_spec=None, labels=None, threads=None, path=None):
+    def __init__(self, module, input_spec=None, labels=None, threads=None, path=None, metadata=None):
         import torch
 
-        super().__init__(path, input_spec, labels)
+        super().__init__(path, input_spec, labels, metadata)
         self.module = getattr(module, "module", module)
         if hasattr(self.module, "eval"):
             self.module.eval()
@@ -135,7 +138,7 @@ class OrtRuntime(Runtime):
         self._fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
         if not spec and all(isinstance(d, int) for d in inp.shape):
             spec = {"shape": list(inp.shape), "layout": "NCHW"}
-        super().__init__(path, spec, labels)
+        super().__init__(path, spec, labels, meta)
 
     def run(self, x):
         x = _as_nchw(x)
@@ -171,7 +174,7 @@ class LiteRtRuntime(Runtime):
         if not spec and len(self._shape) == 4:
             n, a, b, c = self._shape
             spec = {"shape": [1, c, a, b] if self.nhwc else [1, a, b, c], "layout": "NCHW"}
-        super().__init__(path, spec, meta.get("labels"))
+        super().__init__(path, spec, meta.get("labels"), meta)
 
     @property
     def input_shape(self):

@@ -51,8 +51,6 @@ def export_onnx(compressed: CompressedModel, path, model=None, opset: int | None
     architecture named in the metadata. Returns {"path", "bytes", "initializer_bytes",
     "ideal_bytes", "opset", "layers": {tensor: {"initializer", "transposed", "method"}}}.
     """
-    import onnx
-
     spec = _input_spec(compressed.metadata.get("input"), input_shape)
     module = compressed.to_torch(model if model is not None else compressed.source_model)
     opset = opset or OPSET
@@ -61,8 +59,9 @@ def export_onnx(compressed: CompressedModel, path, model=None, opset: int | None
     inits = {i.name: i for i in graph.initializer}
     consumers = _consumer_count(graph)
     new_nodes, new_inits, layers = [], [], {}
+    decoded = module.state_dict()  # to_torch has decoded every weight once already
     for t in compressed.compressed:
-        w = np.ascontiguousarray(t.decode(), dtype=np.float32)
+        w = np.ascontiguousarray(decoded[t.name].detach().cpu().numpy(), dtype=np.float32)
         name, transposed = _find_weight(t, w, inits, consumers)
         nodes, payload = decode_subgraph(t, name, transposed)
         new_nodes += nodes
