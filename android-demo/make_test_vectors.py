@@ -143,7 +143,7 @@ def corrupt_variants(src: bytes) -> dict[str, bytes]:
     """Damaged copies of a valid kmeans k=5 file (3-bit indices, so k < 2^bits)."""
     v: dict[str, bytes] = {}
     h = HEADER.unpack_from(src)
-    meta_off, meta_len, table_off, table_len = h[5], h[6], h[7], h[8]
+    meta_off, meta_len, table_off = h[5], h[6], h[7]
     v["truncated_end"] = src[:-10]
     v["truncated_to_header"] = src[:64]
     v["truncated_tiny"] = src[:40]

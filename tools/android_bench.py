@@ -90,7 +90,7 @@ def run_on_phone(args) -> dict:
     deadline = time.time() + args.timeout
     while True:
         log = adb(base, "logcat", "-d", "-s", f"{TAG}:*", check=False)
-        if f" DONE " in log or "DONE /" in log:
+        if " DONE " in log or "DONE /" in log:
             break
         if time.time() > deadline:
             raise SystemExit(f"android_bench: no DONE from the app in {args.timeout} s; last log:\n{log[-2000:]}")

@@ -1,13 +1,12 @@
 """The per-layer loop: pick the dense layers, check every setting first, then quantize."""
 from __future__ import annotations
 
-import time
 import warnings
 
 import numpy as np
 
 from . import __version__
-from .config import CompressConfig
+from .config import CompressConfig, glob_matches
 from .errors import ConfigError
 from .ir import CompressedModel, CompressedTensor, dense_section
 from .load import LoadedModel
@@ -21,7 +20,7 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
     chosen = [n for n in dense if config.selects(n)]
     if dense:
         for pattern in config.layers:
-            if not any(config.__class__(layers=(pattern,)).selects(n) for n in dense):
+            if not any(glob_matches(n, pattern) for n in dense):
                 raise ConfigError(f"--layers {pattern!r} matches no dense layer; the dense layers are: "
                                   + ", ".join(dense[:12]) + (" ..." if len(dense) > 12 else ""))
     # Every setting is checked against every layer before any work, so nothing half-runs.
@@ -54,13 +53,11 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
             continue
         q = plans[name]
         w = value.detach().to("cpu").float().numpy()
-        start = time.perf_counter()
         t = get_quantizer(q.method).fit(w, q, config.seed)
         t.name = name
         err = _rel_error(w, t)
         layers[name] = {"method": q.method, "shape": list(t.shape), "bits_per_weight": round(t.bits_per_weight, 6),
-                        "compression": round(t.compression, 4), "rel_error": round(err, 6),
-                        "seconds": round(time.perf_counter() - start, 3), **_params(q)}
+                        "compression": round(t.compression, 4), "rel_error": round(err, 6), **_params(q)}
         tensors.append(t)
         bar.done(name)
     bar.close()
@@ -77,9 +74,6 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
         metadata["labels"] = list(model.labels)
     if model.input:
         metadata["input"] = dict(model.input)
-    # Timing is not part of the file: byte-identical output for identical inputs.
-    for entry in layers.values():
-        entry.pop("seconds")
     cm = CompressedModel(tensors=tensors, metadata=metadata, source_model=model)
     # Carried by every writer, so an .onnx or .tflite can report its own compression rates.
     metadata["summary"] = {k: round(v, 6) if isinstance(v, float) else v for k, v in cm.summary().items()}

@@ -80,12 +80,12 @@ class CompressConfig:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
 
     def selects(self, name: str) -> bool:
-        return any(_match(name, p) for p in self.layers)
+        return any(glob_matches(name, p) for p in self.layers)
 
     def for_layer(self, name: str) -> QuantConfig:
         q = self.quant
         for pattern, changes in self.overrides:
-            if _match(name, pattern):
+            if glob_matches(name, pattern):
                 q = q.replace(**changes)
         return q
 
@@ -102,7 +102,7 @@ class CompressConfig:
         return cls(quant=QuantConfig.from_dict(d), layers=layers, overrides=overrides, seed=seed)
 
 
-def _match(name: str, pattern: str) -> bool:
+def glob_matches(name: str, pattern: str) -> bool:
     """A glob matches the parameter key ('fc1.weight') or its module ('fc1')."""
     module = name[: -len(".weight")] if name.endswith(".weight") else name
     return fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(module, pattern)

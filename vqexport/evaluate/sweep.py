@@ -80,7 +80,6 @@ def svd_overrides(model, target: float) -> tuple[dict, dict, list[str]]:
 
 def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm",), arch=None,
               trust_pickle=False, quiet=False, points: list[dict] | None = None, svd_targets=None) -> dict:
-    import torch
     from tqdm import tqdm
 
     import vqexport
