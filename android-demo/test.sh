@@ -31,7 +31,11 @@ if [ -f "$APK" ]; then
         bad "apksigner verify: $sig"
     fi
     if zipalign -c -p 4 "$APK" >/dev/null 2>&1; then ok "zipalign -c -p 4"; else bad "APK not aligned (zipalign -c -p 4)"; fi
-    if unzip -v "$APK" resources.arsc | grep -q " Stored "; then ok "resources.arsc stored uncompressed"; else bad "resources.arsc is compressed"; fi
+    # Listings go through variables: under pipefail, `unzip | grep -q` fails whenever grep exits
+    # at its first match before unzip has written everything (SIGPIPE), which flaked on CI.
+    listing="$(unzip -l "$APK")"
+    arsc="$(unzip -v "$APK" resources.arsc)"
+    if grep -q " Stored " <<<"$arsc"; then ok "resources.arsc stored uncompressed"; else bad "resources.arsc is compressed"; fi
 
     badging="$(aapt2 dump badging "$APK" 2>&1)"
     grep -q "^package: name='dev.vqexport.demo'" <<<"$badging" && ok "package dev.vqexport.demo" || bad "package name: $(head -1 <<<"$badging")"
@@ -51,8 +55,8 @@ if [ -f "$APK" ]; then
     # No lambdas in the app's own code: Android has no LambdaMetafactory to bootstrap them.
     lambdas="$(dexdump -d "$APK" 2>/dev/null | awk '/^    #[0-9]+ +: \(in L/ {cls=$4} /invoke-custom/ && cls ~ /^\(?Ldev\/vqexport\// {print cls}' | sort -u)"
     [ -z "$lambdas" ] && ok "no invoke-custom (lambdas) in dev.vqexport classes" || bad "invoke-custom in: $lambdas"
-    if unzip -l "$APK" | grep -q " assets/models/"; then
-        ok "bundles $(unzip -l "$APK" | grep -c ' assets/models/') model file(s)"
+    if grep -q " assets/models/" <<<"$listing"; then
+        ok "bundles $(grep -c ' assets/models/' <<<"$listing") model file(s)"
     else
         bad "the APK bundles no models (vqexport.zoo.android_assets wrote none)"
     fi
