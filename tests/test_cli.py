@@ -28,6 +28,20 @@ def test_skipped_layer_is_announced(torchscript_cnn, tmp_path):
     assert "6.weight (10, 64) left uncompressed" in stderr
 
 
+@pytest.mark.parametrize("quiet", [False, True])
+def test_export_shows_progress_per_layer(torchscript_cnn, tmp_path, quiet):
+    code, _, stderr = run_cli("to-onnx", torchscript_cnn, "--method", "kmeans", "--k", "16",
+                              "-o", tmp_path / "m.onnx", *(["--quiet"] if quiet else []))
+    assert code == 0, stderr
+    steps = ["compress: 4.weight (", "decode: 4.weight (", "decode graph: 4.weight (",
+             "vqexport: exporting the network to ONNX (torch.onnx): done in"]
+    if quiet:
+        assert not any(s in stderr for s in steps), stderr
+    else:
+        for s in steps:
+            assert s in stderr, (s, stderr)
+
+
 def test_help_shows_an_example():
     code, stdout, _ = run_cli("to-tflite", "--help")
     assert code == 0 and "vqexport to-tflite model.pt --method kmeans --k 16" in stdout

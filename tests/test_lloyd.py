@@ -75,3 +75,21 @@ def test_batched_1d_assigns_nearest_and_is_close_to_single():
     # The single-row solver adds greedy k-means++ starts, which do not vectorise; they find
     # about 8% lower error here. The batched one must stay within 10% of it.
     assert np.mean((X - dec) ** 2) <= single * 1.10
+
+
+def test_cluster_sums_agree_between_bincount_and_onehot():
+    # The two ways of summing clusters (bincount for short vectors, one-hot matmul for long
+    # rows) must give the same sums; float32 matmul against float64 bincount: 1e-4 relative.
+    from vqexport.quant.lloyd import _cluster_sums
+
+    rng = np.random.default_rng(3)
+    s, N, d, k = 3, 500, 40, 8
+    X = rng.standard_normal((s, N, d)).astype(np.float32)
+    idx = rng.integers(0, k, size=(s, N))
+    flat = (idx + (np.arange(s) * k)[:, None]).ravel()
+    columns = np.ascontiguousarray(X.transpose(2, 0, 1).reshape(d, -1))
+    a = _cluster_sums(X, idx, flat, columns, k)
+    b = _cluster_sums(X, idx, flat, None, k)
+    want = np.stack([[X[i][idx[i] == j].sum(axis=0) for j in range(k)] for i in range(s)])
+    np.testing.assert_allclose(a, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(b, want, rtol=1e-4, atol=1e-4)

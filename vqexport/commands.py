@@ -128,11 +128,12 @@ def _export(args, suffix: str, write):
 
 
 def cmd_to_onnx(args) -> int:
-    return _export(args, ".onnx", lambda cm, out, model: api.to_onnx(cm, out, model=model))
+    return _export(args, ".onnx", lambda cm, out, model: api.to_onnx(cm, out, model=model, quiet=args.quiet))
 
 
 def cmd_to_tflite(args) -> int:
-    return _export(args, ".tflite", lambda cm, out, model: api.to_tflite(cm, out, model=model, decode=args.decode))
+    return _export(args, ".tflite", lambda cm, out, model: api.to_tflite(cm, out, model=model, decode=args.decode,
+                                                                                 quiet=args.quiet))
 
 
 def cmd_bench(args) -> int:

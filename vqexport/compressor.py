@@ -46,7 +46,7 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
                       stacklevel=3)
 
     tensors, layers = [], {}
-    bar = layer_bar([(n, int(state[n].numel())) for n in plans], quiet)
+    bar = layer_bar([(n, int(state[n].numel())) for n in plans], quiet, "compress")
     for name, value in state.items():
         if name not in plans:
             tensors.append(_raw(name, value))

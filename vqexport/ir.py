@@ -169,21 +169,38 @@ class CompressedModel:
             "model_compression": self.dense_bits() / self.ideal_bits(),
         }
 
-    def decoded_state_dict(self):
+    def decoded_state_dict(self, quiet: bool = True, copy_raw: bool = True):
+        """{name: torch tensor}; copy_raw=False shares the uncompressed tensors' memory (read-only use)."""
         import torch
 
-        return {t.name: torch.from_numpy(np.array(t.decode(), copy=True)) for t in self.tensors}
+        from .progress import layer_bar
+
+        bar = layer_bar([(t.name, t.numel) for t in self.compressed], quiet, "decode")
+        out = {}
+        for t in self.tensors:
+            value = t.decode()  # a new array, except for raw tensors, which are the stored data
+            if t.method == "raw" and (copy_raw or not value.flags.writeable):
+                value = np.array(value, copy=True)
+            out[t.name] = torch.from_numpy(value)
+            if t.method != "raw":
+                bar.done(t.name)
+        bar.close()
+        return out
 
     def save(self, path) -> None:
         from .formats.vqm import write_vqm
 
         write_vqm(self, path)
 
-    def to_torch(self, model=None):
-        """The source model with its decoded weights loaded (a copy; the source is untouched)."""
+    def to_torch(self, model=None, quiet: bool = True, share_raw: bool = False):
+        """The source model with its decoded weights loaded (a copy; the source is untouched).
+
+        share_raw=True: the uncompressed tensors are shared with this CompressedModel, not copied.
+        """
         from .load import rebuild_with_state
 
-        return rebuild_with_state(model if model is not None else self.source_model, self)
+        return rebuild_with_state(model if model is not None else self.source_model, self, quiet=quiet,
+                                  share_raw=share_raw)
 
 
 def _dense_dtype(t: CompressedTensor) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib
+import itertools
 import json
 import pickle
 import zipfile
@@ -95,9 +96,8 @@ def _load_pickled(path: Path, digest: str, arch: str | None, trust_pickle: bool)
         if arch is None:
             raise LoadError(f"{path}: is a state_dict; say which architecture it belongs to with "
                             "--arch torchvision:NAME or --arch package.module:Class")
-        module = build_arch(arch, obj)
         try:
-            module.load_state_dict(obj)
+            module = build_with_state(arch, obj)
         except RuntimeError as e:
             raise LoadError(f"{path}: does not fit --arch {arch}: {_first_line(e)}") from None
         labels, spec = _arch_defaults(arch, module)
@@ -143,6 +143,25 @@ def build_arch(arch: str, state_dict: dict | None = None):
     return module
 
 
+def build_with_state(arch: str, state_dict: dict):
+    """The architecture holding `state_dict`'s tensors themselves (no copy, no random init).
+
+    The module is built on the meta device, so its random initialisation allocates nothing,
+    and the tensors are assigned rather than copied in: a VGG16 costs its weights once, not
+    twice. An architecture with tensors outside its state_dict (non-persistent buffers) is
+    built the ordinary way. Raises RuntimeError when the state_dict does not fit.
+    """
+    import torch
+
+    with torch.device("meta"):
+        module = build_arch(arch, state_dict)
+    module.load_state_dict(state_dict, assign=True)
+    if any(t.is_meta for t in itertools.chain(module.parameters(), module.buffers())):
+        module = build_arch(arch, state_dict)
+        module.load_state_dict(state_dict)
+    return module
+
+
 def _arch_defaults(arch: str, module):
     """Labels and input spec that an architecture implies (torchvision's ImageNet models)."""
     if arch.startswith("torchvision:"):
@@ -177,20 +196,48 @@ def dense_layer_names(module) -> list[str]:
     return [k for k, v in module.state_dict().items() if k.endswith(".weight") and v.ndim == 2]
 
 
-def rebuild_with_state(model, cm):
-    """A copy of `model` (LoadedModel, nn.Module, or None to use the .vqm's arch) with cm's weights."""
-    if model is None:
-        arch = (cm.metadata.get("source") or {}).get("arch")
-        if not arch:
-            raise LoadError("this .vqm does not name an architecture; pass the model it came from")
-        module = build_arch(arch)
-    else:
-        module = copy.deepcopy(getattr(model, "module", model))
+def rebuild_with_state(model, cm, quiet: bool = True, share_raw: bool = False):
+    """A copy of `model` (LoadedModel, nn.Module, or None to use the .vqm's arch) with cm's weights.
+
+    share_raw=True lets the copy use the .vqm's uncompressed tensors without copying them
+    (for exporters, which only read the weights).
+    """
+    import torch
+
+    state = cm.decoded_state_dict(quiet=quiet, copy_raw=not share_raw)
     try:
-        module.load_state_dict(cm.decoded_state_dict())
+        if model is None:
+            arch = (cm.metadata.get("source") or {}).get("arch")
+            if not arch:
+                raise LoadError("this .vqm does not name an architecture; pass the model it came from")
+            return build_with_state(arch, state).eval()
+        src = getattr(model, "module", model)
+        if isinstance(src, torch.jit.ScriptModule):
+            module = copy.deepcopy(src)
+            module.load_state_dict(state)
+            return module.eval()
+        return _copy_with_tensors(src, state).eval()
     except RuntimeError as e:
         raise LoadError(f"the compressed weights do not fit the model: {_first_line(e)}") from None
-    return module.eval()
+
+
+def _copy_with_tensors(src, state: dict):
+    """deepcopy(src) whose parameters and buffers are `state`'s tensors: the source's weights are
+    never copied (the memo hands deepcopy the replacement for each original tensor)."""
+    import torch
+
+    original = src.state_dict(keep_vars=True)
+    if set(original) != set(state):
+        missing = sorted(set(original) ^ set(state))
+        raise RuntimeError(f"tensor {missing[0]} is in one of the model and the .vqm only")
+    memo = {}
+    for name, t in original.items():
+        new = state[name]
+        if tuple(new.shape) != tuple(t.shape):
+            raise RuntimeError(f"{name}: shape {tuple(new.shape)} in the .vqm, {tuple(t.shape)} in the model")
+        new = new.to(t.dtype)
+        memo[id(t)] = torch.nn.Parameter(new, requires_grad=t.requires_grad) if isinstance(t, torch.nn.Parameter) else new
+    return copy.deepcopy(src, memo)
 
 
 def _zip_names(path: Path):

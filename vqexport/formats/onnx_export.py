@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import ConfigError, VqexportError
 from ..fileio import atomic_path
 from ..ir import CompressedModel, CompressedTensor
+from ..progress import layer_bar, stage
 
 OPSET = 17  # LayerNormalization is 17; ONNX Runtime 1.23 (desktop) and Android 1.2x load 17
 IR_VERSION = {17: 8, 18: 8, 19: 9, 20: 9, 21: 10}  # the IR version of each opset (<= 10: Android ORT)
@@ -44,30 +45,41 @@ INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
 
 def export_onnx(compressed: CompressedModel, path, model=None, opset: int | None = None,
-                input_shape=None) -> dict:
+                input_shape=None, quiet: bool = True) -> dict:
     """Write `compressed` as an ONNX graph that stores the compressed payload and decodes it.
 
     model: the network (nn.Module or LoadedModel); default compressed.source_model, else the
     architecture named in the metadata. Returns {"path", "bytes", "initializer_bytes",
     "ideal_bytes", "opset", "layers": {tensor: {"initializer", "transposed", "method"}}}.
+    quiet=False shows progress on stderr.
     """
     spec = _input_spec(compressed.metadata.get("input"), input_shape)
-    module = compressed.to_torch(model if model is not None else compressed.source_model)
+    # The uncompressed tensors are shared, not copied, and the decoded network is dropped as
+    # soon as the exporter is done with it: VGG16's weights are held once by the model, once
+    # here, and once in the ONNX proto, never more.
+    def decoded_network():
+        return compressed.to_torch(model if model is not None else compressed.source_model, quiet=quiet,
+                                   share_raw=True)
+
     opset = opset or OPSET
-    proto = _torch_to_onnx(module, spec["shape"], opset)
+    with stage("exporting the network to ONNX (torch.onnx)", quiet):
+        proto = _torch_to_onnx(decoded_network, spec["shape"], opset)
     graph = proto.graph
     inits = {i.name: i for i in graph.initializer}
     consumers = _consumer_count(graph)
     new_nodes, new_inits, layers = [], [], {}
-    decoded = module.state_dict()  # to_torch has decoded every weight once already
+    bar = layer_bar([(t.name, t.numel) for t in compressed.compressed], quiet, "decode graph")
     for t in compressed.compressed:
-        w = np.ascontiguousarray(decoded[t.name].detach().cpu().numpy(), dtype=np.float32)
+        w = np.ascontiguousarray(t.decode(), dtype=np.float32)
         name, transposed = _find_weight(t, w, inits, consumers)
+        del w
         nodes, payload = decode_subgraph(t, name, transposed)
         new_nodes += nodes
         new_inits += payload
         graph.initializer.remove(inits.pop(name))
         layers[t.name] = {"initializer": name, "transposed": transposed, "method": t.method}
+        bar.done(t.name)
+    bar.close()
     # The decode nodes read initializers only, so they may all come first.
     old = list(graph.node)
     del graph.node[:]
@@ -95,7 +107,7 @@ def export_dense_onnx(model, path, input_spec: dict | None = None, opset: int | 
             meta.setdefault("input", dict(model.input))
     spec = _input_spec(input_spec or meta.get("input"), None)
     opset = opset or OPSET
-    proto = _torch_to_onnx(module.eval(), spec["shape"], opset)
+    proto = _torch_to_onnx(module.eval, spec["shape"], opset)
     _set_metadata(proto, meta, spec)
     info = _save(proto, path)
     dense = sum(int(np.prod(v.shape)) * v.element_size() for v in module.state_dict().values())
@@ -267,8 +279,12 @@ def _input_spec(spec, input_shape) -> dict:
     return spec
 
 
-def _torch_to_onnx(module, shape, opset: int):
-    """torch.onnx (TorchScript path) with constant folding; weights stay named initializers."""
+def _torch_to_onnx(make_module, shape, opset: int):
+    """torch.onnx (TorchScript path) with constant folding; weights stay named initializers.
+
+    make_module() returns the network; it is let go before the file is parsed back, so the
+    network and the proto (each as large as the weights) are not both held at the peak.
+    """
     import warnings
 
     import onnx
@@ -276,6 +292,7 @@ def _torch_to_onnx(module, shape, opset: int):
 
     if opset not in IR_VERSION:
         raise ConfigError(f"opset {opset} is not supported; use one of {', '.join(map(str, IR_VERSION))}")
+    module = make_module()
     module = getattr(module, "module", module)
     x = torch.zeros(*shape)
     with tempfile.TemporaryDirectory(prefix="vqexport-onnx-") as tmp:
@@ -290,6 +307,7 @@ def _torch_to_onnx(module, shape, opset: int):
                                   dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
         finally:
             _mha_fastpath(fastpath)
+        del module
         proto = onnx.load(out, load_external_data=True)
     proto.ir_version = IR_VERSION[opset]
     return proto

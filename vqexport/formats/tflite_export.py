@@ -37,6 +37,7 @@ import numpy as np
 
 from ..errors import ConfigError, VqexportError
 from ..fileio import atomic_path
+from ..progress import layer_bar, stage
 from . import tflite_decode, tflite_rewrite
 
 DECODE_MODES = ("once", "every-run")
@@ -54,13 +55,14 @@ class TfliteExportError(VqexportError):
 
 
 # -- public API ----------------------------------------------------------------------------------
-def export_tflite(compressed, path, model=None, decode: str = "once", *, input_shape=None) -> dict:
+def export_tflite(compressed, path, model=None, decode: str = "once", *, input_shape=None,
+                  quiet: bool = True) -> dict:
     """Write `compressed` as a .tflite whose dense layers stay compressed; returns a report.
 
     model: the LoadedModel / nn.Module the weights belong to (default: compressed.source_model).
     decode: "once" (default) or "every-run". input_shape: NCHW shape when the model has no input spec.
     The report holds path, bytes, ideal_bytes (cm.ideal_bits()/8), bound_bytes, within_bound,
-    decode, min_runtime_version, ops, and per-layer info.
+    decode, min_runtime_version, ops, and per-layer info. quiet=False shows progress on stderr.
     """
     if decode not in DECODE_MODES:
         raise ConfigError(f"decode must be one of {', '.join(DECODE_MODES)}, got {decode!r}")
@@ -68,12 +70,15 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
     if not comp:
         raise ConfigError("nothing is compressed in this model; use export_dense_tflite for a dense .tflite")
     spec = _input_spec(compressed.metadata.get("input") or _source_input(compressed, model), input_shape)
-    module = compressed.to_torch(model)
+    module = compressed.to_torch(model, quiet=quiet, share_raw=True)
     probes = _set_probes(module, comp)
-    flat, lifted = _convert(module, spec["shape"], probes)
+    with stage("converting PyTorch -> ONNX -> TFLite (torch.onnx, onnx2tf)", quiet):
+        flat, lifted = _convert(module, spec["shape"], probes)
     tfl = tflite_rewrite.read_model(flat)
     ed = tflite_rewrite.Editor(tfl)
-    layers = _rewrite(tfl, ed, {t.name: t for t in comp}, lifted, decode)
+    bar = layer_bar([(t.name, t.numel) for t in comp], quiet, "decode graph")
+    layers = _rewrite(tfl, ed, {t.name: t for t in comp}, lifted, decode, bar)
+    bar.close()
     ed.finish()
     report = _finish_model(tfl, ed, compressed.metadata, spec, decode, layers)
     data = tflite_rewrite.serialize(tfl)
@@ -322,7 +327,7 @@ def _first_line(e: BaseException) -> str:
 
 
 # -- rewrite -------------------------------------------------------------------------------------
-def _rewrite(tfl, ed, tensors: dict, lifted: dict, decode: str) -> dict:
+def _rewrite(tfl, ed, tensors: dict, lifted: dict, decode: str, bar) -> dict:
     targets = _take_lifted_inputs(tfl, lifted)
     init_sg = ed.subgraph("vqexport_decode_once") if decode == "once" else None
     if init_sg is not None:
@@ -357,6 +362,7 @@ def _rewrite(tfl, ed, tensors: dict, lifted: dict, decode: str) -> dict:
             ops += 3
         info["stored_bytes"] += sum(len(b.data) for b in tfl.buffers[before:] if b.data is not None)
         info["decode_ops"] += ops
+        bar.done(name)
     return layers
 
 

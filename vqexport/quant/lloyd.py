@@ -248,7 +248,7 @@ def lloyd(X: np.ndarray, k: int, seed: int, iters: int = 25, progress=None, tol:
     empty clusters keep their previous centroid. Iteration stops when fewer than `tol` of the
     assignments change. For d == 1 each problem is scalar k-means, solved by kmeans1d instead.
     Work is chunked over s so that the
-    [chunk, N, k] distance block stays near 256 MB.
+    [chunk, N, k] distance block stays near 64 MB.
     """
     X = np.asarray(X, dtype=np.float32)
     s, N, d = X.shape
@@ -262,7 +262,7 @@ def lloyd(X: np.ndarray, k: int, seed: int, iters: int = 25, progress=None, tol:
         if progress is not None:
             progress(s)
         return codebooks, indices
-    step = max(1, int(64e6 // (N * max(k, d))))
+    step = max(1, int(16e6 // (N * max(k, d))))
     for a in range(0, s, step):
         b = min(s, a + step)
         codebooks[a:b], indices[a:b] = _lloyd_chunk(X[a:b], k, rng, iters, tol)
@@ -283,7 +283,10 @@ def _lloyd_chunk(X, k, rng, iters, tol):
         pick = np.argsort(rng.random((s, N)), axis=1)[:, :k]  # k distinct points per problem
         C = X[np.arange(s)[:, None], pick].copy()
     flat_base = (np.arange(s) * k)[:, None]
-    columns = np.ascontiguousarray(X.transpose(2, 0, 1).reshape(d, -1))  # one copy, not one per step
+    # Cluster sums: short vectors (pq) by one bincount per coordinate over a transposed copy of
+    # the chunk; long ones (rq rows of 25,088) by a one-hot [k, N] matmul per problem, which
+    # needs no copy of X at all (the copy would cost as much memory as the layer).
+    columns = np.ascontiguousarray(X.transpose(2, 0, 1).reshape(d, -1)) if d <= k else None
     idx = None
     for _ in range(iters):
         new_idx = _nearest(X, x2, C)
@@ -292,13 +295,26 @@ def _lloyd_chunk(X, k, rng, iters, tol):
         idx = new_idx
         flat = (idx + flat_base).ravel()
         counts = np.bincount(flat, minlength=s * k).reshape(s, k)
-        sums = np.stack([np.bincount(flat, weights=columns[j], minlength=s * k) for j in range(d)], axis=1)
-        sums = sums.reshape(s, k, d)
+        sums = _cluster_sums(X, idx, flat, columns, k)
         filled = counts > 0
         C[filled] = (sums[filled] / counts[filled][:, None]).astype(np.float32)
     # The stored assignment must be nearest to the final centroids.
     idx = _nearest(X, x2, C)
     return C, idx.astype(np.uint16)
+
+
+def _cluster_sums(X, idx, flat, columns, k):
+    s, N, d = X.shape
+    if columns is not None:
+        sums = np.stack([np.bincount(flat, weights=columns[j], minlength=s * k) for j in range(d)], axis=1)
+        return sums.reshape(s, k, d)
+    sums = np.empty((s, k, d), dtype=np.float64)
+    onehot = np.zeros((k, N), dtype=np.float32)
+    for i in range(s):
+        onehot[:] = 0
+        onehot[idx[i], np.arange(N)] = 1
+        sums[i] = onehot @ X[i]
+    return sums
 
 
 def _nearest(X, x2, C):

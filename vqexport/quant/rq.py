@@ -9,6 +9,7 @@ from .lloyd import lloyd
 
 NAME = "rq"
 CODE = 4
+ROW_BLOCK = 256
 
 
 def check(shape, q) -> None:
@@ -25,7 +26,9 @@ def fit(w: np.ndarray, q, seed: int, progress=None):
         indices.append(idx[0])
         # The residual is taken against the codebook as stored (float16 rounds it).
         stored = cb[0].astype(np.float16).astype(np.float32) if q.codebook_dtype == "float16" else cb[0]
-        residual -= stored[idx[0]]
+        # In row blocks: stored[idx] whole would be one more copy of the layer.
+        for r in range(0, len(residual), ROW_BLOCK):
+            residual[r:r + ROW_BLOCK] -= stored[idx[0][r:r + ROW_BLOCK]]
     return codebook_tensor(NAME, w.shape, np.stack(codebooks), np.stack(indices), bits_for(q.k), q, stages=q.stages)
 
 
