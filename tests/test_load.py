@@ -38,6 +38,25 @@ def test_state_dict_with_torchvision_arch(tmp_path):
     assert m.kind == "state_dict" and m.input["shape"] == [1, 3, 224, 224]
     assert m.labels is None  # 7 classes: ImageNet's names would be wrong
     assert m.dense_layers() == ["classifier.0.weight", "classifier.3.weight"]
+    # Every tensor is the file's own value (built on meta, then assigned): nothing left random or meta.
+    for name, value in net.state_dict().items():
+        got = m.module.state_dict()[name]
+        assert not got.is_meta and torch.equal(got, value), name
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(m.module(x), net.eval()(x))
+
+
+def test_state_dict_in_a_fresh_process(tmp_path):
+    # torchvision is imported for the first time by the loader here (in the test process it
+    # is imported already): importing it under torch.device("meta") once broke the import.
+    from conftest import run_cli
+    import torchvision
+
+    torch.save(torchvision.models.mobilenet_v3_small(num_classes=7).state_dict(), tmp_path / "sd.pt")
+    code, stdout, stderr = run_cli("compress", tmp_path / "sd.pt", "--arch", "torchvision:mobilenet_v3_small",
+                                   "--method", "kmeans", "--k", "4", "-o", tmp_path / "m.vqm", "--quiet")
+    assert code == 0, stderr
+    assert "classifier.0.weight" in stdout
 
 
 def test_state_dict_with_package_class(tmp_path):

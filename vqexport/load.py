@@ -118,6 +118,15 @@ def build_arch(arch: str, state_dict: dict | None = None):
     """Instantiate an architecture string: torchvision:NAME or package.module:Class."""
     import torch
 
+    module = _constructor(arch, state_dict)()
+    if not isinstance(module, torch.nn.Module):
+        raise LoadError(f"--arch {arch}: {arch.split(':', 1)[1]} is not a torch.nn.Module")
+    return module
+
+
+def _constructor(arch: str, state_dict: dict | None):
+    """The callable that builds `arch`, with its modules imported (outside any device context:
+    a library imported under torch.device("meta") runs its module-level code there, and breaks)."""
     if ":" not in arch:
         raise LoadError(f"--arch {arch!r}: expected torchvision:NAME or package.module:Class")
     where, name = arch.split(":", 1)
@@ -130,17 +139,14 @@ def build_arch(arch: str, state_dict: dict | None = None):
             if last and last[-1].shape[0] != 1000:
                 kwargs["num_classes"] = int(last[-1].shape[0])
         try:
-            return torchvision.models.get_model(name, weights=None, **kwargs)
+            builder = torchvision.models.get_model_builder(name)
         except ValueError:
             raise LoadError(f"--arch {arch}: torchvision has no model named {name!r}") from None
+        return lambda: builder(weights=None, **kwargs)
     try:
-        cls = getattr(importlib.import_module(where), name)
+        return getattr(importlib.import_module(where), name)
     except (ImportError, AttributeError) as e:
         raise LoadError(f"--arch {arch}: cannot import it ({_first_line(e)})") from None
-    module = cls()
-    if not isinstance(module, torch.nn.Module):
-        raise LoadError(f"--arch {arch}: {name} is not a torch.nn.Module")
-    return module
 
 
 def build_with_state(arch: str, state_dict: dict):
@@ -148,17 +154,29 @@ def build_with_state(arch: str, state_dict: dict):
 
     The module is built on the meta device, so its random initialisation allocates nothing,
     and the tensors are assigned rather than copied in: a VGG16 costs its weights once, not
-    twice. An architecture with tensors outside its state_dict (non-persistent buffers) is
-    built the ordinary way. Raises RuntimeError when the state_dict does not fit.
+    twice. An architecture that cannot be built there, or that has tensors outside its
+    state_dict (non-persistent buffers), is built the ordinary way. Raises RuntimeError when
+    the state_dict does not fit.
     """
     import torch
 
-    with torch.device("meta"):
-        module = build_arch(arch, state_dict)
+    make = _constructor(arch, state_dict)
+    try:
+        with torch.device("meta"):
+            module = make()
+    except Exception:  # noqa: BLE001 - a user's __init__ that needs real tensors: built normally below
+        module = None
+    if not isinstance(module, torch.nn.Module):
+        return _build_and_load(arch, state_dict)
     module.load_state_dict(state_dict, assign=True)
     if any(t.is_meta for t in itertools.chain(module.parameters(), module.buffers())):
-        module = build_arch(arch, state_dict)
-        module.load_state_dict(state_dict)
+        return _build_and_load(arch, state_dict)
+    return module
+
+
+def _build_and_load(arch: str, state_dict: dict):
+    module = build_arch(arch, state_dict)
+    module.load_state_dict(state_dict)
     return module
 
 
