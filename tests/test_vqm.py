@@ -183,3 +183,36 @@ def test_index_beyond_k_is_rejected(model, tmp_path):
     cm.save(tmp_path / "m.vqm")
     with pytest.raises(VqmError, match="index is >= k=5"):
         vqexport.read_vqm(tmp_path / "m.vqm")
+
+
+def test_overlapping_sections_are_rejected(tmp_path):
+    # Two equal bias vectors give two sections with the same length and checksum; pointing the
+    # second at the first's bytes passes every other check, so only the overlap check can catch it.
+    net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 8))
+    with torch.no_grad():
+        net[1].bias.copy_(net[0].bias)
+    vqexport.compress(net, "kmeans", k=4).save(tmp_path / "m.vqm")
+    data = bytearray((tmp_path / "m.vqm").read_bytes())
+    h = _header(data)
+    table_off, table_len = h[7], h[8]
+    table = bytes(data[table_off:table_off + table_len - 4])
+    pos, found = 0, {}
+    for _ in range(h[4]):
+        (nlen,) = struct.unpack_from("<H", table, pos)
+        name = table[pos + 2:pos + 2 + nlen].decode()
+        pos += 2 + nlen
+        _code, ndim = struct.unpack_from("<BB", table, pos)
+        pos += 2 + 4 * ndim
+        *_, nsec = struct.unpack_from("<IIBBIBB", table, pos)
+        pos += struct.calcsize("<IIBBIBB")
+        for _ in range(nsec):
+            found[name] = (pos, SECTION.unpack_from(table, pos))
+            pos += SECTION.size
+    (pos0, first), (pos1, second) = found["0.bias"], found["1.bias"]
+    assert first[9:] == second[9:] and first[8] != second[8]  # same length and crc, other offset
+    patched = bytearray(table)
+    patched[pos1:pos1 + SECTION.size] = SECTION.pack(*second[:8], first[8], *second[9:])
+    data[table_off:table_off + table_len - 4] = patched
+    struct.pack_into("<I", data, table_off + table_len - 4, zlib.crc32(bytes(patched)))
+    with pytest.raises(VqmError, match="0.bias/raw and 1.bias/raw overlap"):
+        parse_vqm(bytes(data), "m.vqm")

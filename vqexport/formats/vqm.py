@@ -149,15 +149,25 @@ def parse_vqm(data: bytes, name: str = "<bytes>") -> CompressedModel:
         fail("checksum mismatch in tensor table")
     tensors = []
     pos = 0
+    regions = [(meta_off, meta_len, "metadata"), (table_off, table_len, "tensor table")]
     for _ in range(n_tensors):
-        t, pos = _read_record(table, pos, data, fail)
+        t, pos = _read_record(table, pos, data, fail, regions)
         tensors.append(t)
     if pos != len(table):
         fail(f"tensor table has {len(table) - pos} bytes after its {n_tensors} records")
+    _check_overlaps(regions, fail)
     return CompressedModel(tensors=tensors, metadata=metadata)
 
 
-def _read_record(table: bytes, pos: int, data: bytes, fail):
+def _check_overlaps(regions, fail) -> None:
+    """FORMAT.md: no two regions share a byte (a crafted file could alias one payload as two)."""
+    spans = sorted((off, off + length, what) for off, length, what in regions if length)
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        if start < end:
+            fail(f"{first} and {second} overlap at byte {start}")
+
+
+def _read_record(table: bytes, pos: int, data: bytes, fail, regions: list):
     def take(fmt):
         nonlocal pos
         s = struct.calcsize("<" + fmt)
@@ -198,6 +208,7 @@ def _read_record(table: bytes, pos: int, data: bytes, fail):
             fail(f"{tname}/{role}: {length} bytes where its dims {sshape} need {expect}")
         if offset % 64 or offset < HEADER.size or offset + length > len(data):
             fail(f"{tname}/{role}: section at {offset}+{length} is misaligned or outside the file")
+        regions.append((offset, length, f"{tname}/{role}"))
         payload = data[offset:offset + length]
         if zlib.crc32(payload) != crc:
             fail(f"checksum mismatch in section {tname}/{role}")

@@ -164,7 +164,7 @@ public final class VqmReader {
         }
     }
 
-    /** FORMAT.md: regions must not overlap (the Python reader does not check this). */
+    /** FORMAT.md: regions must not overlap (the Python reader checks the same). */
     private void checkOverlaps() throws VqmException {
         List<long[]> r = new ArrayList<long[]>();
         for (long[] x : regions) {
