@@ -42,6 +42,16 @@ def test_export_shows_progress_per_layer(torchscript_cnn, tmp_path, quiet):
             assert s in stderr, (s, stderr)
 
 
+def test_to_tflite_quiet_prints_only_the_result(torchscript_cnn, tmp_path):
+    # TensorFlow's C++ logging writes to fd 2 on import and while converting; users see none of it.
+    code, stdout, stderr = run_cli("to-tflite", torchscript_cnn, "--method", "kmeans", "--k", "16",
+                                   "-o", tmp_path / "m.tflite", "--quiet", "--json")
+    assert code == 0, stderr
+    assert stderr == ""
+    info = json.loads(stdout)
+    assert info["bytes"] == (tmp_path / "m.tflite").stat().st_size and info["export"]["within_bound"]
+
+
 def test_help_shows_an_example():
     code, stdout, _ = run_cli("to-tflite", "--help")
     assert code == 0 and "vqexport to-tflite model.pt --method kmeans --k 16" in stdout

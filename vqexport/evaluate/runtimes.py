@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VqexportError
+from ..native_output import silenced
 
 METADATA_KEY = "vqexport"
 
@@ -159,8 +160,9 @@ class LiteRtRuntime(Runtime):
         from ai_edge_litert.interpreter import Interpreter
 
         try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=int(threads) if threads else None)
-            self.interpreter.allocate_tensors()
+            with silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate"; errors still raise
+                self.interpreter = Interpreter(model_path=str(path), num_threads=int(threads) if threads else None)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise VqexportError(f"{path}: LiteRT cannot load it: {str(e).strip().splitlines()[0][:300]}") from None
         meta = _json(tflite_metadata(path, METADATA_KEY)) or {}

@@ -250,9 +250,9 @@ def decode_subgraph(t: CompressedTensor, output: str, transposed: bool = False):
         cb = b.op("Reshape", [_codebook(b, t), b.shape("flat_codebook", [stages * k, n])])
         parts = b.op("Gather", [cb, _offsets(b, _unpack(b, t), stages, k)], axis=0)  # [stages, m, n]
         w = None
-        for stage in range(stages):  # a chain of Adds, stage 0 first, as the reference sums
-            last = stage == stages - 1
-            part = b.op("Gather", [parts, b.const(f"stage{stage}", np.array(stage, dtype=np.int64))],
+        for i in range(stages):  # a chain of Adds, stage 0 first, as the reference sums
+            last = i == stages - 1
+            part = b.op("Gather", [parts, b.const(f"stage{i}", np.array(i, dtype=np.int64))],
                         final if last and stages == 1 else None, axis=0)
             w = part if w is None else b.op("Add", [w, part], final if last else None)
     elif t.method == "svd":  # W = A @ B, folded once like the rest: the graph runs the dense layer

@@ -23,10 +23,8 @@ The rewrite drops each weight input and feeds its tensor from the compressed pay
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
-import io
 import json
 import os
 import tempfile
@@ -37,6 +35,7 @@ import numpy as np
 
 from ..errors import ConfigError, VqexportError
 from ..fileio import atomic_path
+from ..native_output import silenced
 from ..progress import layer_bar, stage
 from . import tflite_decode, tflite_rewrite
 
@@ -225,7 +224,7 @@ def _convert(module, shape, probes: dict) -> tuple[bytes, dict]:
     with tempfile.TemporaryDirectory(prefix="vqexport-tflite-") as tmp:
         onnx_path = os.path.join(tmp, "model.onnx")
         try:
-            with _quiet():
+            with silenced():
                 torch.onnx.export(module, (torch.zeros(shape),), onnx_path, input_names=["input"],
                                   output_names=["logits"], opset_version=OPSET, dynamo=False)
         except Exception as e:  # torch raises many types for an unexportable model
@@ -241,9 +240,9 @@ def _convert(module, shape, probes: dict) -> tuple[bytes, dict]:
         Path(lifted_path).write_bytes(onnx_bytes)
         out = os.path.join(tmp, "tf")
         try:
-            import onnx2tf
+            with silenced():
+                import onnx2tf
 
-            with _quiet():
                 onnx2tf.convert(input_onnx_file_path=lifted_path, output_folder_path=out, non_verbose=True,
                                 copy_onnx_input_output_names_to_tflite=True, not_use_onnxsim=True,
                                 verbosity="error")
@@ -312,13 +311,6 @@ def _take_lifted_inputs(tfl, lifted: dict) -> dict:
             raise TfliteExportError(f"layer {layer}: onnx2tf reshaped its weight {shape} to {got}")
         out[(sg, ti)] = (layer, perm)
     return out
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Silence Python-level prints of the converters (their errors still raise)."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
 
 
 def _first_line(e: BaseException) -> str:

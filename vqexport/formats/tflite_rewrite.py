@@ -22,9 +22,12 @@ _NP_TYPE = {"float32": "FLOAT32", "float16": "FLOAT16", "int32": "INT32", "int64
             "uint8": "UINT8", "int16": "INT16", "int8": "INT8", "bool": "BOOL", "resource": "RESOURCE"}
 
 
+@lru_cache(maxsize=1)
 def schema():
-    from tensorflow.lite.python import schema_py_generated
+    from ..native_output import silenced
 
+    with silenced():  # the first import of TensorFlow prints C++ log lines to fd 2
+        from tensorflow.lite.python import schema_py_generated
     return schema_py_generated
 
 
