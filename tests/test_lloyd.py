@@ -93,3 +93,20 @@ def test_cluster_sums_agree_between_bincount_and_onehot():
     want = np.stack([[X[i][idx[i] == j].sum(axis=0) for j in range(k)] for i in range(s)])
     np.testing.assert_allclose(a, want, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(b, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dist", ["normal", "heavy_tail", "outliers"])
+@pytest.mark.parametrize("k", [2, 16, 256, 3000])
+def test_assign1d_table_equals_searchsorted(dist, k):
+    # Above ASSIGN_BINS values assign1d looks bins up in a table; it must give exactly the
+    # answer of a binary search over the midpoints, also for far outliers and heavy tails.
+    from vqexport.quant.lloyd import ASSIGN_BINS, assign1d
+
+    rng = np.random.default_rng(k)
+    n = 2 * ASSIGN_BINS + 17
+    x = {"normal": rng.standard_normal(n), "heavy_tail": rng.standard_t(2, n),
+         "outliers": np.concatenate([rng.standard_normal(n - 8), [1e30, -1e30, 3e38, -3e38, 0, 1e-30, 7, -7]])}[dist]
+    x = x.astype(np.float32)
+    c = np.sort(rng.choice(x[: n // 2], k, replace=False))
+    want = np.searchsorted((c[1:].astype(np.float64) + c[:-1]) / 2, x, side="left")
+    assert np.array_equal(assign1d(x, c), want)

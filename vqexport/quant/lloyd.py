@@ -40,9 +40,10 @@ def kmeans1d_centroids(x: np.ndarray, k: int, seed: int, max_iter: int = 300) ->
     counts = np.zeros(k)
     sums = np.zeros(k)
     bounds = (best[1:] + best[:-1]) / 2
+    table = _BinTable.build(bounds, x) if x.size > ASSIGN_BINS else None
     for lo in range(0, x.size, CHUNK):
         part = x[lo:lo + CHUNK]
-        idx = np.searchsorted(bounds, part, side="left")
+        idx = np.searchsorted(bounds, part, side="left") if table is None else table.lookup(part)
         counts += np.bincount(idx, minlength=k)
         sums += np.bincount(idx, weights=part, minlength=k)
     filled = counts > 0
@@ -61,12 +62,62 @@ def assign1d_packed(x: np.ndarray, centroids: np.ndarray, bits: int) -> bytes:
 
 
 def assign1d(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Nearest centroid of each scalar, given centroids in ascending order."""
+    """Nearest centroid of each scalar, given centroids in ascending order.
+
+    The same answer as np.searchsorted(midpoints, x), about 3x faster: a value's bin among
+    ASSIGN_BINS equal bins over [min, max] looks its centroid up in a table, and only values
+    in the few bins next to a midpoint are searched. (searchsorted costs a branchy binary
+    search per value, 15-20 ns, which made it most of a 100 M-weight k-means.)
+    """
+    x = np.ravel(x)
     bounds = (centroids[1:].astype(np.float64) + centroids[:-1]) / 2
     out = np.empty(x.size, dtype=np.uint16)
+    table = _BinTable.build(bounds, x) if x.size > ASSIGN_BINS else None
     for lo in range(0, x.size, CHUNK):
-        out[lo:lo + CHUNK] = np.searchsorted(bounds, x[lo:lo + CHUNK], side="left")
+        part = x[lo:lo + CHUNK]
+        out[lo:lo + CHUNK] = np.searchsorted(bounds, part, side="left") if table is None else table.lookup(part)
     return out
+
+
+ASSIGN_BINS = 1 << 16
+
+
+class _BinTable:
+    """Centroid of each of ASSIGN_BINS bins, and which bins a midpoint may cut.
+
+    The bins span the midpoints (plus a margin), not the data: heavy tails would otherwise
+    crowd every midpoint into a few bins. Values beyond the span fall in the first or last
+    bin, which no midpoint cuts, and that bin's centroid is theirs too.
+    """
+
+    def __init__(self, bounds, lo, scale):
+        self.bounds, self.lo, self.scale = bounds, np.float32(lo), np.float32(scale)
+        centres = lo + (np.arange(ASSIGN_BINS) + 0.5) / scale
+        self.centroid = np.searchsorted(bounds, centres, side="left").astype(np.uint16)
+        # The float32 bin of a value is within a hundredth of a bin of its exact position, so
+        # a midpoint can only split values of its own bin or a neighbour.
+        self.mixed = np.zeros(ASSIGN_BINS, dtype=bool)
+        cut = np.floor((bounds - lo) * scale).astype(np.int64)
+        for step in (-1, 0, 1):
+            self.mixed[np.clip(cut + step, 0, ASSIGN_BINS - 1)] = True
+
+    @classmethod
+    def build(cls, bounds, x):
+        if bounds.size * 16 > ASSIGN_BINS or not np.isfinite(x.min() + x.max()):
+            return None  # so many centroids that most bins are cut, or NaNs/infinities
+        margin = max(float(bounds[-1] - bounds[0]), abs(float(bounds[0])), 1e-30) / 64
+        lo, hi = float(bounds[0]) - margin, float(bounds[-1]) + margin
+        return cls(bounds, lo, ASSIGN_BINS / (hi - lo))
+
+    def lookup(self, part):
+        with np.errstate(over="ignore"):  # a huge outlier becomes inf, which the clip handles
+            f = (part - self.lo) * self.scale
+        np.clip(f, 0, ASSIGN_BINS - 1, out=f)  # in float: a far outlier must not overflow int32
+        b = f.astype(np.int32)
+        out = self.centroid[b]
+        near = np.flatnonzero(self.mixed[b])
+        out[near] = np.searchsorted(self.bounds, part[near], side="left")
+        return out
 
 
 def _summarise(x: np.ndarray):
@@ -240,6 +291,9 @@ def kmeans1d_batched(X: np.ndarray, k: int, max_iter: int = 300) -> tuple[np.nda
     return cent.astype(np.float32), idx
 
 
+CHUNK_ELEMENTS = 2e6  # distance scores per chunk: small enough to stay in cache between passes
+
+
 def lloyd(X: np.ndarray, k: int, seed: int, iters: int = 25, progress=None, tol: float = 1e-3
           ) -> tuple[np.ndarray, np.ndarray]:
     """Batched k-means: X is [s, N, d], s independent problems of N vectors each.
@@ -248,7 +302,7 @@ def lloyd(X: np.ndarray, k: int, seed: int, iters: int = 25, progress=None, tol:
     empty clusters keep their previous centroid. Iteration stops when fewer than `tol` of the
     assignments change. For d == 1 each problem is scalar k-means, solved by kmeans1d instead.
     Work is chunked over s so that the
-    [chunk, N, k] distance block stays near 64 MB.
+    [chunk, N, k] distance block stays small (CHUNK_ELEMENTS) and in cache.
     """
     X = np.asarray(X, dtype=np.float32)
     s, N, d = X.shape
@@ -262,7 +316,7 @@ def lloyd(X: np.ndarray, k: int, seed: int, iters: int = 25, progress=None, tol:
         if progress is not None:
             progress(s)
         return codebooks, indices
-    step = max(1, int(16e6 // (N * max(k, d))))
+    step = max(1, int(CHUNK_ELEMENTS // (N * max(k, d))))
     for a in range(0, s, step):
         b = min(s, a + step)
         codebooks[a:b], indices[a:b] = _lloyd_chunk(X[a:b], k, rng, iters, tol)
@@ -287,9 +341,12 @@ def _lloyd_chunk(X, k, rng, iters, tol):
     # the chunk; long ones (rq rows of 25,088) by a one-hot [k, N] matmul per problem, which
     # needs no copy of X at all (the copy would cost as much memory as the layer).
     columns = np.ascontiguousarray(X.transpose(2, 0, 1).reshape(d, -1)) if d <= k else None
+    # Short vectors: the iterations use the packed-minimum assignment on X^T (one more copy of
+    # the chunk, so only when d is small); the final assignment below is the exact one.
+    xt = _augmented_points(X, x2) if d <= k else None
     idx = None
     for _ in range(iters):
-        new_idx = _nearest(X, x2, C)
+        new_idx = _nearest(X, x2, C) if xt is None else _nearest_packed(xt, C)
         if idx is not None and np.count_nonzero(new_idx != idx) <= tol * new_idx.size:
             break
         idx = new_idx
@@ -324,6 +381,40 @@ def _nearest(X, x2, C):
     scores *= -2
     scores += np.einsum("skd,skd->sk", C, C)[:, None, :]
     return scores.argmin(axis=2)
+
+
+def _augmented_points(X, x2):
+    """[s, d + 2, N]: the points as columns, then a row of ones and a row of |x|^2, so that one
+    matmul with [-2c, |c|^2, 1] gives every squared distance |x - c|^2 at once."""
+    s, N, d = X.shape
+    xt = np.empty((s, d + 2, N), dtype=np.float32)
+    xt[:, :d] = X.transpose(0, 2, 1)
+    xt[:, d] = 1
+    xt[:, d + 1] = x2
+    return xt
+
+
+def _nearest_packed(xt, C):
+    """Nearest centroid for the points of _augmented_points; about 1.5x faster than argmin for small k.
+
+    numpy's argmin over a short last axis costs a call per point. Instead, the squared
+    distances (from one matmul) get the centroid number written into their lowest log2(k)
+    mantissa bits, and one elementwise minimum over the k rows finds the winner with its
+    number attached: non-negative float32 bit patterns order like int32. A distance that
+    rounding made slightly negative is a point on its centroid, and wins as it should.
+    Distances that agree to within 2**(log2(k) - 23) of each other may resolve either way;
+    the iterations do not care, and the stored assignment is recomputed exactly by _nearest.
+    """
+    s, k, d = C.shape
+    bits = max(1, int(k - 1).bit_length())
+    ca = np.empty((s, k, d + 2), dtype=np.float32)
+    ca[:, :, :d] = C * np.float32(-2)
+    ca[:, :, d] = np.einsum("skd,skd->sk", C, C)
+    ca[:, :, d + 1] = 1
+    packed = np.matmul(ca, xt).view(np.int32)  # [s, k, N] squared distances, as bits
+    packed &= np.int32(~((1 << bits) - 1))
+    packed |= np.arange(k, dtype=np.int32)[None, :, None]
+    return np.minimum.reduce(packed, axis=1) & ((1 << bits) - 1)
 
 
 def _kmeanspp(X, x2, k, rng):
