@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 HIST_BINS = 1 << 20
-CHUNK = 1 << 22
+HIST_CHUNK = 1 << 22
+CHUNK = 1 << 18  # values per pass: 1 MB temporaries, reused from the heap instead of fresh pages
 
 
 def kmeans1d(x: np.ndarray, k: int, seed: int, max_iter: int = 300) -> tuple[np.ndarray, np.ndarray]:
@@ -57,8 +58,7 @@ def assign1d_packed(x: np.ndarray, centroids: np.ndarray, bits: int) -> bytes:
     """Nearest-centroid indices of x, packed as they are computed (never the whole uint16 array)."""
     from ..bitpack import pack_stream
 
-    x = np.ravel(x)
-    return pack_stream((assign1d(x[lo:lo + CHUNK], centroids) for lo in range(0, x.size, CHUNK)), bits)
+    return pack_stream(_assign_chunks(np.ravel(x), centroids), bits)
 
 
 def assign1d(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -70,13 +70,21 @@ def assign1d(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     search per value, 15-20 ns, which made it most of a 100 M-weight k-means.)
     """
     x = np.ravel(x)
-    bounds = (centroids[1:].astype(np.float64) + centroids[:-1]) / 2
     out = np.empty(x.size, dtype=np.uint16)
+    lo = 0
+    for part in _assign_chunks(x, centroids):
+        out[lo:lo + part.size] = part
+        lo += part.size
+    return out
+
+
+def _assign_chunks(x: np.ndarray, centroids: np.ndarray):
+    """assign1d of x, CHUNK values at a time (one bin table for all of them)."""
+    bounds = (centroids[1:].astype(np.float64) + centroids[:-1]) / 2
     table = _BinTable.build(bounds, x) if x.size > ASSIGN_BINS else None
     for lo in range(0, x.size, CHUNK):
         part = x[lo:lo + CHUNK]
-        out[lo:lo + CHUNK] = np.searchsorted(bounds, part, side="left") if table is None else table.lookup(part)
-    return out
+        yield np.searchsorted(bounds, part, side="left") if table is None else table.lookup(part)
 
 
 ASSIGN_BINS = 1 << 16
@@ -134,8 +142,8 @@ def _summarise(x: np.ndarray):
     lo, hi = float(x.min()), float(x.max())
     scale = np.float32(HIST_BINS / (hi - lo)) if hi > lo else np.float32(0)
     cnt = np.zeros(HIST_BINS)
-    for a in range(0, x.size, CHUNK):
-        b = ((x[a:a + CHUNK] - np.float32(lo)) * scale).astype(np.int32)
+    for a in range(0, x.size, HIST_CHUNK):  # larger: each pass adds up a whole histogram
+        b = ((x[a:a + HIST_CHUNK] - np.float32(lo)) * scale).astype(np.int32)
         np.minimum(b, HIST_BINS - 1, out=b)
         cnt += np.bincount(b, minlength=HIST_BINS)
     keep = cnt > 0
