@@ -20,8 +20,16 @@ demo: install
 
 test: test-python test-android
 
-test-python: install
-	$(PY) -m pytest -q tests
+# TF 2.16.1's interpreter, the runtime the Android app ships: the TFLite tests run every exported
+# model in it too. Its own venv: it cannot share one with the pinned TensorFlow 2.19.
+TF216 := .venv-tf216
+$(TF216)/.installed: tools/tflite216-requirements.txt
+	test -x $(TF216)/bin/python || $(PYTHON) -m venv $(TF216)
+	$(TF216)/bin/python -m pip install -q --disable-pip-version-check -r tools/tflite216-requirements.txt
+	touch $@
+
+test-python: install $(TF216)/.installed
+	VQEXPORT_TF216_PYTHON=$(CURDIR)/$(TF216)/bin/python $(PY) -m pytest -q tests
 
 apk: install
 	bash android-demo/build.sh

@@ -170,7 +170,9 @@ def test_dense_baseline_and_errors(cnn, inputs, tmp_path):
 
 
 def _tf216_python():
-    for cand in (os.environ.get("VQEXPORT_TF216_PYTHON"), str(Path.home() / ".venv-tf216/bin/python")):
+    root = Path(__file__).resolve().parents[1]
+    for cand in (os.environ.get("VQEXPORT_TF216_PYTHON"), str(root / ".venv-tf216/bin/python"),
+                 str(Path.home() / ".venv-tf216/bin/python")):
         if cand and shutil.which(cand):
             return cand
     return None
@@ -180,7 +182,7 @@ def test_runs_in_tflite_2_16_1(exported, inputs, tmp_path):
     """The files load and agree in TensorFlow Lite 2.16.1 itself (when a venv with it exists)."""
     python = _tf216_python()
     if python is None:
-        pytest.skip("no TF 2.16.1 Python: set VQEXPORT_TF216_PYTHON (pip install tensorflow-cpu==2.16.1)")
+        pytest.skip("no TF 2.16.1 Python: `make test` installs .venv-tf216, or set VQEXPORT_TF216_PYTHON")
     keys = sorted(exported)
     np.save(tmp_path / "x.npy", inputs.permute(0, 2, 3, 1).numpy()[:10])
     script = Path(tflite_rewrite.__file__).with_name("tflite_runcheck.py")

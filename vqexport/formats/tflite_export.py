@@ -239,15 +239,18 @@ def _convert(module, shape, probes: dict) -> tuple[bytes, dict]:
         lifted_path = os.path.join(tmp, "lifted.onnx")
         Path(lifted_path).write_bytes(onnx_bytes)
         out = os.path.join(tmp, "tf")
+        log = None
         try:
-            with silenced():
+            with silenced() as log:
                 import onnx2tf
 
                 onnx2tf.convert(input_onnx_file_path=lifted_path, output_folder_path=out, non_verbose=True,
                                 copy_onnx_input_output_names_to_tflite=True, not_use_onnxsim=True,
                                 verbosity="error")
         except (Exception, SystemExit) as e:  # onnx2tf exits the process on some failures
-            raise TfliteExportError(f"onnx2tf could not convert the model: {_first_line(e)}") from None
+            # A SystemExit carries only a code; onnx2tf printed the reason before exiting.
+            why = (log.error_line() if log is not None else "") if isinstance(e, SystemExit) else _first_line(e)
+            raise TfliteExportError(f"onnx2tf could not convert the model: {why or _first_line(e)}") from None
         result = Path(out, "lifted_float32.tflite")
         if not result.exists():
             raise TfliteExportError("onnx2tf wrote no float32 .tflite")
