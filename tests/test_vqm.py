@@ -208,7 +208,7 @@ def test_overlapping_sections_are_rejected(tmp_path):
         for _ in range(nsec):
             found[name] = (pos, SECTION.unpack_from(table, pos))
             pos += SECTION.size
-    (pos0, first), (pos1, second) = found["0.bias"], found["1.bias"]
+    (_, first), (pos1, second) = found["0.bias"], found["1.bias"]
     assert first[9:] == second[9:] and first[8] != second[8]  # same length and crc, other offset
     patched = bytearray(table)
     patched[pos1:pos1 + SECTION.size] = SECTION.pack(*second[:8], first[8], *second[9:])

@@ -44,7 +44,7 @@ def cache_dir() -> Path:
 
 def _key(dataset: str, train: dict) -> str:
     torch = _torch()
-    blob = json.dumps({"dataset": dataset, "train": train, "torch": torch.__version__.split("+")[0], "v": 1},
+    blob = json.dumps({"dataset": dataset, "train": train, "torch": torch.__version__.split("+")[0], "v": 2},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

@@ -24,6 +24,19 @@ def train_reference(dataset: str, cfg: dict, quiet: bool = True):
     y_all = torch.from_numpy(ytr)
     steps = cfg["epochs"] * ((len(ytr) + cfg["batch"] - 1) // cfg["batch"])
     bar = tqdm(total=steps, desc=f"training reference CNN on {dataset}", file=sys.stderr, disable=quiet, leave=False)
+    # Dropout draws from torch's global generator, which takes no Generator argument: seed it
+    # inside fork_rng, so training is reproducible and the caller's RNG state is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg["seed"] + 1)
+        _epochs(module, opt, sched, x_all, y_all, cfg, gen, bar)
+    bar.close()
+    module.eval()
+    return module, accuracy(module, xte, yte)
+
+
+def _epochs(module, opt, sched, x_all, y_all, cfg, gen, bar) -> None:
+    import torch
+
     for _ in range(cfg["epochs"]):
         module.train()
         order = torch.randperm(len(y_all), generator=gen)
@@ -36,9 +49,6 @@ def train_reference(dataset: str, cfg: dict, quiet: bool = True):
             opt.step()
             bar.update(1)
         sched.step()
-    bar.close()
-    module.eval()
-    return module, accuracy(module, xte, yte)
 
 
 def _seeded(factory, seed: int):
