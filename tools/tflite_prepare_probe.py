@@ -1,7 +1,8 @@
 """Which TFLite builtin ops compute their output once, at AllocateTensors, when every input is constant?
 
     .venv/bin/python tools/tflite_prepare_probe.py                      # LiteRT (the pinned ai-edge-litert)
-    ~/.venv-tf216/bin/python tools/tflite_prepare_probe.py --runtime tf # TF 2.16.1's interpreter
+    .venv-tf216/bin/python tools/tflite_prepare_probe.py --runtime tf   # TF 2.16.1's interpreter
+    .venv/bin/python tools/tflite_prepare_probe.py --bench              # what a prepare-time decode would buy
 
 Why it matters (issue #4): a weight that a chain of such ops builds from constants is computed
 once, when the interpreter is prepared, and then stays in memory as a read-only tensor that
@@ -9,6 +10,13 @@ FULLY_CONNECTED reads directly, with no per-invoke decode and no READ_VARIABLE c
 is a one-op model whose inputs are all constant; the output is read back after
 allocate_tensors() and before any invoke: it holds the right values only if the kernel
 evaluated it in Prepare.
+
+--bench times one 4096x4096 FULLY_CONNECTED (batch 1, 2 threads, p50 of 50 after 5 warm-ups)
+four ways, in one process: constant weights (XNNPACK packs them), constant weights with the
+default delegates off (the builtin kernel), and weights produced at prepare time by
+GATHER(codebook[16], int32 indices) (the best a prepare-time decode could do: unpacked
+indices, so 4x the packed size), the last also with XNNPACK's newest features (which include
+dynamic fully-connected weights). Ratios are against the first.
 """
 from __future__ import annotations
 
@@ -23,6 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vqexport.formats import tflite_rewrite  # noqa: E402
+from vqexport.native_output import silenced  # noqa: E402
 
 
 def one_op_model(op: str, inputs: list[np.ndarray], expect: np.ndarray, options=None) -> bytes:
@@ -75,16 +84,85 @@ def cases(ed_options):
     }
 
 
+def _fc_model(weight_from_gather: bool, n: int = 4096, seed: int = 0):
+    """x[1, n] -> FULLY_CONNECTED -> [1, n]; the weight a constant, or GATHER(codebook, indices)."""
+    rng = np.random.default_rng(seed)
+    cb = np.sort(rng.standard_normal(16).astype(np.float32)) * np.float32(0.01)
+    idx = rng.integers(0, 16, size=(n, n)).astype(np.int32)
+    s = tflite_rewrite.schema()
+    m = s.ModelT()
+    m.version, m.buffers, m.operatorCodes, m.subgraphs = 3, [s.BufferT()], [], []
+    ed = tflite_rewrite.Editor(m)
+    sg = ed.subgraph("main")
+    x = ed.tensor(sg, "x", [1, n], "float32")
+    if weight_from_gather:
+        w = ed.tensor(sg, "w", [n, n], "float32")
+        ed.op(sg, "GATHER", [ed.const(sg, "cb", cb), ed.const(sg, "idx", idx)], [w],
+              ed.options("GatherOptions", axis=0), "GatherOptions")
+    else:
+        w = ed.const(sg, "w", cb[idx])
+    y = ed.tensor(sg, "y", [1, n], "float32")
+    ed.op(sg, "FULLY_CONNECTED", [x, w, ed.const(sg, "bias", np.zeros(n, np.float32))], [y],
+          ed.options("FullyConnectedOptions"), "FullyConnectedOptions")
+    ed.finish()
+    m.subgraphs[sg].inputs, m.subgraphs[sg].outputs = np.array([x], np.int32), np.array([y], np.int32)
+    return tflite_rewrite.serialize(m), cb[idx]
+
+
+def bench(runs: int = 50) -> dict:
+    import time
+
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    rows = {}
+    cases = (("dense, XNNPACK", False, {}),
+             ("dense, builtin kernel", False,
+              {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}),
+             ("GATHER at prepare time", True, {}),
+             ("same, XNNPACK latest", True, {"experimental_default_delegate_latest_features": True}))
+    x = np.random.default_rng(1).standard_normal((1, 4096)).astype(np.float32)
+    for name, gather, kwargs in cases:
+        data, w = _fc_model(gather)
+        with silenced():  # LiteRT's delegate banner and flag deprecation lines
+            it = Interpreter(model_content=data, num_threads=2, **kwargs)
+            it.allocate_tensors()
+        it.set_tensor(it.get_input_details()[0]["index"], x)
+        for _ in range(5):
+            it.invoke()
+        # the weights must be the intended ones, whichever way they were made
+        got = it.get_tensor(it.get_output_details()[0]["index"])
+        assert np.allclose(got, x @ w.T, atol=1e-4), name
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            it.invoke()
+            times.append(time.perf_counter() - t0)
+        rows[name] = round(float(np.median(times)) * 1e3, 3)
+    base = rows["dense, XNNPACK"]
+    return {k: {"p50_ms": v, "x_dense": round(v / base, 2)} for k, v in rows.items()}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runtime", choices=["litert", "tf"], default="litert",
                    help="litert: ai_edge_litert's Interpreter; tf: tensorflow.lite's (e.g. TF 2.16.1)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--bench", action="store_true", help="time a 4096x4096 layer four ways (LiteRT)")
     a = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if a.bench:
+        rows = bench()
+        if a.json:
+            print(json.dumps(rows, indent=1))
+        else:
+            for name, r in rows.items():
+                print(f"  {name:24s} p50 {r['p50_ms']:.3f} ms  = {r['x_dense']:.2f}x dense")
+        return 0
     if a.runtime == "litert":
+        from importlib.metadata import version as dist_version
+
         from ai_edge_litert.interpreter import Interpreter
-        version = __import__("ai_edge_litert").__version__ if hasattr(__import__("ai_edge_litert"), "__version__") else "?"
+        version = dist_version("ai-edge-litert")
     else:
         import tensorflow as tf
         from tensorflow.lite.python.interpreter import Interpreter

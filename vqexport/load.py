@@ -222,12 +222,12 @@ def rebuild_with_state(model, cm, quiet: bool = True, share_raw: bool = False):
     """
     import torch
 
+    arch = (cm.metadata.get("source") or {}).get("arch")
+    if model is None and not arch:
+        raise LoadError("this .vqm does not name an architecture; pass the model it came from")
     state = cm.decoded_state_dict(quiet=quiet, copy_raw=not share_raw)
     try:
         if model is None:
-            arch = (cm.metadata.get("source") or {}).get("arch")
-            if not arch:
-                raise LoadError("this .vqm does not name an architecture; pass the model it came from")
             return build_with_state(arch, state).eval()
         src = getattr(model, "module", model)
         if isinstance(src, torch.jit.ScriptModule):

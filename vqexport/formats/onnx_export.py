@@ -54,9 +54,9 @@ def export_onnx(compressed: CompressedModel, path, model=None, opset: int | None
     quiet=False shows progress on stderr.
     """
     spec = _input_spec(compressed.metadata.get("input"), input_shape)
-    # The uncompressed tensors are shared, not copied, and the decoded network is dropped as
-    # soon as the exporter is done with it: VGG16's weights are held once by the model, once
-    # here, and once in the ONNX proto, never more.
+    # The uncompressed tensors are shared, not copied, and the decoded network is let go as soon
+    # as torch.onnx is done with it, before the proto is parsed back. (torch.onnx.export itself
+    # still holds about three copies of the weights while it serialises: docs/results/scale.md.)
     def decoded_network():
         return compressed.to_torch(model if model is not None else compressed.source_model, quiet=quiet,
                                    share_raw=True)
