@@ -126,3 +126,17 @@ def test_to_torch_from_vqm_uses_arch(tmp_path):
     vqexport.compress(m, "kmeans", k=4).save(tmp_path / "m.vqm")
     rebuilt = vqexport.read_vqm(tmp_path / "m.vqm").to_torch()
     assert rebuilt(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_to_torch_names_what_does_not_fit():
+    # The copy is built around the .vqm's tensors; a model that does not match says which tensor.
+    from vqexport.errors import LoadError
+
+    cm = vqexport.compress(torch.nn.Sequential(torch.nn.Linear(8, 8)), "kmeans", k=4, seed=0)
+    with pytest.raises(LoadError, match="the model's tensor 1.bias is not in the .vqm"):
+        cm.to_torch(torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 2)))
+    with pytest.raises(LoadError, match=r"0.weight: shape \(8, 8\) in the .vqm, \(4, 8\) in the model"):
+        cm.to_torch(torch.nn.Sequential(torch.nn.Linear(8, 4)))
+    net = torch.nn.Sequential(torch.nn.Linear(8, 8))
+    copy = cm.to_torch(net)
+    assert copy[0].weight is not net[0].weight and copy[0].bias.data_ptr() != net[0].bias.data_ptr()

@@ -245,9 +245,11 @@ def _copy_with_tensors(src, state: dict):
     import torch
 
     original = src.state_dict(keep_vars=True)
-    if set(original) != set(state):
-        missing = sorted(set(original) ^ set(state))
-        raise RuntimeError(f"tensor {missing[0]} is in one of the model and the .vqm only")
+    only_model, only_vqm = sorted(set(original) - set(state)), sorted(set(state) - set(original))
+    if only_model:
+        raise RuntimeError(f"the model's tensor {only_model[0]} is not in the .vqm")
+    if only_vqm:
+        raise RuntimeError(f"the .vqm's tensor {only_vqm[0]} is not in the model")
     memo = {}
     for name, t in original.items():
         new = state[name]
