@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The pinned set is about 10 GiB installed (torch's CUDA libraries alone are 4 GiB); pip's cache
+# would keep a second copy of every wheel, so it is off.
+export PIP_NO_CACHE_DIR := 1
+NEED_GIB ?= 14
 
 .PHONY: install demo test test-python test-android apk clean
 
@@ -10,6 +14,7 @@ install: $(STAMP)
 
 # The stamp depends on pyproject.toml, so changing a pin reinstalls.
 $(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) tools/check_disk.py . $(NEED_GIB)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check pip==24.3.1
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
