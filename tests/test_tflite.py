@@ -1,4 +1,4 @@
-"""TFLite export: every method x both decode modes, run in LiteRT against cm.to_torch().
+"""TFLite export: every method x every decode mode, run in LiteRT against cm.to_torch().
 
 onnx2tf is slow, so the tiny CNN is converted once: the exporter converts a probe copy of the
 model whose weights do not depend on the method, and caches the conversion in-process.
@@ -20,7 +20,7 @@ pytest.importorskip("ai_edge_litert")
 
 import vqexport  # noqa: E402
 from vqexport.errors import ConfigError, VqexportError  # noqa: E402
-from vqexport.formats import tflite_decode, tflite_rewrite  # noqa: E402
+from vqexport.formats import tflite_decode, tflite_external, tflite_rewrite  # noqa: E402
 from vqexport.formats.tflite_export import export_dense_tflite, export_tflite, read_tflite_metadata  # noqa: E402
 from vqexport.load import load_model  # noqa: E402
 
@@ -34,6 +34,7 @@ CASES = {
     "rq": ("rq", {"k": 8, "stages": 3}),
     "svd": ("svd", {"rank": 4}),
 }
+MODES = ("once", "every-run", "load")
 N_INPUTS = 100
 
 
@@ -52,14 +53,14 @@ def inputs():
 
 @pytest.fixture(scope="module")
 def exported(cnn, inputs, tmp_path_factory):
-    """Every case in both modes: (report, path, torch logits)."""
+    """Every case in every mode: (report, path, torch logits, cm)."""
     out = tmp_path_factory.mktemp("tflite")
     result = {}
     for case, (method, params) in CASES.items():
         cm = vqexport.compress(cnn, method, seed=0, **params)
         with torch.no_grad():
             ref = cm.to_torch()(inputs).numpy()
-        for mode in ("once", "every-run"):
+        for mode in MODES:
             path = out / f"{case}-{mode}.tflite"
             result[case, mode] = (export_tflite(cm, path, decode=mode), path, ref, cm)
     return result
@@ -68,7 +69,7 @@ def exported(cnn, inputs, tmp_path_factory):
 def run_litert(path, nchw: torch.Tensor) -> np.ndarray:
     from ai_edge_litert.interpreter import Interpreter
 
-    it = Interpreter(model_path=str(path), num_threads=2)
+    it = Interpreter(**tflite_external.interpreter_source(path), num_threads=2)
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     nhwc = nchw.permute(0, 2, 3, 1).numpy()
     it.resize_tensor_input(inp["index"], [1, *nhwc.shape[1:]])
@@ -81,7 +82,7 @@ def run_litert(path, nchw: torch.Tensor) -> np.ndarray:
     return np.stack(rows)
 
 
-@pytest.mark.parametrize("mode", ["once", "every-run"])
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", list(CASES))
 def test_logits_match_decoded_torch(exported, inputs, case, mode):
     report, path, ref, cm = exported[case, mode]
@@ -91,7 +92,7 @@ def test_logits_match_decoded_torch(exported, inputs, case, mode):
     assert set(report["layers"]) == {t.name for t in cm.compressed}
 
 
-@pytest.mark.parametrize("mode", ["once", "every-run"])
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", list(CASES))
 def test_size_ops_metadata_read_back(exported, case, mode):
     report, path, ref, cm = exported[case, mode]
@@ -118,6 +119,9 @@ def test_size_ops_metadata_read_back(exported, case, mode):
         assert len(model.subgraphs) == 2
     else:
         assert "CALL_ONCE" not in names and len(model.subgraphs) == 1
+    if mode == "load":  # no decode ops at all: the weights are constants the loader fills
+        assert not names & {"GATHER", "RIGHT_SHIFT", "FLOOR_MOD", "BATCH_MATMUL"}, names
+        assert runtime == "2.16.1" and report["load_area_bytes"] >= 4 * sum(t.numel for t in cm.compressed)
     meta = read_tflite_metadata(path)
     assert meta["input"]["shape"] == [1, 12, 12, 1] and meta["input"]["layout"] == "NHWC"
     assert meta["input"]["mean"] == [0.5] and meta["input"]["std"] == [0.25]
@@ -185,9 +189,16 @@ def test_runs_in_tflite_2_16_1(exported, inputs, tmp_path):
         pytest.skip("no TF 2.16.1 Python: `make test` installs .venv-tf216, or set VQEXPORT_TF216_PYTHON")
     keys = sorted(exported)
     np.save(tmp_path / "x.npy", inputs.permute(0, 2, 3, 1).numpy()[:10])
+    files = []
+    for k in keys:  # a decode="load" file runs as the loader hands it over: expanded
+        path = exported[k][1]
+        if k[1] == "load":
+            path = tmp_path / path.name
+            path.write_bytes(tflite_external.expand(exported[k][1].read_bytes()))
+        files.append(str(path))
     script = Path(tflite_rewrite.__file__).with_name("tflite_runcheck.py")
-    p = subprocess.run([python, str(script), str(tmp_path / "x.npy"), str(tmp_path / "o.npz"),
-                        *[str(exported[k][1]) for k in keys]], capture_output=True, text=True, timeout=300)
+    p = subprocess.run([python, str(script), str(tmp_path / "x.npy"), str(tmp_path / "o.npz"), *files],
+                       capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     out = np.load(tmp_path / "o.npz")
     for i, k in enumerate(keys):

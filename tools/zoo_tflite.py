@@ -48,7 +48,9 @@ def run_arch(arch: str, decode: str, n_inputs: int, workdir: Path) -> dict:
             ref = cm.to_torch()(x).numpy()
         from ai_edge_litert.interpreter import Interpreter
 
-        it = Interpreter(model_path=str(path), num_threads=2)
+        from vqexport.formats.tflite_external import interpreter_source
+
+        it = Interpreter(**interpreter_source(path), num_threads=2)
         inp, out = it.get_input_details()[0], it.get_output_details()[0]
         it.allocate_tensors()
         got = []

@@ -79,8 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-o", "--output", help="default: the input's name with the new suffix")
         p.add_argument("--json", action="store_true")
         if name == "to-tflite":
-            p.add_argument("--decode", choices=["once", "every-run"], default="once",
-                           help="once: decode at init into variables (default); every-run: no extra memory")
+            p.add_argument("--decode", choices=["once", "every-run", "load"], default="once",
+                           help="once: decode on the first invoke into variables (default); every-run: no "
+                                "extra memory, slow; load: dense speed, but the file needs vqexport's loader "
+                                "(Python, or the demo app) to fill in its weights")
 
     p = add("bench", "time a .onnx or .tflite like onnxruntime_perf_test / benchmark_model")
     p.add_argument("file")

@@ -159,9 +159,12 @@ class LiteRtRuntime(Runtime):
     def __init__(self, path, threads=None):
         from ai_edge_litert.interpreter import Interpreter
 
+        from ..formats.tflite_external import interpreter_source
+
+        source = interpreter_source(path)  # a decode="load" file is decoded here, before the interpreter
         try:
             with silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate"; errors still raise
-                self.interpreter = Interpreter(model_path=str(path), num_threads=int(threads) if threads else None)
+                self.interpreter = Interpreter(**source, num_threads=int(threads) if threads else None)
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise VqexportError(f"{path}: LiteRT cannot load it: {str(e).strip().splitlines()[0][:300]}") from None

@@ -20,6 +20,9 @@ The rewrite drops each weight input and feeds its tensor from the compressed pay
                       first invoke; it stores W in a resource variable (VAR_HANDLE +
                       ASSIGN_VARIABLE) and the main graph reads it (READ_VARIABLE) each invoke.
   decode="every-run"  the chain runs in the main graph before the first op, on every invoke.
+  decode="load"       no chain: the weight becomes a constant whose bytes the loader decodes
+                      before building the interpreter (tflite_external.py), so XNNPACK packs
+                      it like a dense weight. Needs vqexport's loader or the demo app's.
 """
 from __future__ import annotations
 
@@ -37,9 +40,11 @@ from ..errors import ConfigError, VqexportError
 from ..fileio import atomic_path
 from ..native_output import silenced
 from ..progress import layer_bar, stage
-from . import tflite_decode, tflite_rewrite
+from . import tflite_decode, tflite_external, tflite_rewrite
 
-DECODE_MODES = ("once", "every-run")
+DECODE_MODES = ("once", "every-run", "load")
+# Buffer offset/size (decode="load") is tested in TF 2.16.1 and LiteRT 2.1; older runtimes are not.
+LOAD_MIN_RUNTIME = "2.16.1"
 PROBE_BASE = 0x20000000  # float32 1.08e-19; PROBE_BASE + 2**29 is 2.0
 PROBE_SPAN = 1 << 29
 SIZE_SLACK = 1.02
@@ -59,7 +64,7 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
     """Write `compressed` as a .tflite whose dense layers stay compressed; returns a report.
 
     model: the LoadedModel / nn.Module the weights belong to (default: compressed.source_model).
-    decode: "once" (default) or "every-run". input_shape: NCHW shape when the model has no input spec.
+    decode: "once" (default), "every-run" or "load" (see the module doc). input_shape: NCHW shape when the model has no input spec.
     The report holds path, bytes, ideal_bytes (cm.ideal_bits()/8), bound_bytes, within_bound,
     decode, min_runtime_version, ops, and per-layer info. quiet=False shows progress on stderr.
     """
@@ -76,18 +81,21 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
     tfl = tflite_rewrite.read_model(flat)
     ed = tflite_rewrite.Editor(tfl)
     bar = layer_bar([(t.name, t.numel) for t in comp], quiet, "decode graph")
-    layers = _rewrite(tfl, ed, {t.name: t for t in comp}, lifted, decode, bar)
+    layers, slots = _rewrite(tfl, ed, {t.name: t for t in comp}, lifted, decode, bar)
     bar.close()
     ed.finish()
-    report = _finish_model(tfl, ed, compressed.metadata, spec, decode, layers)
-    data = tflite_rewrite.serialize(tfl)
+    if slots:
+        tflite_external.embed(ed, compressed, [s["layer"] for s in slots])
+    report = _finish_model(tfl, ed, compressed.metadata, spec, decode, layers, slots)
+    data = tflite_external.place(tfl, slots) if slots else tflite_rewrite.serialize(tfl)
     _leftover_probes(data, probes)
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data)
     ideal = compressed.ideal_bits() / 8
     bound = SIZE_SLACK * ideal + SIZE_EXTRA
     return {"path": str(path), "bytes": len(data), "ideal_bytes": ideal, "bound_bytes": bound,
-            "within_bound": len(data) <= bound, "decode": decode, **report, "layers": layers}
+            "within_bound": len(data) <= bound, "decode": decode, **report, "layers": layers,
+            "load_area_bytes": tflite_external.area_size(data) if slots else 0}
 
 
 def export_dense_tflite(model, path, input_spec=None, *, labels=None) -> dict:
@@ -327,7 +335,7 @@ def _rewrite(tfl, ed, tensors: dict, lifted: dict, decode: str, bar) -> dict:
     init_sg = ed.subgraph("vqexport_decode_once") if decode == "once" else None
     if init_sg is not None:
         ed.op(0, "CALL_ONCE", [], [], ed.options("CallOnceOptions", initSubgraphIndex=init_sg), "CallOnceOptions")
-    layers = {}
+    layers, at_load = {}, {}
     for k, ((si, ti), (name, perm)) in enumerate(sorted(targets.items())):
         t = tensors[name]
         m, n = t.shape
@@ -339,6 +347,11 @@ def _rewrite(tfl, ed, tensors: dict, lifted: dict, decode: str, bar) -> dict:
             raise TfliteExportError(f"layer {name}: the converter reordered its weight {shape}; "
                                     f"{t.method} can only follow a kept or transposed weight")
         info["layout"].append(layout if isinstance(layout, str) else "permuted")
+        if decode == "load":
+            at_load[(si, ti)] = (name, info["layout"][-1])
+            info["stored_bytes"] += sum(sec.nbytes for sec in t.sections.values())
+            bar.done(name)
+            continue
         prefix = f"vqexport/{name}/{k}"
         before = len(tfl.buffers)
         if decode == "every-run":
@@ -358,7 +371,7 @@ def _rewrite(tfl, ed, tensors: dict, lifted: dict, decode: str, bar) -> dict:
         info["stored_bytes"] += sum(len(b.data) for b in tfl.buffers[before:] if b.data is not None)
         info["decode_ops"] += ops
         bar.done(name)
-    return layers
+    return layers, tflite_external.attach(tfl, ed, at_load, tensors) if at_load else []
 
 
 def _layout(perm: np.ndarray, shape, m: int, n: int):
@@ -369,7 +382,7 @@ def _layout(perm: np.ndarray, shape, m: int, n: int):
     return perm
 
 
-def _finish_model(tfl, ed, meta: dict, spec: dict, decode, layers) -> dict:
+def _finish_model(tfl, ed, meta: dict, spec: dict, decode, layers, slots=None) -> dict:
     tflite_rewrite.lower_op_versions(tfl)
     bad = tflite_rewrite.unsupported_ops(tfl)
     if bad:
@@ -391,8 +404,10 @@ def _finish_model(tfl, ed, meta: dict, spec: dict, decode, layers) -> dict:
         "decode": decode,
         "layers": layers,
     }
+    if slots:
+        payload["slots"] = slots
     ed.set_metadata(tflite_rewrite.METADATA_NAME, json.dumps(payload, sort_keys=True).encode())
-    runtime = tflite_rewrite.set_min_runtime_version(tfl, ed)
+    runtime = tflite_rewrite.set_min_runtime_version(tfl, ed, LOAD_MIN_RUNTIME if slots else "1.5.0")
     return {"min_runtime_version": runtime, "ops": [f"{n}/v{v}" for n, v in tflite_rewrite.used_ops(tfl)],
             "input": payload["input"]}
 

@@ -47,7 +47,7 @@ def read_model(data: bytes):
     buf = bytearray(data)
     model = s.ModelT.InitFromObj(s.Model.GetRootAsModel(buf, 0))
     for b in model.buffers:  # buffers stored past the flatbuffer (models over 2 GB)
-        if b.offset:
+        if b.offset and b.offset + b.size <= len(buf):  # (past the end: a decode="load" slot)
             b.data = np.frombuffer(bytes(buf[b.offset:b.offset + b.size]), dtype=np.uint8)
             b.offset = b.size = 0
     return model
@@ -75,13 +75,16 @@ def serialize(model) -> bytes:
             s.BufferStart(builder)
             if data is not None:
                 s.BufferAddData(builder, data)
+            if self.offset:  # data placed after the flatbuffer (see tflite_external)
+                s.BufferAddOffset(builder, self.offset)
+                s.BufferAddSize(builder, self.size)
             return s.BufferEnd(builder)
 
     original = model.buffers
     model.buffers = []
     for b in original:
         a = _Aligned()
-        a.data = b.data
+        a.data, a.offset, a.size = b.data, b.offset, b.size
         model.buffers.append(a)
     try:
         total = sum(len(b.data) for b in original if b.data is not None)
@@ -247,11 +250,11 @@ def lower_op_versions(model) -> None:
         oc.version = top
 
 
-def set_min_runtime_version(model, editor: Editor) -> str:
-    """Raise min_runtime_version to what the ops vqexport added need; never above 2.16.1."""
+def set_min_runtime_version(model, editor: Editor, floor: str = "1.5.0") -> str:
+    """Raise min_runtime_version to what the ops vqexport added need (and to `floor`); never above 2.16.1."""
     current = (get_metadata(model, MIN_RUNTIME) or b"").split(b"\0")[0].decode() or "1.5.0"
     table = op_table()["runtime_version"]
-    need = current
+    need = max(current, floor, key=_version_tuple)
     for name, version in used_ops(model):
         v = table.get(f"{name}/{version}")
         if v and _version_tuple(v) > _version_tuple(need):

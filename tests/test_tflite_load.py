@@ -1,0 +1,120 @@
+"""decode="load": the file is compact, a stock interpreter refuses it, the loader rejects tampering."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import TINY_CNN_INPUT, tiny_cnn
+
+pytest.importorskip("onnx2tf")
+pytest.importorskip("ai_edge_litert")
+
+import vqexport  # noqa: E402
+from vqexport.formats import tflite_external, tflite_rewrite  # noqa: E402
+from vqexport.formats.tflite_export import export_tflite  # noqa: E402
+from vqexport.formats.tflite_external import TfliteLoadError  # noqa: E402
+from vqexport.load import load_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def load_file(tmp_path_factory):
+    lm = load_model(tiny_cnn())
+    lm.input = dict(TINY_CNN_INPUT)
+    cm = vqexport.compress(lm, "pq", k=8, d=4, seed=0)
+    path = tmp_path_factory.mktemp("load") / "m.tflite"
+    export_tflite(cm, path, decode="load")
+    return path, cm
+
+
+def _rewrite(data: bytes, edit) -> bytes:
+    """Re-serialize `data` after edit(model, meta_json) changed the object tree."""
+    s = tflite_rewrite.schema()
+    model = s.ModelT.InitFromObj(s.Model.GetRootAsModel(bytearray(data), 0))
+    meta = json.loads(tflite_rewrite.get_metadata(model, tflite_rewrite.METADATA_NAME))
+    edit(model, meta)
+    ed = tflite_rewrite.Editor(model)
+    ed.set_metadata(tflite_rewrite.METADATA_NAME, json.dumps(meta).encode())
+    return tflite_rewrite.serialize(model)
+
+
+def test_slots_hold_the_reference_decode(load_file):
+    path, cm = load_file
+    data = path.read_bytes()
+    full = tflite_external.expand(data, str(path))
+    assert full[:len(data)] == data and len(full) - len(data) == tflite_external.area_size(data)
+    slots = json.loads(tflite_rewrite.get_metadata(tflite_rewrite.read_model(data), "vqexport"))["slots"]
+    model = tflite_rewrite.read_model(full)  # now every buffer lies inside: a plain .tflite
+    assert {s["layer"] for s in slots} == {t.name for t in cm.compressed}
+    for s in slots:
+        w = cm[s["layer"]].decode()
+        got = np.frombuffer(bytes(model.buffers[s["buffer"]].data), dtype="<f4").reshape(s["shape"])
+        assert np.array_equal(got, w if s["layout"] == "W" else w.T)
+
+
+def test_stock_interpreter_refuses_the_bare_file(load_file):
+    from ai_edge_litert.interpreter import Interpreter
+
+    path, _ = load_file
+    with pytest.raises((ValueError, RuntimeError), match="out of range offset"):
+        Interpreter(model_path=str(path)).allocate_tensors()
+
+
+def test_other_files_pass_through_unchanged(tmp_path):
+    lm = load_model(tiny_cnn())
+    lm.input = dict(TINY_CNN_INPUT)
+    path = tmp_path / "once.tflite"
+    export_tflite(vqexport.compress(lm, "kmeans", k=4, seed=0), path)
+    data = path.read_bytes()
+    assert tflite_external.expand(data) is data
+    assert tflite_external.interpreter_source(path) == {"model_path": str(path)}
+
+
+def _bump_offset(model, meta):
+    model.buffers[meta["slots"][0]["buffer"]].offset += 1 << 30  # a huge allocation, were it trusted
+
+
+def _overlap(model, meta):
+    a, b = (model.buffers[s["buffer"]] for s in meta["slots"][:2])
+    b.offset = a.offset
+
+
+def _wrong_layer(model, meta):
+    meta["slots"][0]["layer"] = "nope.weight"
+
+
+def _wrong_shape(model, meta):
+    meta["slots"][0]["shape"] = meta["slots"][0]["shape"][::-1] + [1]
+
+
+def _drop_vqm(model, meta):
+    model.metadata = [m for m in model.metadata if m.name != tflite_external.EMBED_NAME.encode()]
+
+
+def _corrupt_vqm(model, meta):
+    md = next(m for m in model.metadata if m.name == tflite_external.EMBED_NAME.encode())
+    raw = np.array(model.buffers[md.buffer].data, dtype=np.uint8)
+    raw[-3] ^= 0xFF  # inside the .vqm's JSON metadata: its checksum no longer matches
+    model.buffers[md.buffer].data = raw
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_bump_offset, "outside the decode area"),
+    (_overlap, "overlap|outside the decode area"),
+    (_wrong_layer, "lacks"),
+    (_wrong_shape, "does not fit"),
+    (_drop_vqm, "no vqexport.vqm"),
+    (_corrupt_vqm, "checksum"),
+])
+def test_tampered_files_fail_with_one_line(load_file, edit, message):
+    path, _ = load_file
+    bad = _rewrite(path.read_bytes(), edit)
+    with pytest.raises(vqexport.errors.VqexportError, match=message) as e:
+        tflite_external.expand(bad, "bad.tflite")
+    assert "\n" not in str(e.value) and str(e.value).startswith("bad.tflite")
+
+
+@pytest.mark.parametrize("data", [b"", b"abc", b"\xff\xff\x00\x00" + bytes(12),
+                                  b"\x08\x00\x00\x00TFL3\xf0\xff\xff\x7f" + bytes(8)])
+def test_garbage_is_not_a_model(data):
+    with pytest.raises(TfliteLoadError, match="^g.tflite: not a readable .tflite"):
+        tflite_external.expand(data, "g.tflite")

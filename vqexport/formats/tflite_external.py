@@ -1,0 +1,208 @@
+"""decode="load": a .tflite whose dense weights are decoded by the loader, before the interpreter exists.
+
+Why: a weight computed inside the graph (decode "once" or "every-run") is not a constant when
+XNNPACK looks at the graph, so FULLY_CONNECTED falls back to the builtin kernel (5x slower here).
+A constant whose bytes are present when the interpreter is built is packed by XNNPACK like any
+dense weight. TFLite (2.16.1 and LiteRT both) lets a Buffer point at `offset`/`size` bytes counted
+from the start of the model instead of holding `data`; the format meant it for models over 2 GB.
+
+The file: the dense graph exactly as the converter wrote it, except that each compressed weight's
+Buffer points *past the end of the file*, into a "decode area" (64-byte aligned, in layer order),
+and the compressed tensors travel inside the file as a .vqm in the metadata entry `vqexport.vqm`.
+The loader (expand() here, `TfliteExternal.java` in the app) copies the file into a buffer that
+also holds the area, decodes every weight into its slot with the reference decode, and hands
+that buffer to the interpreter. A stock interpreter refuses the bare file ("Constant buffer N
+specified an out of range offset"): it never runs with missing weights.
+
+The "vqexport" metadata JSON lists the slots: {"buffer": index, "layer": vqm name, "layout":
+"W" | "WT", "shape": the tensor's shape}; the offsets live only in the Buffers.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import VqexportError
+from ..ir import CompressedModel
+from . import tflite_rewrite
+from .vqm import parse_vqm, write_vqm
+
+EMBED_NAME = "vqexport.vqm"
+AREA_ALIGN = 64
+_PLACEHOLDER = 1 << 40  # any non-zero u64: the flatbuffer's length does not depend on the value
+
+
+class TfliteLoadError(VqexportError):
+    """A decode="load" .tflite whose slots or embedded .vqm do not check out."""
+
+
+def attach(tfl, ed, targets: dict, tensors: dict) -> list[dict]:
+    """Point each target tensor at a new out-of-file Buffer; returns the slot list for the metadata.
+
+    targets: {(subgraph, tensor): (layer, layout)} with layout "W" or "WT" (the converter's
+    orientation of the weight). The offsets are placeholders until place().
+    """
+    slots = []
+    for (si, ti), (layer, layout) in sorted(targets.items()):
+        if layout not in ("W", "WT"):
+            raise TfliteLoadError(f"layer {layer}: the converter reordered its weight; decode='load' "
+                                  "needs it kept or transposed (use decode='once')")
+        t = tensors[layer]
+        tensor = tfl.subgraphs[si].tensors[ti]
+        shape = [int(v) for v in tensor.shape]
+        bi = ed.buffer()
+        b = tfl.buffers[bi]
+        b.offset, b.size = _PLACEHOLDER, 4 * t.numel
+        tensor.buffer = bi
+        slots.append({"buffer": bi, "layer": layer, "layout": layout, "shape": shape})
+    return slots
+
+
+def embed(ed, compressed: CompressedModel, layers: list[str]) -> int:
+    """Store the compressed tensors named `layers` as a .vqm in the metadata entry vqexport.vqm."""
+    part = CompressedModel([compressed[n] for n in dict.fromkeys(layers)],
+                           {"format": "vqm", "embedded_in": "tflite"})
+    fd, tmp = tempfile.mkstemp(prefix="vqexport-embed-", suffix=".vqm")
+    os.close(fd)
+    try:
+        write_vqm(part, tmp)
+        data = Path(tmp).read_bytes()
+    finally:
+        os.unlink(tmp)
+    ed.set_metadata(EMBED_NAME, data)
+    return len(data)
+
+
+def place(tfl, slots: list[dict]) -> bytes:
+    """Serialize with every slot's offset set, in order, after the file's own bytes."""
+    first = tflite_rewrite.serialize(tfl)
+    pos = _align(len(first))
+    for s in slots:
+        b = tfl.buffers[s["buffer"]]
+        b.offset = pos
+        pos = _align(pos + b.size)
+    data = tflite_rewrite.serialize(tfl)
+    if len(data) != len(first):  # cannot happen with fixed-width offsets; a slot would point wrong
+        raise TfliteLoadError("the flatbuffer changed length when the slot offsets were set")
+    return data
+
+
+def area_size(data: bytes) -> int:
+    """Bytes the loader adds after the file (0 for a model that is not decode="load")."""
+    plan = _plan(data, "<bytes>")
+    return 0 if plan is None else plan[1] - len(data)
+
+
+def expand(data: bytes, name: str = "<bytes>") -> bytes:
+    """The model with every slot filled: a plain .tflite that any interpreter loads.
+
+    A model that is not decode="load" comes back unchanged. Everything the file says (buffer
+    indices, offsets, sizes, the embedded .vqm) is checked before the area is allocated.
+    """
+    plan = _plan(data, name)
+    if plan is None:
+        return data
+    slots, end, vqm = plan
+    out = bytearray(end)
+    out[:len(data)] = data
+    for s, offset, t in slots:
+        w = t.decode().astype("<f4", copy=False)
+        if s["layout"] == "WT":
+            w = w.T
+        np.frombuffer(out, dtype="<f4", count=t.numel, offset=offset).reshape(s["shape"])[...] = w
+    return bytes(out)
+
+
+def _plan(data: bytes, name: str):
+    """(slots with offsets and tensors, total size, CompressedModel) or None when not decode="load"."""
+    # LiteRT's copy of the generated schema: the loader must not import TensorFlow (2 s, 600 MiB).
+    from ai_edge_litert import schema_py_generated as schema
+
+    def fail(msg):
+        raise TfliteLoadError(f"{name}: {msg}")
+
+    try:
+        model = schema.Model.GetRootAs(data, 0)
+        meta = _metadata(model, data)
+    except (struct.error, IndexError, ValueError, TypeError, UnicodeDecodeError) as e:  # flatbuffers on garbage
+        fail(f"not a readable .tflite ({type(e).__name__})")
+    info = meta.get(tflite_rewrite.METADATA_NAME)
+    if info is None:
+        return None
+    try:
+        info = json.loads(info)
+    except ValueError:
+        fail("the vqexport metadata is not valid JSON")
+    if info.get("decode") != "load":
+        return None
+    if EMBED_NAME not in meta:
+        fail(f"decode='load' but the file has no {EMBED_NAME} metadata entry")
+    vqm = parse_vqm(meta[EMBED_NAME], f"{name} ({EMBED_NAME})")
+    slots = info.get("slots")
+    if not isinstance(slots, list) or not slots:
+        fail("decode='load' but the metadata lists no slots")
+    start = _align(len(data))
+    budget = sum(_align(4 * t.numel) for t in vqm.tensors)
+    out, end, taken = [], start, []
+    for s in slots:
+        try:
+            bi, layer, layout, shape = int(s["buffer"]), str(s["layer"]), s["layout"], [int(v) for v in s["shape"]]
+        except (KeyError, TypeError, ValueError):
+            fail(f"malformed slot {s!r}")
+        if not 0 <= bi < model.BuffersLength():
+            fail(f"slot for {layer} names buffer {bi} of {model.BuffersLength()}")
+        names = [t.name for t in vqm.tensors]
+        if layer not in names:
+            fail(f"slot names layer {layer}, which the embedded .vqm lacks")
+        t = vqm.tensors[names.index(layer)]
+        m, n = t.shape
+        want = {"W": [m, n], "WT": [n, m]}.get(layout)
+        if want is None or shape != want:
+            fail(f"layer {layer}: slot {layout} {shape} does not fit its {m}x{n} weight")
+        b = model.Buffers(bi)
+        offset, size = int(b.Offset()), int(b.Size())
+        if b.DataLength() or size != 4 * t.numel:
+            fail(f"layer {layer}: buffer {bi} holds {size} bytes, expected {4 * t.numel}")
+        # Slots lie after the file, aligned, within the sum of the decoded sizes: no allocation
+        # larger than the weights the .vqm itself describes, whatever the offsets say.
+        if offset < start or offset % AREA_ALIGN or offset + size > start + budget:
+            fail(f"layer {layer}: buffer {bi} offset {offset} lies outside the decode area "
+                 f"[{start}, {start + budget})")
+        taken.append((offset, offset + size, layer))
+        out.append((dict(s, shape=shape), offset, t))
+        end = max(end, offset + size)
+    taken.sort()
+    for (a0, a1, la), (b0, _, lb) in zip(taken, taken[1:]):
+        if b0 < a1:
+            fail(f"the slots of {la} and {lb} overlap")
+    return out, end, vqm
+
+
+def _metadata(model, data: bytes) -> dict[str, bytes]:
+    out = {}
+    for i in range(model.MetadataLength()):
+        md = model.Metadata(i)
+        key = (md.Name() or b"").decode("utf-8")
+        if key not in (tflite_rewrite.METADATA_NAME, EMBED_NAME):
+            continue
+        bi = md.Buffer()
+        if not 0 <= bi < model.BuffersLength():
+            raise ValueError(f"metadata {key} names buffer {bi}")
+        out[key] = model.Buffers(bi).DataAsNumpy().tobytes() if model.Buffers(bi).DataLength() else b""
+    return out
+
+
+def _align(n: int) -> int:
+    return -(-n // AREA_ALIGN) * AREA_ALIGN
+
+
+def interpreter_source(path) -> dict:
+    """Keyword arguments for an Interpreter: the path itself, or the expanded bytes of a decode="load" file."""
+    data = Path(path).read_bytes()
+    full = expand(data, str(path))
+    return {"model_path": str(path)} if full is data else {"model_content": full}
