@@ -265,7 +265,25 @@ def write_tflite(out: Path) -> dict:
     vqexport.to_tflite(cm, d / "model.tflite", model=net)
     raw = tflite_rewrite.get_metadata(tflite_rewrite.read_model((d / "model.tflite").read_bytes()),
                                       tflite_rewrite.METADATA_NAME)
-    return {"model": "tflite/model.tflite", "metadata_json": raw.decode("utf-8") if raw else None}
+    return {"model": "tflite/model.tflite", "metadata_json": raw.decode("utf-8") if raw else None,
+            **write_tflite_load(d, vqexport.compress(net, method="pq", k=16, d=4, seed=0), net)}
+
+
+def write_tflite_load(d: Path, cm, net) -> dict:
+    """decode="load": the file, Python's expansion of it (the reference), and a tampered copy."""
+    from vqexport.formats import tflite_external, tflite_rewrite
+
+    cm.metadata["input"] = {"shape": [1, 1, 28, 28], "layout": "NCHW", "mean": [0.1307], "std": [0.3081]}
+    vqexport.to_tflite(cm, d / "load.tflite", model=net, decode="load")
+    data = (d / "load.tflite").read_bytes()
+    (d / "load.expanded").write_bytes(tflite_external.expand(data))
+    model = tflite_rewrite.read_model(data)
+    meta = json.loads(tflite_rewrite.get_metadata(model, tflite_rewrite.METADATA_NAME))
+    slots = [[s["layer"], model.buffers[s["buffer"]].offset, 4 * cm[s["layer"]].numel] for s in meta["slots"]]
+    model.buffers[meta["slots"][0]["buffer"]].offset += 1 << 30  # would be a 1 GiB allocation if trusted
+    (d / "load-bad-offset.tflite").write_bytes(tflite_rewrite.serialize(model))
+    return {"load_model": "tflite/load.tflite", "load_expanded": "tflite/load.expanded",
+            "load_slots": slots, "load_bad_offset": "tflite/load-bad-offset.tflite"}
 
 
 def main() -> int:

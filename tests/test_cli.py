@@ -52,6 +52,18 @@ def test_to_tflite_quiet_prints_only_the_result(torchscript_cnn, tmp_path):
     assert info["bytes"] == (tmp_path / "m.tflite").stat().st_size and info["export"]["within_bound"]
 
 
+def test_to_tflite_decode_load_then_bench(torchscript_cnn, tmp_path):
+    """The user's path for --decode load: the command says how to run it, and bench runs it."""
+    out = tmp_path / "m.tflite"
+    code, stdout, stderr = run_cli("to-tflite", torchscript_cnn, "--method", "kmeans", "--k", "16",
+                                   "--decode", "load", "-o", out, "--quiet")
+    assert code == 0, stderr
+    assert "a plain TFLite interpreter refuses it" in stdout
+    code, stdout, stderr = run_cli("bench", out, "--runs", "3", "--warmup", "1", "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["runs"] == 3
+
+
 def test_help_shows_an_example():
     code, stdout, _ = run_cli("to-tflite", "--help")
     assert code == 0 and "vqexport to-tflite model.pt --method kmeans --k 16" in stdout

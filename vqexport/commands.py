@@ -123,6 +123,9 @@ def _export(args, suffix: str, write):
     text = (f"wrote {out} ({human_bytes(result['bytes'])}) and {vqm_path} ({human_bytes(result['vqm_bytes'])}); "
             f"dense model {human_bytes(result['model_dense_bytes'])}, dense layers "
             f"{result['layer_compression']:.2f}x, whole model {result['model_compression']:.2f}x")
+    if isinstance(info, dict) and info.get("decode") == "load":
+        text += ("\n--decode load: its weights are filled in when it is loaded, by `vqexport eval/bench`, "
+                 "vqexport.formats.tflite_external.expand() or the demo app; a plain TFLite interpreter refuses it")
     emit(args, result, text)
     return 0
 

@@ -3,7 +3,7 @@
     python -m vqexport.zoo.android_assets OUTDIR
 
 Writes OUTDIR/models/: the reference CNN as dense .tflite and .onnx, k-means 16 and PQ
-(d=8, k=16) as .tflite, .onnx and .vqm; and OUTDIR/eval/mnist1000.vqds: the 1,000 mnist5k
+(d=8, k=16) as .tflite, .onnx and .vqm, k-means 16 also as a decode="load" .tflite; and OUTDIR/eval/mnist1000.vqds: the 1,000 mnist5k
 test digits in the app's format (android-demo/README.md):
     b"VQDS", u32 version=1, u32 n, u32 channels, u32 height, u32 width   (little-endian)
     n*c*h*w u8 pixels (0..255, image after image, channel/row/column), then n u8 labels.
@@ -51,6 +51,8 @@ def main(argv=None) -> int:
         cm.save(m / f"{name}.vqm")
         vqexport.to_tflite(cm, m / f"{name}.tflite", model=model)
         vqexport.to_onnx(cm, m / f"{name}.onnx", model=model)
+        if method == "kmeans":  # the app's loader decodes it before the interpreter: dense speed
+            vqexport.to_tflite(cm, m / f"{name}_load.tflite", model=model, decode="load")
     write_eval_set(out / "eval" / "mnist1000.vqds")
     for f in sorted(out.rglob("*.*")):
         print(f"{f.stat().st_size:>10,}  {f}")

@@ -2,6 +2,7 @@ package dev.vqexport.demo;
 
 import dev.vqexport.demo.core.InputSpec;
 import dev.vqexport.demo.core.ModelRunner;
+import dev.vqexport.demo.core.TfliteExternal;
 import dev.vqexport.demo.core.TfliteMetadata;
 import java.io.File;
 import java.io.FileInputStream;
@@ -23,8 +24,12 @@ final class TfliteRunner implements ModelRunner {
     private final ByteBuffer out;
 
     TfliteRunner(File file, int threads) throws IOException {
-        MappedByteBuffer model = map(file);
-        InputSpec fromMeta = InputSpec.fromTflite(model);
+        MappedByteBuffer mapped = map(file);
+        InputSpec fromMeta = InputSpec.fromTflite(mapped);
+        // A decode="load" file: its weights are decoded here, into the buffer the interpreter gets,
+        // so XNNPACK sees constants. Any other file is memory-mapped as it is.
+        ByteBuffer expanded = TfliteExternal.expand(mapped, file.getName());
+        ByteBuffer model = expanded != null ? expanded : mapped;
         spec = fromMeta != null ? fromMeta : InputSpec.defaults("tflite", file.getName());
         Interpreter.Options opts = new Interpreter.Options();
         if (threads > 0) {

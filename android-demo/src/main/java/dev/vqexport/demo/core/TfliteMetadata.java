@@ -31,6 +31,24 @@ public final class TfliteMetadata {
         }
     }
 
+    /**
+     * Buffer {@code index} of the model as {data length, offset, size}: a Buffer holds its bytes
+     * inline (data) or names them by offset and size from the start of the model.
+     */
+    public static long[] bufferInfo(ByteBuffer model, int index) {
+        try {
+            TfliteMetadata t = new TfliteMetadata(model);
+            int buf = t.bufferTable(t.deref(0), index);
+            int dataField = t.field(buf, 0);
+            long dataLen = dataField == 0 ? 0 : t.b.getInt(t.deref(dataField));
+            int offField = t.field(buf, 1);
+            int sizeField = t.field(buf, 2);
+            return new long[] {dataLen, offField == 0 ? 0 : t.b.getLong(offField), sizeField == 0 ? 0 : t.b.getLong(sizeField)};
+        } catch (IndexOutOfBoundsException e) {
+            throw new IllegalArgumentException("not a valid .tflite FlatBuffer (an offset points outside the file)");
+        }
+    }
+
     /** The position of field {@code id} of the table at {@code table}, or 0 when absent. */
     private int field(int table, int id) {
         int vtable = table - b.getInt(table);
@@ -79,17 +97,21 @@ public final class TfliteMetadata {
         return null;
     }
 
-    private byte[] buffer(int model, int index) {
+    private int bufferTable(int model, int index) {
         int buffersField = field(model, 4);
         if (buffersField == 0) {
-            throw new IllegalArgumentException("metadata names buffer " + index + " but the model has no buffers");
+            throw new IllegalArgumentException("buffer " + index + " is named but the model has no buffers");
         }
         int buffers = deref(buffersField);
         int n = b.getInt(buffers);
         if (index < 0 || index >= n) {
-            throw new IllegalArgumentException("metadata names buffer " + index + " of " + n);
+            throw new IllegalArgumentException("buffer " + index + " is named, of " + n);
         }
-        int buf = deref(buffers + 4 + 4 * index);
+        return deref(buffers + 4 + 4 * index);
+    }
+
+    private byte[] buffer(int model, int index) {
+        int buf = bufferTable(model, index);
         int dataField = field(buf, 0);
         if (dataField != 0) {
             int vec = deref(dataField);

@@ -1,0 +1,186 @@
+package dev.vqexport.demo.core;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.charset.Charset;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The loader of decode="load" .tflite files (vqexport/formats/tflite_external.py is the
+ * reference). Such a file keeps each compressed weight as a constant whose Buffer points past the
+ * end of the file; the compressed tensors travel in the file as a .vqm (metadata entry
+ * "vqexport.vqm"). expand() copies the file into a direct buffer that also holds those slots and
+ * decodes every weight into its slot, so the interpreter sees constant weights and XNNPACK packs
+ * them as it would a dense model's.
+ */
+public final class TfliteExternal {
+    public static final String EMBED_NAME = "vqexport.vqm";
+    static final int AREA_ALIGN = 64;
+    private static final Charset UTF8 = Charset.forName("UTF-8");
+
+    private TfliteExternal() {
+    }
+
+    /** One slot: where a decoded weight goes, and in which orientation. */
+    private static final class Slot {
+        long offset;
+        long size;
+        String layer;
+        boolean transposed;
+        VqmTensor tensor;
+    }
+
+    /**
+     * The model with every slot filled, in a direct buffer of native order (what the Interpreter
+     * takes), or null when the file is not decode="load" (run it as it is). Every index, offset and
+     * size the file gives is checked before the buffer is allocated.
+     */
+    public static ByteBuffer expand(ByteBuffer file, String name) throws IOException {
+        byte[] meta;
+        try {
+            meta = TfliteMetadata.find(file, "vqexport");
+        } catch (IllegalArgumentException e) {
+            throw new IOException(name + ": " + e.getMessage());
+        }
+        if (meta == null) {
+            return null;
+        }
+        Map<String, Object> info;
+        try {
+            info = Json.parseObject(new String(meta, UTF8));
+        } catch (IllegalArgumentException e) {
+            throw new IOException(name + ": the vqexport metadata is not valid JSON");
+        }
+        if (!"load".equals(info.get("decode"))) {
+            return null;
+        }
+        List<Slot> slots = plan(file, name, info);
+        long end = 0;
+        for (Slot s : slots) {
+            end = Math.max(end, s.offset + s.size);
+        }
+        ByteBuffer out = ByteBuffer.allocateDirect((int) end).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer src = file.duplicate();
+        src.clear();
+        out.put(src);
+        for (Slot s : slots) {
+            float[] w = s.tensor.decode();
+            if (s.transposed) {
+                w = transpose(w, s.tensor.shape[0], s.tensor.shape[1]);
+            }
+            FloatBuffer dst = ((ByteBuffer) out.duplicate().order(ByteOrder.LITTLE_ENDIAN).position((int) s.offset))
+                    .asFloatBuffer();
+            dst.put(w);
+        }
+        out.clear();
+        return out.order(ByteOrder.nativeOrder());
+    }
+
+    private static List<Slot> plan(ByteBuffer file, String name, Map<String, Object> info) throws IOException {
+        byte[] embedded = TfliteMetadata.find(file, EMBED_NAME);
+        if (embedded == null) {
+            throw new IOException(name + ": decode='load' but the file has no " + EMBED_NAME + " metadata entry");
+        }
+        VqmFile vqm = VqmReader.parse(embedded, name + " (" + EMBED_NAME + ")");
+        Object listed = info.get("slots");
+        if (!(listed instanceof List) || ((List<?>) listed).isEmpty()) {
+            throw new IOException(name + ": decode='load' but the metadata lists no slots");
+        }
+        long start = align(file.capacity());
+        long budget = 0;
+        for (VqmTensor t : vqm.tensors) {
+            budget += align(4 * t.numel());
+        }
+        List<Slot> slots = new ArrayList<Slot>();
+        for (Object o : (List<?>) listed) {
+            Slot s = slot(file, name, vqm, o);
+            // Slots lie after the file, aligned, within the sum of the decoded sizes: no allocation
+            // larger than the weights the .vqm describes, whatever the offsets say.
+            if (s.offset < start || s.offset % AREA_ALIGN != 0 || s.offset + s.size > start + budget
+                    || start + budget > Integer.MAX_VALUE) {
+                throw new IOException(name + ": layer " + s.layer + ": offset " + s.offset
+                        + " lies outside the decode area [" + start + ", " + (start + budget) + ")");
+            }
+            slots.add(s);
+        }
+        List<Slot> sorted = new ArrayList<Slot>(slots);
+        Collections.sort(sorted, new Comparator<Slot>() {
+            @Override
+            public int compare(Slot a, Slot b) {
+                return Long.compare(a.offset, b.offset);
+            }
+        });
+        for (int i = 1; i < sorted.size(); i++) {
+            Slot a = sorted.get(i - 1);
+            Slot b = sorted.get(i);
+            if (b.offset < a.offset + a.size) {
+                throw new IOException(name + ": the slots of " + a.layer + " and " + b.layer + " overlap");
+            }
+        }
+        return slots;
+    }
+
+    private static Slot slot(ByteBuffer file, String name, VqmFile vqm, Object o) throws IOException {
+        if (!(o instanceof Map)) {
+            throw new IOException(name + ": malformed slot " + o);
+        }
+        Map<?, ?> m = (Map<?, ?>) o;
+        Object buffer = m.get("buffer");
+        Object layer = m.get("layer");
+        Object layout = m.get("layout");
+        Object shape = m.get("shape");
+        if (!(buffer instanceof Number) || !(layer instanceof String) || !(shape instanceof List)
+                || !("W".equals(layout) || "WT".equals(layout))) {
+            throw new IOException(name + ": malformed slot " + o);
+        }
+        Slot s = new Slot();
+        s.layer = (String) layer;
+        s.transposed = "WT".equals(layout);
+        try {
+            s.tensor = vqm.get(s.layer);
+        } catch (IllegalArgumentException e) {
+            throw new IOException(name + ": slot names layer " + s.layer + ", which the embedded .vqm lacks");
+        }
+        int[] ws = s.tensor.shape;
+        List<?> got = (List<?>) shape;
+        boolean fits = ws.length == 2 && got.size() == 2 && got.get(0) instanceof Number && got.get(1) instanceof Number
+                && ((Number) got.get(0)).intValue() == ws[s.transposed ? 1 : 0]
+                && ((Number) got.get(1)).intValue() == ws[s.transposed ? 0 : 1];
+        if (!fits) {
+            throw new IOException(name + ": layer " + s.layer + ": slot " + layout + " " + got + " does not fit its weight");
+        }
+        long[] b;
+        try {
+            b = TfliteMetadata.bufferInfo(file, ((Number) buffer).intValue());
+        } catch (IllegalArgumentException e) {
+            throw new IOException(name + ": slot for " + s.layer + ": " + e.getMessage());
+        }
+        s.offset = b[1];
+        s.size = b[2];
+        if (b[0] != 0 || s.size != 4 * s.tensor.numel()) {
+            throw new IOException(name + ": layer " + s.layer + ": buffer " + buffer + " holds " + s.size
+                    + " bytes, expected " + 4 * s.tensor.numel());
+        }
+        return s;
+    }
+
+    static float[] transpose(float[] w, int rows, int cols) {
+        float[] t = new float[w.length];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                t[c * rows + r] = w[r * cols + c];
+            }
+        }
+        return t;
+    }
+
+    private static long align(long n) {
+        return (n + AREA_ALIGN - 1) / AREA_ALIGN * AREA_ALIGN;
+    }
+}
