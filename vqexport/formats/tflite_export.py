@@ -40,7 +40,7 @@ from ..errors import ConfigError, VqexportError
 from ..fileio import atomic_path
 from ..native_output import silenced
 from ..progress import layer_bar, stage
-from . import tflite_decode, tflite_external, tflite_rewrite
+from . import onnx2tf_float32, tflite_decode, tflite_external, tflite_rewrite
 
 DECODE_MODES = ("once", "every-run", "load")
 # Buffer offset/size (decode="load") is tested in TF 2.16.1 and LiteRT 2.1; older runtimes are not.
@@ -250,17 +250,12 @@ def _convert(module, shape, probes: dict) -> tuple[bytes, dict]:
         log = None
         try:
             with silenced() as log:
-                import onnx2tf
-
-                onnx2tf.convert(input_onnx_file_path=lifted_path, output_folder_path=out, non_verbose=True,
-                                copy_onnx_input_output_names_to_tflite=True, not_use_onnxsim=True,
-                                verbosity="error")
+                result = onnx2tf_float32.convert(lifted_path, out)
         except (Exception, SystemExit) as e:  # onnx2tf exits the process on some failures
             # A SystemExit carries only a code; onnx2tf printed the reason before exiting.
             why = (log.error_line() if log is not None else "") if isinstance(e, SystemExit) else _first_line(e)
             raise TfliteExportError(f"onnx2tf could not convert the model: {why or _first_line(e)}") from None
-        result = Path(out, "lifted_float32.tflite")
-        if not result.exists():
+        if result is None:
             raise TfliteExportError("onnx2tf wrote no float32 .tflite")
         data = result.read_bytes()
     _CACHE[key] = data
