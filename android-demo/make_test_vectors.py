@@ -280,10 +280,15 @@ def write_tflite_load(d: Path, cm, net) -> dict:
     model = tflite_rewrite.read_model(data)
     meta = json.loads(tflite_rewrite.get_metadata(model, tflite_rewrite.METADATA_NAME))
     slots = [[s["layer"], model.buffers[s["buffer"]].offset, 4 * cm[s["layer"]].numel] for s in meta["slots"]]
+    ed = tflite_rewrite.Editor(model)
+    ed.set_metadata(tflite_rewrite.METADATA_NAME, json.dumps({**meta, "slots": meta["slots"] * 2}).encode())
+    (d / "load-dup-slot.tflite").write_bytes(tflite_rewrite.serialize(model))  # would double the area
+    ed.set_metadata(tflite_rewrite.METADATA_NAME, json.dumps(meta).encode())
     model.buffers[meta["slots"][0]["buffer"]].offset += 1 << 30  # would be a 1 GiB allocation if trusted
     (d / "load-bad-offset.tflite").write_bytes(tflite_rewrite.serialize(model))
     return {"load_model": "tflite/load.tflite", "load_expanded": "tflite/load.expanded",
-            "load_slots": slots, "load_bad_offset": "tflite/load-bad-offset.tflite"}
+            "load_slots": slots, "load_bad_offset": "tflite/load-bad-offset.tflite",
+            "load_dup_slot": "tflite/load-dup-slot.tflite"}
 
 
 def main() -> int:

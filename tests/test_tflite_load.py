@@ -86,6 +86,10 @@ def _wrong_shape(model, meta):
     meta["slots"][0]["shape"] = meta["slots"][0]["shape"][::-1] + [1]
 
 
+def _dup_slot(model, meta):
+    meta["slots"].append(dict(meta["slots"][0]))  # would double the area the file may claim
+
+
 def _drop_vqm(model, meta):
     model.metadata = [m for m in model.metadata if m.name != tflite_external.EMBED_NAME.encode()]
 
@@ -102,6 +106,7 @@ def _corrupt_vqm(model, meta):
     (_overlap, "overlap|outside the decode area"),
     (_wrong_layer, "lacks"),
     (_wrong_shape, "does not fit"),
+    (_dup_slot, "two slots for the same layer"),
     (_drop_vqm, "no vqexport.vqm"),
     (_corrupt_vqm, "checksum"),
 ])

@@ -47,19 +47,21 @@ def attach(tfl, ed, targets: dict, tensors: dict) -> list[dict]:
     targets: {(subgraph, tensor): (layer, layout)} with layout "W" or "WT" (the converter's
     orientation of the weight). The offsets are placeholders until place().
     """
-    slots = []
+    slots, shared = [], {}
     for (si, ti), (layer, layout) in sorted(targets.items()):
         if layout not in ("W", "WT"):
             raise TfliteLoadError(f"layer {layer}: the converter reordered its weight; decode='load' "
                                   "needs it kept or transposed (use decode='once')")
-        t = tensors[layer]
         tensor = tfl.subgraphs[si].tensors[ti]
-        shape = [int(v) for v in tensor.shape]
+        if (layer, layout) in shared:  # a weight the graph uses twice: one slot, read by both
+            tensor.buffer = shared[layer, layout]
+            continue
+        t = tensors[layer]
         bi = ed.buffer()
         b = tfl.buffers[bi]
         b.offset, b.size = _PLACEHOLDER, 4 * t.numel
-        tensor.buffer = bi
-        slots.append({"buffer": bi, "layer": layer, "layout": layout, "shape": shape})
+        tensor.buffer = shared[layer, layout] = bi
+        slots.append({"buffer": bi, "layer": layer, "layout": layout, "shape": [int(v) for v in tensor.shape]})
     return slots
 
 
@@ -120,17 +122,23 @@ def expand(data: bytes, name: str = "<bytes>") -> bytes:
 
 def _plan(data: bytes, name: str):
     """(slots with offsets and tensors, total size, CompressedModel) or None when not decode="load"."""
+    try:
+        return _plan_checked(data, name)
+    except (struct.error, IndexError, ValueError, TypeError, UnicodeDecodeError) as e:  # flatbuffers on garbage
+        if isinstance(e, VqexportError):  # our own errors (a ValueError subclass among them) say more
+            raise
+        raise TfliteLoadError(f"{name}: not a readable .tflite ({type(e).__name__})") from None
+
+
+def _plan_checked(data: bytes, name: str):
     # LiteRT's copy of the generated schema: the loader must not import TensorFlow (2 s, 600 MiB).
     from ai_edge_litert import schema_py_generated as schema
 
     def fail(msg):
         raise TfliteLoadError(f"{name}: {msg}")
 
-    try:
-        model = schema.Model.GetRootAs(data, 0)
-        meta = _metadata(model, data)
-    except (struct.error, IndexError, ValueError, TypeError, UnicodeDecodeError) as e:  # flatbuffers on garbage
-        fail(f"not a readable .tflite ({type(e).__name__})")
+    model = schema.Model.GetRootAs(data, 0)
+    meta = _metadata(model, data)
     info = meta.get(tflite_rewrite.METADATA_NAME)
     if info is None:
         return None
@@ -138,6 +146,8 @@ def _plan(data: bytes, name: str):
         info = json.loads(info)
     except ValueError:
         fail("the vqexport metadata is not valid JSON")
+    if not isinstance(info, dict):
+        fail("the vqexport metadata is not a JSON object")
     if info.get("decode") != "load":
         return None
     if EMBED_NAME not in meta:
@@ -147,19 +157,26 @@ def _plan(data: bytes, name: str):
     if not isinstance(slots, list) or not slots:
         fail("decode='load' but the metadata lists no slots")
     start = _align(len(data))
-    budget = sum(_align(4 * t.numel) for t in vqm.tensors)
-    out, end, taken = [], start, []
+    names = {t.name: t for t in vqm.tensors}
+    parsed = []
     for s in slots:
         try:
-            bi, layer, layout, shape = int(s["buffer"]), str(s["layer"]), s["layout"], [int(v) for v in s["shape"]]
+            parsed.append((int(s["buffer"]), str(s["layer"]), str(s["layout"]), [int(v) for v in s["shape"]], s))
         except (KeyError, TypeError, ValueError):
-            fail(f"malformed slot {s!r}")
+            fail(f"malformed slot {str(s)[:200]}")
+    pairs = [(layer, layout) for _, layer, layout, _, _ in parsed]
+    if len(set(pairs)) != len(pairs):
+        fail("two slots for the same layer and layout")
+    # Each (layer, layout) has one slot, so the area is at most twice the decoded .vqm: a file
+    # cannot make the loader allocate more than the weights it describes, whatever its offsets say.
+    budget = sum(_align(4 * names[layer].numel) for layer, _ in pairs if layer in names)
+    out, end, taken = [], start, []
+    for bi, layer, layout, shape, s in parsed:
         if not 0 <= bi < model.BuffersLength():
             fail(f"slot for {layer} names buffer {bi} of {model.BuffersLength()}")
-        names = [t.name for t in vqm.tensors]
         if layer not in names:
             fail(f"slot names layer {layer}, which the embedded .vqm lacks")
-        t = vqm.tensors[names.index(layer)]
+        t = names[layer]
         m, n = t.shape
         want = {"W": [m, n], "WT": [n, m]}.get(layout)
         if want is None or shape != want:
@@ -168,8 +185,6 @@ def _plan(data: bytes, name: str):
         offset, size = int(b.Offset()), int(b.Size())
         if b.DataLength() or size != 4 * t.numel:
             fail(f"layer {layer}: buffer {bi} holds {size} bytes, expected {4 * t.numel}")
-        # Slots lie after the file, aligned, within the sum of the decoded sizes: no allocation
-        # larger than the weights the .vqm itself describes, whatever the offsets say.
         if offset < start or offset % AREA_ALIGN or offset + size > start + budget:
             fail(f"layer {layer}: buffer {bi} offset {offset} lies outside the decode area "
                  f"[{start}, {start + budget})")

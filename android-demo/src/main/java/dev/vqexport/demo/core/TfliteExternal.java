@@ -8,8 +8,10 @@ import java.nio.charset.Charset;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * The loader of decode="load" .tflite files (vqexport/formats/tflite_external.py is the
@@ -60,7 +62,12 @@ public final class TfliteExternal {
         if (!"load".equals(info.get("decode"))) {
             return null;
         }
-        List<Slot> slots = plan(file, name, info);
+        List<Slot> slots;
+        try {
+            slots = plan(file, name, info);
+        } catch (IllegalArgumentException e) { // TfliteMetadata on a damaged table
+            throw new IOException(name + ": " + e.getMessage());
+        }
         long end = 0;
         for (Slot s : slots) {
             end = Math.max(end, s.offset + s.size);
@@ -93,21 +100,25 @@ public final class TfliteExternal {
             throw new IOException(name + ": decode='load' but the metadata lists no slots");
         }
         long start = align(file.capacity());
-        long budget = 0;
-        for (VqmTensor t : vqm.tensors) {
-            budget += align(4 * t.numel());
-        }
         List<Slot> slots = new ArrayList<Slot>();
+        Set<String> pairs = new HashSet<String>();
+        long budget = 0;
         for (Object o : (List<?>) listed) {
             Slot s = slot(file, name, vqm, o);
-            // Slots lie after the file, aligned, within the sum of the decoded sizes: no allocation
-            // larger than the weights the .vqm describes, whatever the offsets say.
+            if (!pairs.add(s.layer + (s.transposed ? "\u0000WT" : "\u0000W"))) {
+                throw new IOException(name + ": two slots for the same layer and layout (" + s.layer + ")");
+            }
+            budget += align(4 * s.tensor.numel());
+            slots.add(s);
+        }
+        // Each (layer, layout) has one slot, so the area is at most twice the decoded .vqm: a file
+        // cannot make the loader allocate more than the weights it describes, whatever its offsets say.
+        for (Slot s : slots) {
             if (s.offset < start || s.offset % AREA_ALIGN != 0 || s.offset + s.size > start + budget
                     || start + budget > Integer.MAX_VALUE) {
                 throw new IOException(name + ": layer " + s.layer + ": offset " + s.offset
                         + " lies outside the decode area [" + start + ", " + (start + budget) + ")");
             }
-            slots.add(s);
         }
         List<Slot> sorted = new ArrayList<Slot>(slots);
         Collections.sort(sorted, new Comparator<Slot>() {

@@ -63,6 +63,14 @@ class TfliteExternalTest {
     }
 
     @Test
+    void rejectsTwoSlotsForOneLayer() throws Exception {
+        Map<String, Object> part = Vectors.part("tflite");
+        byte[] bad = Vectors.read((String) part.get("load_dup_slot"));
+        IOException e = assertThrows(IOException.class, () -> TfliteExternal.expand(ByteBuffer.wrap(bad), "dup.tflite"));
+        assertTrue(e.getMessage().startsWith("dup.tflite: two slots for the same layer"), e.getMessage());
+    }
+
+    @Test
     void rejectsACorruptEmbeddedVqm() throws Exception {
         Map<String, Object> part = Vectors.part("tflite");
         byte[] file = Vectors.read((String) part.get("load_model")).clone();
