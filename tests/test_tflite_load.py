@@ -123,3 +123,24 @@ def test_tampered_files_fail_with_one_line(load_file, edit, message):
 def test_garbage_is_not_a_model(data):
     with pytest.raises(TfliteLoadError, match="^g.tflite: not a readable .tflite"):
         tflite_external.expand(data, "g.tflite")
+
+
+def test_random_damage_is_an_error_or_bounded(load_file):
+    """Flipped bytes and truncations: a one-line VqexportError, or a model no larger than the weights allow."""
+    path, cm = load_file
+    data = path.read_bytes()
+    limit = len(data) + 64 + 2 * sum(-(-4 * t.numel // 64) * 64 for t in cm.compressed)
+    rng = np.random.default_rng(0)
+    errors = 0
+    for _ in range(300):
+        b = bytearray(data)
+        for _ in range(int(rng.integers(1, 4))):
+            b[int(rng.integers(0, len(b)))] = int(rng.integers(0, 256))
+        if rng.random() < 0.1:
+            b = b[:int(rng.integers(0, len(b)))]
+        try:
+            assert len(tflite_external.expand(bytes(b), "f.tflite")) <= limit
+        except vqexport.errors.VqexportError as e:
+            assert str(e).startswith("f.tflite") and "\n" not in str(e)
+            errors += 1
+    assert errors > 0  # the damage was noticed at least sometimes (most flips land in payload bytes)

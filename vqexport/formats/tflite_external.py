@@ -127,7 +127,8 @@ def _plan(data: bytes, name: str):
     except (struct.error, IndexError, ValueError, TypeError, UnicodeDecodeError) as e:  # flatbuffers on garbage
         if isinstance(e, VqexportError):  # our own errors (a ValueError subclass among them) say more
             raise
-        raise TfliteLoadError(f"{name}: not a readable .tflite ({type(e).__name__})") from None
+        why = "an offset points outside the file" if isinstance(e, (struct.error, IndexError)) else type(e).__name__
+        raise TfliteLoadError(f"{name}: not a readable .tflite ({why})") from None
 
 
 def _plan_checked(data: bytes, name: str):
