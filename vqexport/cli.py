@@ -15,7 +15,9 @@ EPILOG = {
     "inspect": "example:\n  vqexport inspect model.vqm --json",
     "to-onnx": "example:\n  vqexport to-onnx model.pt --method pq --d 4 --k 16 -o model.onnx\n"
                "  vqexport to-onnx model.vqm --model model.pt -o model.onnx",
-    "to-tflite": "example:\n  vqexport to-tflite model.pt --method kmeans --k 16",
+    "to-tflite": "example:\n  vqexport to-tflite model.pt --method kmeans --k 16\n"
+                 "  vqexport to-tflite model.pt --method kmeans --k 16 --decode load   # dense speed, "
+                 "for vqexport's or the app's loader",
     "bench": "example:\n  vqexport bench model.tflite --runs 200 --json",
     "eval": "example:\n  vqexport eval model.tflite --data mnist5k",
     "sweep": "example:\n  vqexport sweep model.pt --data mnist5k -o sweep/",
