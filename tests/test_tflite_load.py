@@ -22,8 +22,8 @@ def load_file(tmp_path_factory):
     lm.input = dict(TINY_CNN_INPUT)
     cm = vqexport.compress(lm, "pq", k=8, d=4, seed=0)
     path = tmp_path_factory.mktemp("load") / "m.tflite"
-    export_tflite(cm, path, decode="load")
-    return path, cm
+    report = export_tflite(cm, path, decode="load")
+    return path, cm, report
 
 
 def _rewrite(data: bytes, edit) -> bytes:
@@ -38,10 +38,10 @@ def _rewrite(data: bytes, edit) -> bytes:
 
 
 def test_slots_hold_the_reference_decode(load_file):
-    path, cm = load_file
+    path, cm, report = load_file
     data = path.read_bytes()
     full = tflite_external.expand(data, str(path))
-    assert full[:len(data)] == data and len(full) - len(data) == tflite_external.area_size(data)
+    assert full[:len(data)] == data and len(full) - len(data) == report["load_area_bytes"] > 0
     slots = json.loads(tflite_rewrite.get_metadata(tflite_rewrite.read_model(data), "vqexport"))["slots"]
     model = tflite_rewrite.read_model(full)  # now every buffer lies inside: a plain .tflite
     assert {s["layer"] for s in slots} == {t.name for t in cm.compressed}
@@ -54,7 +54,7 @@ def test_slots_hold_the_reference_decode(load_file):
 def test_stock_interpreter_refuses_the_bare_file(load_file):
     from ai_edge_litert.interpreter import Interpreter
 
-    path, _ = load_file
+    path, _, _ = load_file
     with pytest.raises((ValueError, RuntimeError), match="out of range offset"):
         Interpreter(model_path=str(path)).allocate_tensors()
 
@@ -111,7 +111,7 @@ def _corrupt_vqm(model, meta):
     (_corrupt_vqm, "checksum"),
 ])
 def test_tampered_files_fail_with_one_line(load_file, edit, message):
-    path, _ = load_file
+    path, _, _ = load_file
     bad = _rewrite(path.read_bytes(), edit)
     with pytest.raises(vqexport.errors.VqexportError, match=message) as e:
         tflite_external.expand(bad, "bad.tflite")
@@ -127,7 +127,7 @@ def test_garbage_is_not_a_model(data):
 
 def test_random_damage_is_an_error_or_bounded(load_file):
     """Flipped bytes and truncations: a one-line VqexportError, or a model no larger than the weights allow."""
-    path, cm = load_file
+    path, cm, _ = load_file
     data = path.read_bytes()
     limit = len(data) + 64 + 2 * sum(-(-4 * t.numel // 64) * 64 for t in cm.compressed)
     rng = np.random.default_rng(0)

@@ -239,25 +239,14 @@ def _is_nhwc(shape, spec) -> bool:
 
 
 def tflite_metadata(path, name: str) -> bytes | None:
-    """The bytes of the flatbuffer Metadata entry `name` of a .tflite, or None."""
+    """The bytes of the flatbuffer Metadata entry `name` of a .tflite, or None (also for a malformed table:
+    the interpreter has loaded the file already, so its metadata is only ever a hint)."""
+    from ..formats.tflite_external import TfliteLoadError, read_metadata
+
     try:
-        from ai_edge_litert import schema_py_generated as schema
-    except ImportError:
+        return read_metadata(path, name)
+    except TfliteLoadError:
         return None
-    buf = Path(path).read_bytes()
-    try:
-        model = schema.Model.GetRootAs(buf, 0)
-        for i in range(model.MetadataLength()):
-            md = model.Metadata(i)
-            if (md.Name() or b"").decode("utf-8", "replace") != name:
-                continue
-            b = model.Buffers(md.Buffer())
-            if b.Offset() > 1:  # stored after the flatbuffer (models over 2 GB)
-                return bytes(buf[b.Offset(): b.Offset() + b.Size()])
-            return b.DataAsNumpy().tobytes() if b.DataLength() else b""
-    except Exception:  # noqa: BLE001 - a malformed table is "no metadata"; the interpreter already loaded it
-        return None
-    return None
 
 
 def _json(text):

@@ -87,7 +87,7 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
     if slots:
         tflite_external.embed(ed, compressed, [s["layer"] for s in slots])
     report = _finish_model(tfl, ed, compressed.metadata, spec, decode, layers, slots)
-    data = tflite_external.place(tfl, slots) if slots else tflite_rewrite.serialize(tfl)
+    data, area = tflite_external.place(tfl, slots) if slots else (tflite_rewrite.serialize(tfl), 0)
     _leftover_probes(data, probes)
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data)
@@ -95,7 +95,7 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
     bound = SIZE_SLACK * ideal + SIZE_EXTRA
     return {"path": str(path), "bytes": len(data), "ideal_bytes": ideal, "bound_bytes": bound,
             "within_bound": len(data) <= bound, "decode": decode, **report, "layers": layers,
-            "load_area_bytes": tflite_external.area_size(data) if slots else 0}
+            "load_area_bytes": area}
 
 
 def export_dense_tflite(model, path, input_spec=None, *, labels=None) -> dict:

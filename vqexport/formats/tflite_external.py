@@ -20,6 +20,7 @@ The "vqexport" metadata JSON lists the slots: {"buffer": index, "layer": vqm nam
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import struct
 import tempfile
@@ -65,7 +66,7 @@ def attach(tfl, ed, targets: dict, tensors: dict) -> list[dict]:
     return slots
 
 
-def embed(ed, compressed: CompressedModel, layers: list[str]) -> int:
+def embed(ed, compressed: CompressedModel, layers: list[str]) -> None:
     """Store the compressed tensors named `layers` as a .vqm in the metadata entry vqexport.vqm."""
     part = CompressedModel([compressed[n] for n in dict.fromkeys(layers)],
                            {"format": "vqm", "embedded_in": "tflite"})
@@ -77,11 +78,13 @@ def embed(ed, compressed: CompressedModel, layers: list[str]) -> int:
     finally:
         os.unlink(tmp)
     ed.set_metadata(EMBED_NAME, data)
-    return len(data)
 
 
-def place(tfl, slots: list[dict]) -> bytes:
-    """Serialize with every slot's offset set, in order, after the file's own bytes."""
+def place(tfl, slots: list[dict]) -> tuple[bytes, int]:
+    """Serialize with every slot's offset set, in order, after the file's own bytes.
+
+    Returns the file and the bytes the loader adds after it (the decode area, alignment included).
+    """
     first = tflite_rewrite.serialize(tfl)
     pos = _align(len(first))
     for s in slots:
@@ -91,16 +94,11 @@ def place(tfl, slots: list[dict]) -> bytes:
     data = tflite_rewrite.serialize(tfl)
     if len(data) != len(first):  # cannot happen with fixed-width offsets; a slot would point wrong
         raise TfliteLoadError("the flatbuffer changed length when the slot offsets were set")
-    return data
+    end = max(tfl.buffers[s["buffer"]].offset + tfl.buffers[s["buffer"]].size for s in slots)
+    return data, end - len(data)
 
 
-def area_size(data: bytes) -> int:
-    """Bytes the loader adds after the file (0 for a model that is not decode="load")."""
-    plan = _plan(data, "<bytes>")
-    return 0 if plan is None else plan[1] - len(data)
-
-
-def expand(data: bytes, name: str = "<bytes>") -> bytes:
+def expand(data, name: str = "<bytes>"):
     """The model with every slot filled: a plain .tflite that any interpreter loads.
 
     A model that is not decode="load" comes back unchanged. Everything the file says (buffer
@@ -139,7 +137,7 @@ def _plan_checked(data: bytes, name: str):
         raise TfliteLoadError(f"{name}: {msg}")
 
     model = schema.Model.GetRootAs(data, 0)
-    meta = _metadata(model, data)
+    meta = _metadata(model, data, (tflite_rewrite.METADATA_NAME, EMBED_NAME))
     info = meta.get(tflite_rewrite.METADATA_NAME)
     if info is None:
         return None
@@ -199,18 +197,59 @@ def _plan_checked(data: bytes, name: str):
     return out, end, vqm
 
 
-def _metadata(model, data: bytes) -> dict[str, bytes]:
+def _metadata(model, data, names) -> dict[str, bytes]:
+    """The metadata entries called one of `names`, inline or stored after the flatbuffer."""
     out = {}
     for i in range(model.MetadataLength()):
         md = model.Metadata(i)
         key = (md.Name() or b"").decode("utf-8")
-        if key not in (tflite_rewrite.METADATA_NAME, EMBED_NAME):
+        if key not in names:
             continue
         bi = md.Buffer()
         if not 0 <= bi < model.BuffersLength():
             raise ValueError(f"metadata {key} names buffer {bi}")
-        out[key] = model.Buffers(bi).DataAsNumpy().tobytes() if model.Buffers(bi).DataLength() else b""
+        b = model.Buffers(bi)
+        if b.DataLength():
+            out[key] = b.DataAsNumpy().tobytes()
+        elif b.Offset() > 1:  # stored after the flatbuffer (models over 2 GB)
+            if b.Offset() + b.Size() > len(data):
+                raise IndexError(f"metadata {key} lies outside the file")
+            out[key] = bytes(data[b.Offset():b.Offset() + b.Size()])
+        else:
+            out[key] = b""
     return out
+
+
+def read_metadata(path, name: str) -> bytes | None:
+    """The bytes of metadata entry `name` of a .tflite file, or None; raises TfliteLoadError on garbage.
+
+    The file is memory-mapped, so only the flatbuffer's tables and that entry are read.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    with _mapped(path) as data:
+        try:
+            return _metadata(schema.Model.GetRootAs(data, 0), data, (name,)).get(name)
+        except (struct.error, IndexError, ValueError, TypeError, UnicodeDecodeError) as e:
+            raise TfliteLoadError(f"{path}: not a readable .tflite ({type(e).__name__})") from None
+
+
+class _mapped:
+    """A read-only memory map of a whole file (empty bytes for an empty file, which mmap refuses)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        self._f = open(self.path, "rb")
+        size = os.fstat(self._f.fileno()).st_size
+        self._m = mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        return self._m if self._m is not None else b""
+
+    def __exit__(self, *exc):
+        if self._m is not None:
+            self._m.close()
+        self._f.close()
 
 
 def _align(n: int) -> int:
@@ -218,7 +257,12 @@ def _align(n: int) -> int:
 
 
 def interpreter_source(path) -> dict:
-    """Keyword arguments for an Interpreter: the path itself, or the expanded bytes of a decode="load" file."""
-    data = Path(path).read_bytes()
-    full = expand(data, str(path))
-    return {"model_path": str(path)} if full is data else {"model_content": full}
+    """Keyword arguments for an Interpreter: the path itself, or the expanded bytes of a decode="load" file.
+
+    The file is memory-mapped: for any other model only its flatbuffer tables are read, so timing
+    and memory of a dense model are not charged with a copy of its weights.
+    """
+    with _mapped(path) as data:
+        if _plan(data, str(path)) is None:
+            return {"model_path": str(path)}
+        return {"model_content": expand(data, str(path))}
