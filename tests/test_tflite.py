@@ -69,7 +69,8 @@ def exported(cnn, inputs, tmp_path_factory):
 def run_litert(path, nchw: torch.Tensor) -> np.ndarray:
     from ai_edge_litert.interpreter import Interpreter
 
-    it = Interpreter(**tflite_external.interpreter_source(path), num_threads=2)
+    with tflite_external.interpreter_source(path) as source:
+        it = Interpreter(**source, num_threads=2)
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     nhwc = nchw.permute(0, 2, 3, 1).numpy()
     it.resize_tensor_input(inp["index"], [1, *nhwc.shape[1:]])

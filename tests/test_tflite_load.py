@@ -1,5 +1,6 @@
 """decode="load": the file is compact, a stock interpreter refuses it, the loader rejects tampering."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -51,6 +52,21 @@ def test_slots_hold_the_reference_decode(load_file):
         assert np.array_equal(got, w if s["layout"] == "W" else w.T)
 
 
+def test_interpreter_source_expands_to_a_temporary_file(load_file):
+    """The loader's file is the reference expansion, and it is gone once the interpreter is built."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    path, _, _ = load_file
+    with tflite_external.interpreter_source(path) as source:
+        tmp = source["model_path"]
+        assert tmp != str(path)
+        assert open(tmp, "rb").read() == tflite_external.expand(path.read_bytes())
+        it = Interpreter(**source)
+    assert not os.path.exists(tmp)
+    it.allocate_tensors()  # the interpreter keeps its mapping of the removed file
+    it.invoke()
+
+
 def test_stock_interpreter_refuses_the_bare_file(load_file):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -66,7 +82,8 @@ def test_other_files_pass_through_unchanged(tmp_path):
     export_tflite(vqexport.compress(lm, "kmeans", k=4, seed=0), path)
     data = path.read_bytes()
     assert tflite_external.expand(data) is data
-    assert tflite_external.interpreter_source(path) == {"model_path": str(path)}
+    with tflite_external.interpreter_source(path) as source:
+        assert source == {"model_path": str(path)}
 
 
 def _bump_offset(model, meta):

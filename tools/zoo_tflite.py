@@ -50,7 +50,8 @@ def run_arch(arch: str, decode: str, n_inputs: int, workdir: Path) -> dict:
 
         from vqexport.formats.tflite_external import interpreter_source
 
-        it = Interpreter(**interpreter_source(path), num_threads=2)
+        with interpreter_source(path) as source:
+            it = Interpreter(**source, num_threads=2)
         inp, out = it.get_input_details()[0], it.get_output_details()[0]
         it.allocate_tensors()
         got = []

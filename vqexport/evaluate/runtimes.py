@@ -161,9 +161,10 @@ class LiteRtRuntime(Runtime):
 
         from ..formats.tflite_external import interpreter_source
 
-        source = interpreter_source(path)  # a decode="load" file is decoded here, before the interpreter
         try:
-            with silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate"; errors still raise
+            # A decode="load" file is decoded here, before the interpreter exists. silenced():
+            # "INFO: Created TensorFlow Lite XNNPACK delegate"; errors still raise.
+            with interpreter_source(path) as source, silenced():
                 self.interpreter = Interpreter(**source, num_threads=int(threads) if threads else None)
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:

@@ -34,8 +34,9 @@ def time_tflite(path, runs: int = 50, threads: int = 2, interpreter=None, **kwar
     from .tflite_external import interpreter_source
 
     t0 = time.perf_counter()
-    it = interpreter(**interpreter_source(path), num_threads=threads, **kwargs)
-    it.allocate_tensors()
+    with interpreter_source(path) as source:
+        it = interpreter(**source, num_threads=threads, **kwargs)
+        it.allocate_tensors()
     init = time.perf_counter() - t0
     inp = it.get_input_details()[0]
     x = np.random.default_rng(0).standard_normal(inp["shape"]).astype(np.float32)

@@ -9,9 +9,10 @@ from the start of the model instead of holding `data`; the format meant it for m
 The file: the dense graph exactly as the converter wrote it, except that each compressed weight's
 Buffer points *past the end of the file*, into a "decode area" (64-byte aligned, in layer order),
 and the compressed tensors travel inside the file as a .vqm in the metadata entry `vqexport.vqm`.
-The loader (expand() here, `TfliteExternal.java` in the app) copies the file into a buffer that
-also holds the area, decodes every weight into its slot with the reference decode, and hands
-that buffer to the interpreter. A stock interpreter refuses the bare file ("Constant buffer N
+The loader decodes every weight into its slot with the reference decode and hands the result to
+the interpreter: here `interpreter_source()` writes it to a temporary file that the interpreter
+memory-maps (so it costs what a dense file costs), `TfliteExternal.java` in the app fills a direct
+buffer. A stock interpreter refuses the bare file ("Constant buffer N
 specified an out of range offset"): it never runs with missing weights.
 
 The "vqexport" metadata JSON lists the slots: {"buffer": index, "layer": vqm name, "layout":
@@ -19,6 +20,8 @@ The "vqexport" metadata JSON lists the slots: {"buffer": index, "layer": vqm nam
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import mmap
 import os
@@ -99,23 +102,37 @@ def place(tfl, slots: list[dict]) -> tuple[bytes, int]:
 
 
 def expand(data, name: str = "<bytes>"):
-    """The model with every slot filled: a plain .tflite that any interpreter loads.
+    """The model with every slot filled, as bytes: a plain .tflite that any interpreter loads.
 
-    A model that is not decode="load" comes back unchanged. Everything the file says (buffer
-    indices, offsets, sizes, the embedded .vqm) is checked before the area is allocated.
+    A model that is not decode="load" comes back unchanged (the same object).
+    """
+    buf = io.BytesIO()
+    return data if not write_expanded(data, buf, name) else buf.getvalue()
+
+
+def write_expanded(data, f, name: str = "<bytes>") -> bool:
+    """Write the model with every slot filled to the binary file `f`; False (nothing written) if not decode="load".
+
+    Everything the file says (buffer indices, offsets, sizes, the embedded .vqm) is checked
+    before anything is written. Layers are decoded in row blocks straight into place, so no
+    whole decoded copy is held besides the output.
     """
     plan = _plan(data, name)
     if plan is None:
-        return data
-    slots, end, vqm = plan
-    out = bytearray(end)
-    out[:len(data)] = data
+        return False
+    slots, end, _ = plan
+    f.write(data)
+    f.write(bytes(end - len(data)))  # the area, and the padding between slots, are zeros
     for s, offset, t in slots:
-        w = t.decode().astype("<f4", copy=False)
-        if s["layout"] == "WT":
-            w = w.T
-        np.frombuffer(out, dtype="<f4", count=t.numel, offset=offset).reshape(s["shape"])[...] = w
-    return bytes(out)
+        n = t.shape[1]
+        if s["layout"] == "WT":  # a transposed slot takes whole columns of W: decode it at once
+            f.seek(offset)
+            f.write(np.ascontiguousarray(t.decode().T, dtype="<f4").tobytes())
+            continue
+        for rows in t.row_blocks():
+            f.seek(offset + 4 * rows.start * n)
+            f.write(np.ascontiguousarray(t.decode(rows), dtype="<f4").tobytes())
+    return True
 
 
 def _plan(data: bytes, name: str):
@@ -256,13 +273,26 @@ def _align(n: int) -> int:
     return -(-n // AREA_ALIGN) * AREA_ALIGN
 
 
-def interpreter_source(path) -> dict:
-    """Keyword arguments for an Interpreter: the path itself, or the expanded bytes of a decode="load" file.
+@contextlib.contextmanager
+def interpreter_source(path):
+    """Keyword arguments for an Interpreter, valid inside the block: the path itself, or for a
+    decode="load" file the path of its expansion, a temporary file removed when the block ends.
 
-    The file is memory-mapped: for any other model only its flatbuffer tables are read, so timing
-    and memory of a dense model are not charged with a copy of its weights.
+    Both are memory-mapped by the interpreter, so a dense file and an expanded one cost the same
+    memory. Only the flatbuffer's tables of the original are read to tell which it is.
     """
     with _mapped(path) as data:
         if _plan(data, str(path)) is None:
-            return {"model_path": str(path)}
-        return {"model_content": expand(data, str(path))}
+            yield {"model_path": str(path)}
+            return
+        fd, tmp = tempfile.mkstemp(prefix="vqexport-load-", suffix=".tflite")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write_expanded(data, f, str(path))
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    try:
+        yield {"model_path": tmp}
+    finally:
+        os.unlink(tmp)  # the interpreter's mapping of it outlives the name
