@@ -81,6 +81,7 @@ def files(tmp_path_factory, torchscript_cnn):
     (d / "truncated.vqm").write_bytes(good.read_bytes()[:-100])
     conv = torch.jit.script(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU()))
     torch.jit.save(conv, str(d / "convonly.pt"))
+    (d / "junk.tflite").write_bytes(b"\xff\xff\x00\x00" + bytes(12))
     return d
 
 
@@ -109,6 +110,15 @@ def test_bad_input_one_line_exit_2_no_output(files, torchscript_cnn, tmp_path, a
     assert "Traceback" not in stderr
     assert not out.exists()
     assert not list(tmp_path.iterdir()), "a temporary file was left behind"
+
+
+@pytest.mark.parametrize("command", [["bench", "--runs", "2"], ["eval"]])
+def test_damaged_tflite_is_one_line(files, command):
+    """bench runs the model in a child process; its one-line error comes back as it was, not wrapped."""
+    code, stdout, stderr = run_cli(command[0], files / "junk.tflite", *command[1:])
+    assert code == 2, (stdout, stderr)
+    assert stderr.strip() == f"vqexport: error: {files / 'junk.tflite'}: not a readable .tflite " \
+                             "(an offset points outside the file)"
 
 
 @pytest.mark.parametrize("name,expect", [("bad.vqm", "bad.vqm:"), ("truncated.vqm", "truncated"),

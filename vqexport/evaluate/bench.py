@@ -44,7 +44,10 @@ def run_bench(path, runs: int = 100, warmup: int = 10, threads: int | None = Non
         raise VqexportError(f"{path}: the benchmark did not finish within {timeout:.0f} s") from None
     if p.returncode != 0:
         lines = [ln for ln in p.stderr.strip().splitlines() if ln.strip()]
-        raise VqexportError(f"{path}: the benchmark failed: {lines[-1] if lines else 'exit code ' + str(p.returncode)}")
+        last = lines[-1] if lines else f"exit code {p.returncode}"
+        if last.startswith("error: "):  # the child's own one-line user error, which names the file
+            raise VqexportError(last[len("error: "):])
+        raise VqexportError(f"{path}: the benchmark failed: {last}")
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 

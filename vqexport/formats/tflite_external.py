@@ -114,12 +114,16 @@ def write_expanded(data, f, name: str = "<bytes>") -> bool:
     """Write the model with every slot filled to the binary file `f`; False (nothing written) if not decode="load".
 
     Everything the file says (buffer indices, offsets, sizes, the embedded .vqm) is checked
-    before anything is written. Layers are decoded in row blocks straight into place, so no
-    whole decoded copy is held besides the output.
+    before anything is written.
     """
     plan = _plan(data, name)
-    if plan is None:
-        return False
+    if plan is not None:
+        _write(data, plan, f)
+    return plan is not None
+
+
+def _write(data, plan, f) -> None:
+    """Layers are decoded in row blocks straight into place: no whole decoded copy besides the output."""
     slots, end, _ = plan
     f.write(data)
     f.write(bytes(end - len(data)))  # the area, and the padding between slots, are zeros
@@ -132,7 +136,6 @@ def write_expanded(data, f, name: str = "<bytes>") -> bool:
         for rows in t.row_blocks():
             f.seek(offset + 4 * rows.start * n)
             f.write(np.ascontiguousarray(t.decode(rows), dtype="<f4").tobytes())
-    return True
 
 
 def _plan(data: bytes, name: str):
@@ -282,13 +285,14 @@ def interpreter_source(path):
     memory. Only the flatbuffer's tables of the original are read to tell which it is.
     """
     with _mapped(path) as data:
-        if _plan(data, str(path)) is None:
+        plan = _plan(data, str(path))
+        if plan is None:
             yield {"model_path": str(path)}
             return
         fd, tmp = tempfile.mkstemp(prefix="vqexport-load-", suffix=".tflite")
         try:
             with os.fdopen(fd, "wb") as f:
-                write_expanded(data, f, str(path))
+                _write(data, plan, f)
         except BaseException:
             os.unlink(tmp)
             raise
