@@ -8,9 +8,16 @@ STAMP := $(VENV)/.installed
 export PIP_NO_CACHE_DIR := 1
 NEED_GIB ?= 14
 
-.PHONY: install demo test test-python test-android apk clean
+.PHONY: install demo test test-python test-android apk clean fashion
 
 install: $(STAMP)
+
+# Fashion-MNIST (60k/10k) comes from Debian's dataset-fashion-mnist; installed when missing.
+FASHION := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+fashion:
+	@test -f $(FASHION) || { SUDO=$$(test "$$(id -u)" -eq 0 || echo sudo); \
+	  ($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+	  || { echo "error: could not install Debian's dataset-fashion-mnist; run: apt-get install dataset-fashion-mnist" >&2; exit 2; }; }
 
 # The stamp depends on pyproject.toml, so changing a pin reinstalls.
 $(STAMP): pyproject.toml constraints.txt
@@ -33,7 +40,7 @@ $(TF216)/.installed: tools/tflite216-requirements.txt
 	$(TF216)/bin/python -m pip install -q --disable-pip-version-check -r tools/tflite216-requirements.txt
 	touch $@
 
-test-python: install $(TF216)/.installed
+test-python: install fashion $(TF216)/.installed
 	VQEXPORT_TF216_PYTHON=$(CURDIR)/$(TF216)/bin/python $(PY) -m pytest -q tests
 
 apk: install

@@ -42,20 +42,46 @@ def digits(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     return x.clamp(0, 1).numpy(), d.target[part].astype(np.int64)
 
 
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
+FASHION_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+                 "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+FASHION_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def fashion(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST's official split (60,000 train, 10,000 test), pixels scaled to [0, 1].
+
+    Read from Debian's dataset-fashion-mnist package, or from $VQEXPORT_FASHION_DIR.
+    """
+    import os
+
+    from .idx import read_images_labels
+
+    root = Path(os.environ.get("VQEXPORT_FASHION_DIR") or FASHION_DIR)
+    images, labels = (root / name for name in FASHION_FILES[split])
+    if not images.exists() or not labels.exists():
+        raise DataError(f"{images}: Fashion-MNIST is not installed; install it with "
+                        "`apt-get install dataset-fashion-mnist` (make test does), or set VQEXPORT_FASHION_DIR")
+    x, y = read_images_labels(images, labels, classes=len(FASHION_LABELS))
+    return (x / np.float32(255.0)).astype(np.float32)[:, None], y.astype(np.int64)
+
+
+BUILTIN = {"mnist5k": mnist5k, "digits": digits, "fashion": fashion}
+
+
 def load_dataset(source: str, input_spec: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """mnist5k | digits | a folder of class-named subfolders | an .npz with x and y."""
-    if source == "mnist5k":
-        return mnist5k("test")
-    if source == "digits":
-        return digits("test")
+    """mnist5k | digits | fashion | a folder of class-named subfolders | an .npz with x and y."""
+    if source in BUILTIN:
+        return BUILTIN[source]("test")
     path = Path(source)
     if not path.exists():
-        raise DataError(f"{source}: no such data set (use mnist5k, digits, a folder, or an .npz)")
+        raise DataError(f"{source}: no such data set (use mnist5k, digits, fashion, a folder, or an .npz)")
     if path.is_dir():
         return _image_folder(path, input_spec)
     if path.suffix == ".npz":
         return _npz(path)
-    raise DataError(f"{source}: not a data set (use mnist5k, digits, a folder of class folders, or an .npz)")
+    raise DataError(f"{source}: not a data set (use mnist5k, digits, fashion, a folder of class folders, or an .npz)")
 
 
 def _npz(path: Path):
