@@ -4,26 +4,25 @@ from __future__ import annotations
 import sys
 
 
-
-
-def train_reference(dataset: str, cfg: dict, quiet: bool = True):
+def train_reference(dataset: str, cfg: dict, quiet: bool = True, network: str = "paper"):
     import torch
     from tqdm import tqdm
 
-    from ..evaluate.datasets import digits, mnist5k, prepare
-    from .cnn import MNIST_INPUT, MnistCNN, accuracy
+    from ..evaluate.datasets import BUILTIN, prepare
+    from .cnn import BUILDERS, accuracy, input_spec
 
-    load = {"mnist5k": mnist5k, "digits": digits}[dataset]
+    load = BUILTIN[dataset]
     xtr, ytr = load("train")
     xte, yte = load("test")
+    spec = input_spec(dataset)
     gen = torch.Generator().manual_seed(cfg["seed"])
-    module = _seeded(MnistCNN, cfg["seed"])
+    module = _seeded(BUILDERS[network], cfg["seed"])
     opt = torch.optim.Adam(module.parameters(), lr=cfg["lr"])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg["epochs"])
-    x_all = torch.from_numpy(prepare(xtr, MNIST_INPUT))
+    x_all = torch.from_numpy(prepare(xtr, spec))
     y_all = torch.from_numpy(ytr)
     steps = cfg["epochs"] * ((len(ytr) + cfg["batch"] - 1) // cfg["batch"])
-    bar = tqdm(total=steps, desc=f"training reference CNN on {dataset}", file=sys.stderr, disable=quiet, leave=False)
+    bar = tqdm(total=steps, desc=f"training the {network} reference network on {dataset}", file=sys.stderr, disable=quiet, leave=False)
     # Dropout draws from torch's global generator, which takes no Generator argument: seed it
     # inside fork_rng, so training is reproducible and the caller's RNG state is left as it was.
     with torch.random.fork_rng(devices=[]):
@@ -31,7 +30,7 @@ def train_reference(dataset: str, cfg: dict, quiet: bool = True):
         _epochs(module, opt, sched, x_all, y_all, cfg, gen, bar)
     bar.close()
     module.eval()
-    return module, accuracy(module, xte, yte)
+    return module, accuracy(module, xte, yte, spec)
 
 
 def _epochs(module, opt, sched, x_all, y_all, cfg, gen, bar) -> None:
