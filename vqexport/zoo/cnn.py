@@ -28,14 +28,6 @@ FASHION_TRAIN = {"paper": {"epochs": 3, "batch": 128, "lr": 1e-3, "shift": 0, "s
 NETWORKS = {"paper": ARCH, "mobile": "vqexport.zoo.mobile:MobileCNN"}
 
 
-def _mobile():
-    from .mobile import MobileCNN
-
-    return MobileCNN()
-
-
-BUILDERS = {"paper": MnistCNN, "mobile": _mobile}
-
 
 def input_spec(dataset: str) -> dict:
     return dict(FASHION_INPUT if dataset == "fashion" else MNIST_INPUT)
@@ -60,6 +52,15 @@ class MnistCNN(torch.nn.Sequential):
             nn.Linear(1024, 1024), nn.ReLU(), nn.Dropout(0.3),
             nn.Linear(1024, num_classes),
         )
+
+
+def _mobile():
+    from .mobile import MobileCNN
+
+    return MobileCNN()
+
+
+BUILDERS = {"paper": MnistCNN, "mobile": _mobile}
 
 
 def cache_dir() -> Path:
