@@ -54,3 +54,33 @@ def test_best_within_one_point():
             "layer_compression": 15}]
     best = best_within(pts, 0.98, 0.01)
     assert best["kmeans"]["label"] == "a" and best["pq cols"]["label"] == "c"
+
+
+def test_budget_points_and_paired_correctness(tmp_path):
+    from vqexport.zoo.cnn import save_torchscript
+
+    net = tiny_cnn()
+    save_torchscript(net, tmp_path / "m.pt", {"input": TINY_CNN_INPUT})
+    data = _data(tmp_path, net)
+    s = run_sweep(tmp_path / "m.pt", data, tmp_path / "out", points=[{"method": "kmeans", "k": 4}],
+                  svd_targets=[4], budget_rates=[3.0, 6.0], quiet=True)
+    budget = [p for p in s["points"] if p["method"] == "budget"]
+    assert [p["label"] for p in budget] == ["budget @3x", "budget @6x"]
+    for p in budget:  # each budget point meets its whole-model rate, counted on the ideal payload
+        assert p["model_compression"] >= p["target"] * 0.98 and "--override" in p["plan"]
+    assert budget[1]["model_compression"] > budget[0]["model_compression"]
+    n = s["images"]
+    assert set(s["correct"]) == {"uncompressed"} | {p["label"] for p in s["points"]}
+    assert all(v.shape == (n,) and v.dtype == bool for v in s["correct"].values())
+    assert s["correct"]["uncompressed"].all()  # the labels are the uncompressed model's own
+    assert "correct" not in json.loads((tmp_path / "out" / "results.json").read_text())
+
+
+def test_quick_sweep_on_fashion(tmp_path):
+    """The paper-shaped CNN trained on Fashion-MNIST (cached; trained on first use, about 2 minutes)."""
+    from vqexport.zoo.cnn import reference_path
+
+    s = run_sweep(reference_path("fashion"), "fashion", tmp_path / "out", quick=True, quiet=True)
+    assert s["images"] == 10000 and s["baseline"]["top1"] > 0.85
+    km = next(p for p in s["points"] if p["label"] == "kmeans k=16")
+    assert abs(km["top1"] - s["baseline"]["top1"]) < 0.01 and km["agree"] > 0.97

@@ -90,23 +90,37 @@ def plan_budget(model, data: str, target_bytes: int | None = None, max_drop: flo
     """Choose per-layer settings for `model` (a LoadedModel). Exactly one of target_bytes, max_drop."""
     if (target_bytes is None) == (max_drop is None):
         raise ConfigError("give exactly one budget: a target size or a maximum accuracy drop")
-    if target_bytes is not None and target_bytes <= 0:
-        raise ConfigError(f"--target-size must be positive, got {target_bytes}")
-    if max_drop is not None and not 0 <= max_drop < 100:
-        raise ConfigError(f"--max-drop is in points of top-1, between 0 and 100; got {max_drop}")
-    layers = model.dense_layers()
-    if not layers:
-        raise ConfigError(f"{model.name}: has no layer that can be compressed")
-    x_cal, x_val, y_val = _images(data, model.input, images, holdout, seed)
-    probe = _Probe(model, x_cal)
-    options = {name: _options(probe, name, candidates, seed, progress) for name in layers}
-    fixed = _fixed_bytes(model, layers)
-    if target_bytes is not None:
-        plan = _fit_size(options, fixed, target_bytes, model, seed)
-    else:
-        plan = _fit_drop(options, probe, model, x_val, y_val, max_drop, seed)
-    plan.options = options
-    return plan
+    budget = Budget(model, data, images, holdout, seed, candidates, progress)
+    return budget.for_size(target_bytes) if target_bytes is not None else budget.for_drop(max_drop)
+
+
+class Budget:
+    """The measured sensitivities of one model, from which plans for any budget are cut."""
+
+    def __init__(self, model, data: str, images: int = 1000, holdout: int = 2000, seed: int = 0,
+                 candidates=CANDIDATES, progress=None):
+        layers = model.dense_layers()
+        if not layers:
+            raise ConfigError(f"{model.name}: has no layer that can be compressed")
+        self.model, self.seed = model, seed
+        x_cal, self.x_val, self.y_val = _images(data, model.input, images, holdout, seed)
+        self.probe = _Probe(model, x_cal)
+        self.options = {name: _options(self.probe, name, candidates, seed, progress) for name in layers}
+        self.fixed = _fixed_bytes(model, layers)
+
+    def for_size(self, target_bytes: int) -> Plan:
+        if target_bytes <= 0:
+            raise ConfigError(f"--target-size must be positive, got {target_bytes}")
+        plan = _fit_size(self.options, self.fixed, target_bytes, self.model, self.seed)
+        plan.options = self.options
+        return plan
+
+    def for_drop(self, max_drop: float) -> Plan:
+        if not 0 <= max_drop < 100:
+            raise ConfigError(f"--max-drop is in points of top-1, between 0 and 100; got {max_drop}")
+        plan = _fit_drop(self.options, self.probe, self.model, self.x_val, self.y_val, max_drop, self.seed)
+        plan.options = self.options
+        return plan
 
 
 def _images(data: str, spec: dict | None, n_cal: int, n_val: int, seed: int):

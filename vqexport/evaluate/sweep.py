@@ -55,6 +55,8 @@ def label(p: dict) -> str:
         return f"rq t={p['stages']} k={p['k']}"
     if m == "svd":
         return f"svd @{p['target']:.0f}x"
+    if m == "budget":
+        return f"budget @{p['target']:.0f}x"
     return m
 
 
@@ -79,7 +81,10 @@ def svd_overrides(model, target: float) -> tuple[dict, dict, list[str]]:
 
 
 def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm",), arch=None,
-              trust_pickle=False, quiet=False, points: list[dict] | None = None, svd_targets=None) -> dict:
+              trust_pickle=False, quiet=False, points: list[dict] | None = None, svd_targets=None,
+              budget_rates=None) -> dict:
+    """budget_rates: whole-model compression rates at which the budget search (vqexport.budget)
+    also places a point, so the plots show its frontier beside the single settings."""
     from tqdm import tqdm
 
     import vqexport
@@ -105,6 +110,7 @@ def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm
 
     grid = points if points is not None else (quick_grid() if quick else full_grid())
     results = []
+    correct = {"uncompressed": ref_logits.argmax(1) == y}  # per image, for paired tests (not in the JSON)
     bar = tqdm(total=len(grid) + len(svd_targets or []) + 1, desc="sweep", file=sys.stderr, disable=quiet)
 
     def measure(p: dict, config: CompressConfig, notes: dict | None = None) -> dict:
@@ -120,6 +126,7 @@ def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm
              "agree": float(np.mean(logits.argmax(1) == ref_logits.argmax(1))),
              "snr_db": 10 * math.log10(float(np.sum(ref_logits.astype(np.float64) ** 2)) / noise) if noise else math.inf,
              "seconds": seconds, "skipped": cm.metadata.get("skipped", {}), "notes": notes or {}, "files": {}}
+        correct[r["label"]] = logits.argmax(1) == y
         if any(_same(p, e) for e in EXPORTED) or quick:
             r["files"] = _write_formats(cm, model, formats, x, y, evaluate_file)
         bar.update(1)
@@ -139,6 +146,17 @@ def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm
         config = CompressConfig(quant=QuantConfig(method="svd"), layers=tuple(layers),
                                 overrides=tuple(overrides.items()))
         results.append(measure({"method": "svd", "target": float(target)}, config, notes))
+    if budget_rates:
+        from ..budget import Budget
+
+        bar.total += len(budget_rates)
+        bar.set_description_str("sweep: budget sensitivities")
+        budget = Budget(model, data, seed=0)
+        dense_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        for rate in budget_rates:
+            plan = budget.for_size(int(dense_bytes / rate))
+            results.append(measure({"method": "budget", "target": float(rate),
+                                    "plan": " ".join(plan.override_args())}, plan.config))
     bar.update(1)
     bar.close()
 
@@ -147,6 +165,7 @@ def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm
                "points": results, "best_within_1pt": best_within(results, base["top1"], 0.01)}
     with atomic_path(out / "results.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, sort_keys=True, default=float))
+    summary["correct"] = correct
     with atomic_path(out / "results.md") as tmp:
         tmp.write_text(markdown(summary))
     plot_accuracy(summary, out / "accuracy_vs_compression.png")
@@ -261,7 +280,8 @@ def plot_accuracy(s: dict, path: Path) -> None:
         rs = sorted(rs, key=lambda r: r["layer_compression"])
         xs = [r["layer_compression"] for r in rs]
         ys = [max(100 * r["top1"], floor) for r in rs]
-        line, = ax.plot(xs, ys, marker="o", ms=4, ls="--" if fam == "svd" else "-", label=fam)
+        line, = ax.plot(xs, ys, marker="o", ms=4, ls="--" if fam == "svd" else "-", label=fam,
+                        lw=2.5 if fam == "budget" else 1.5)
         for r, xv in zip(rs, xs):
             if 100 * r["top1"] < floor:
                 ax.plot([xv], [floor], marker="v", ms=8, color=line.get_color())
