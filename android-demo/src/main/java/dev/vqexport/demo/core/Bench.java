@@ -18,6 +18,8 @@ public final class Bench {
     public static final int MAX_TIMED_RUNS = 1000000;
     /** How often the peak sampler reads /proc/self/status during load. */
     public static final long PEAK_PERIOD_MS = 5;
+    /** After warm-up, memory is read every this many runs, between them. */
+    public static final int RUN_SAMPLE_EVERY = 16;
 
     /** Opens a model; the time it takes counts as load time. */
     public interface Loader {
@@ -146,6 +148,9 @@ public final class Bench {
             r.put("init_ms", ms(t1 - t0 + t3 - t2));
             r.put("outputs", first.length);
 
+            // Between runs, never inside a timed span: a reading every RUN_SAMPLE_EVERY runs.
+            PeakSampler runPeak = new PeakSampler(memory, 1);
+            runPeak.sampleNow();
             Samples warm = new Samples();
             for (int i = 0; i < settings.warmup; i++) {
                 long a = System.nanoTime();
@@ -170,7 +175,9 @@ public final class Bench {
                 if (nn >= 0) {
                     nat.add(ms(nn));
                 }
-                n++;
+                if (++n % RUN_SAMPLE_EVERY == 0) {
+                    runPeak.sampleNow();
+                }
             }
             Map<String, Object> lat = wall.json();
             lat.put("total_ms", ms(System.nanoTime() - start));
@@ -186,7 +193,13 @@ public final class Bench {
                 if (argmax(m.output()) == eval.label(i)) {
                     correct++;
                 }
+                if (i % RUN_SAMPLE_EVERY == 0) {
+                    runPeak.sampleNow();
+                }
             }
+            Map<String, Object> pr = runPeak.stop();
+            pr.remove("period_ms");
+            mem.put("peak_run", pr);
             Map<String, Object> acc = new LinkedHashMap<String, Object>();
             acc.put("top1", count == 0 ? null : (Object) ((double) correct / count));
             acc.put("correct", correct);

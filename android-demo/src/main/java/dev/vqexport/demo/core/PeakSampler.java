@@ -48,7 +48,10 @@ public final class PeakSampler {
         return this;
     }
 
-    /** Samples once more (the end state counts), stops the thread, returns the peaks with "samples". */
+    /**
+     * Samples once more (the end state counts), stops the thread if one was started, returns the
+     * peaks with "samples" and "period_ms".
+     */
     public Map<String, Object> stop() {
         stop = true;
         Thread t;
@@ -70,6 +73,11 @@ public final class PeakSampler {
             out.put("period_ms", periodMillis);
             return out;
         }
+    }
+
+    /** One reading now, on the caller's thread: for sampling between timed runs without a thread. */
+    public void sampleNow() {
+        sample();
     }
 
     private void sample() {

@@ -105,6 +105,9 @@ class BenchTest {
         assertEquals(0.001, ((Number) r.get("first_run_native_ms")).doubleValue(), 1e-12);
         assertTrue(((Map<?, ?>) mem.get("peak_load")).containsKey("vm_rss_kb"), "peak sampled during load");
         assertTrue(((Map<?, ?>) mem.get("after_load")).containsKey("vm_hwm_kb"));
+        int runSamples = ((Number) ((Map<?, ?>) mem.get("peak_run")).get("samples")).intValue();
+        assertEquals(2 + timed / Bench.RUN_SAMPLE_EVERY + (20 + Bench.RUN_SAMPLE_EVERY - 1) / Bench.RUN_SAMPLE_EVERY,
+                runSamples, "start, every 16th timed run and eval image, end");
     }
 
     @Test
@@ -165,6 +168,35 @@ class BenchTest {
         Map<?, ?> mem = (Map<?, ?>) r.get("memory");
         assertTrue(mem.containsKey("after_load") && mem.containsKey("peak_load") && mem.containsKey("delta_load"),
                 String.valueOf(mem.keySet()));
+    }
+
+    @Test
+    void vqmMemoryAfterLoadCountsTheDecodedTensors(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws Exception {
+        // k-means, k=2, 1 bit per index: 256 KiB on disk, 8 MiB of float32 once decoded.
+        int rows = 1024;
+        int cols = 2048;
+        TinyVqm v = new TinyVqm();
+        TinyVqm.Rec r = new TinyVqm.Rec("big.weight", 2, new int[] {rows, cols});
+        r.k = 2;
+        r.bits = 1;
+        r.secs.add(new TinyVqm.Sec(1, 0, new int[] {2}, TinyVqm.f32(-1f, 1f)));
+        byte[] idx = new byte[rows * cols / 8];
+        java.util.Arrays.fill(idx, (byte) 0x5A);
+        r.secs.add(new TinyVqm.Sec(2, 5, new int[] {rows * cols}, idx));
+        v.recs.add(r);
+        File f = dir.resolve("big.vqm").toFile();
+        java.nio.file.Files.write(f.toPath(), v.build());
+        System.gc();
+        Map<String, Object> res = new LinkedHashMap<>();
+        new Bench(new Bench.Settings(), new MemoryProbe()).runVqm(f, res);
+        Map<?, ?> mem = (Map<?, ?>) res.get("memory");
+        long before = ((Number) ((Map<?, ?>) mem.get("before")).get("java_heap_kb")).longValue();
+        long loaded = ((Number) ((Map<?, ?>) mem.get("after_load")).get("java_heap_kb")).longValue();
+        long peak = ((Number) ((Map<?, ?>) mem.get("peak_load")).get("java_heap_kb")).longValue();
+        assertTrue(loaded - before >= 8192 * 9 / 10, "after_load holds the 8 MiB decoded: +" + (loaded - before) + " kB");
+        assertTrue(peak - before >= 8192 * 9 / 10, "the load peak sees them too: +" + (peak - before) + " kB");
+        assertEquals((long) rows * cols, ((Map<?, ?>) res.get("vqm")).get("decoded_elements"));
     }
 
     @Test
