@@ -29,6 +29,12 @@ check() { # DESCRIPTION COMMAND...: ok when the command succeeds
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
+# A C compiler links the 16 KB checker's two test libraries (build.sh installs the Android tools).
+if ! command -v cc >/dev/null; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq gcc libc6-dev >/dev/null
+fi
 
 # Classes of an APK's dex (one descriptor a line).
 dex_classes() { dexdump "$1" 2>/dev/null | sed -n "s/^  Class descriptor  : '\(.*\)'$/\1/p"; }

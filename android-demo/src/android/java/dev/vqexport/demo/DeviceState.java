@@ -42,7 +42,9 @@ final class DeviceState {
             m.put("battery_percent", level >= 0 && level <= 100 ? (Object) level : null);
         }
         // ACTION_BATTERY_CHANGED is sticky: registering a null receiver just reads the last one.
-        Intent battery = ctx.registerReceiver(null, new IntentFilter(Intent.ACTION_BATTERY_CHANGED));
+        IntentFilter f = new IntentFilter(Intent.ACTION_BATTERY_CHANGED);
+        Intent battery = Build.VERSION.SDK_INT >= 33 ? ctx.registerReceiver(null, f, Context.RECEIVER_NOT_EXPORTED)
+                : ctx.registerReceiver(null, f);
         if (battery != null) {
             int plugged = battery.getIntExtra(BatteryManager.EXTRA_PLUGGED, -1);
             m.put("plugged", plugged == 0 ? "none" : plugged == BatteryManager.BATTERY_PLUGGED_AC ? "ac"
