@@ -274,6 +274,7 @@ def plot(doc: dict, path: Path) -> int:
                  " (o tflite, s onnx)")
     if pts:
         ax.set_xscale("log")
+        ax.margins(x=0.3, y=0.15)  # room for the labels beside the points
     else:
         ax.text(0.5, 0.5, "no model ran", transform=ax.transAxes, ha="center")
     ax.grid(True, alpha=0.3)
