@@ -3,8 +3,12 @@ package dev.vqexport.demo;
 import android.app.Activity;
 import android.content.Intent;
 import android.graphics.Typeface;
+import android.os.Build;
 import android.os.Bundle;
+import android.util.Log;
 import android.view.View;
+import android.view.WindowInsets;
+import android.view.WindowManager;
 import android.widget.Button;
 import android.widget.HorizontalScrollView;
 import android.widget.LinearLayout;
@@ -12,105 +16,152 @@ import android.widget.ScrollView;
 import android.widget.TableLayout;
 import android.widget.TableRow;
 import android.widget.TextView;
-import dev.vqexport.demo.core.Bench;
+import dev.vqexport.demo.core.BenchArgs;
 import java.io.File;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
 /**
- * The screen: a status line, a "Run all" button and one table row per model. All measuring is
- * BenchRunner's; this class only shows what it reports.
+ * The screen: a status line, a "Run all" button and one table row per model. The run itself
+ * belongs to {@link BenchSession}, which outlives this activity; this class only shows it.
  *
- * <p>Headless: {@code am start -n dev.vqexport.demo/.MainActivity --es models a.tflite,b.onnx}
- * (optional: --ei runs N, --ei min_ms T, --ei warmup W, --ei threads K, --ei max_eval E).
+ * <p>Headless: {@code am start -S -W -n dev.vqexport.demo/.MainActivity --es models a.tflite}
+ * (optional: --ei runs N, --ei min_ms T, --ei warmup W, --ei threads K, --ei max_eval E,
+ * --ei cooldown_ms C).
  */
-public final class MainActivity extends Activity implements BenchRunner.Listener {
-    private static final String[] COLUMNS = {"model", "size KB", "init ms", "p50 ms", "p95 ms", "top-1", "PSS +KB", "status"};
+public final class MainActivity extends Activity implements BenchSession.Listener {
+    private static final String[] COLUMNS = {"model", "size KB", "init ms", "first ms", "p50 ms", "p95 ms",
+        "load peak +MB", "top-1", "status"};
 
     private TextView status;
+    private TextView onnxLine;
     private TableLayout table;
     private Button runAll;
-    private boolean running;
+    private BenchSession session;
 
     @Override
     protected void onCreate(Bundle saved) {
         super.onCreate(saved);
         LinearLayout root = new LinearLayout(this);
         root.setOrientation(LinearLayout.VERTICAL);
-        int pad = (int) (12 * getResources().getDisplayMetrics().density);
+        final int pad = (int) (12 * getResources().getDisplayMetrics().density);
         root.setPadding(pad, pad, pad, pad);
+        // targetSdk 35 draws edge to edge on Android 15: keep the content clear of the system bars.
+        root.setOnApplyWindowInsetsListener(new View.OnApplyWindowInsetsListener() {
+            @Override
+            public WindowInsets onApplyWindowInsets(View v, WindowInsets insets) {
+                int l;
+                int t;
+                int r;
+                int b;
+                if (Build.VERSION.SDK_INT >= 30) {
+                    android.graphics.Insets i = insets.getInsets(WindowInsets.Type.systemBars() | WindowInsets.Type.displayCutout());
+                    l = i.left;
+                    t = i.top;
+                    r = i.right;
+                    b = i.bottom;
+                } else {
+                    l = insets.getSystemWindowInsetLeft();
+                    t = insets.getSystemWindowInsetTop();
+                    r = insets.getSystemWindowInsetRight();
+                    b = insets.getSystemWindowInsetBottom();
+                }
+                v.setPadding(pad + l, pad + t, pad + r, pad + b);
+                return insets;
+            }
+        });
 
         status = new TextView(this);
         root.addView(status);
+        onnxLine = new TextView(this);
+        onnxLine.setText(BenchRunner.onnxAvailable() ? "ONNX: available"
+                : "ONNX: unavailable in this build (no ORT_AAR): .onnx models are not run");
+        root.addView(onnxLine);
         runAll = new Button(this);
         runAll.setText("Run all");
         runAll.setOnClickListener(new View.OnClickListener() {
             @Override
             public void onClick(View v) {
-                start(null);
+                BenchArgs args = argsFromIntent();
+                args.models = new ArrayList<String>(); // every model
+                session.start(args);
             }
         });
         root.addView(runAll);
 
         table = new TableLayout(this);
-        table.setStretchAllColumns(false);
         HorizontalScrollView hs = new HorizontalScrollView(this);
         hs.addView(table);
         ScrollView vs = new ScrollView(this);
         vs.addView(hs);
         root.addView(vs);
         setContentView(root);
-        resetTable();
 
-        Intent intent = getIntent();
-        String models = intent == null ? null : intent.getStringExtra("models");
-        List<BenchRunner.ModelRef> found = runner().listModels();
+        session = BenchSession.get(this);
+        List<BenchRunner.ModelRef> found = BenchRunner.listModels(this);
         StringBuilder b = new StringBuilder(found.size() + " model(s) found:");
         for (BenchRunner.ModelRef m : found) {
             b.append(' ').append(m.name);
         }
-        status.setText(b.toString());
-        if (models != null && saved == null) {
-            List<String> names = new ArrayList<String>();
-            if (!"all".equals(models.trim())) {
-                for (String n : models.split(",")) {
-                    if (!n.trim().isEmpty()) {
-                        names.add(n.trim());
-                    }
+        session.setIdleStatus(b.toString());
+        session.attach(this);
+
+        // A fresh launch with --es models starts a run; a recreated activity (saved != null) only
+        // re-attaches to the run in progress.
+        Intent intent = getIntent();
+        if (saved == null && intent != null && intent.hasExtra("models")) {
+            if (!session.start(argsFromIntent())) {
+                Log.w(BenchRunner.TAG, "a run is already in progress; this launch's extras are ignored");
+            }
+        }
+    }
+
+    /** The intent's extras, checked; an unreadable bundle is an error like any bad extra. */
+    private BenchArgs argsFromIntent() {
+        Map<String, Object> extras = new LinkedHashMap<String, Object>();
+        String unreadable = null;
+        Intent i = getIntent();
+        try {
+            Bundle b = i == null ? null : i.getExtras();
+            if (b != null) {
+                for (String k : b.keySet()) {
+                    extras.put(k, b.get(k));
                 }
             }
-            start(names);
+        } catch (RuntimeException e) { // BadParcelableException and the like
+            unreadable = "cannot read the intent extras: " + e;
         }
+        BenchArgs args = BenchArgs.parse(extras);
+        if (unreadable != null) {
+            args.errors.add(unreadable);
+        }
+        return args;
     }
 
-    private BenchRunner runner() {
-        Bench.Settings s = new Bench.Settings();
-        Intent i = getIntent();
-        if (i != null) {
-            s.minRuns = i.getIntExtra("runs", s.minRuns);
-            s.minMillis = i.getIntExtra("min_ms", (int) s.minMillis);
-            s.warmup = i.getIntExtra("warmup", s.warmup);
-            s.threads = i.getIntExtra("threads", s.threads);
-            s.maxEval = i.getIntExtra("max_eval", s.maxEval);
-        }
-        return new BenchRunner(this, s, this);
+    @Override
+    protected void onDestroy() {
+        session.detach(this);
+        super.onDestroy();
     }
 
-    private void start(List<String> names) {
+    @Override
+    public void onState(String line, List<Map<String, Object>> rows, boolean running, File json) {
+        status.setText(line);
+        runAll.setEnabled(!running);
+        // The screen stays on while a run is in progress: a locked phone throttles and pauses us.
         if (running) {
-            return;
+            getWindow().addFlags(WindowManager.LayoutParams.FLAG_KEEP_SCREEN_ON);
+        } else {
+            getWindow().clearFlags(WindowManager.LayoutParams.FLAG_KEEP_SCREEN_ON);
         }
-        running = true;
-        runAll.setEnabled(false);
-        resetTable();
-        runner().start(names);
-    }
-
-    private void resetTable() {
         table.removeAllViews();
         table.addView(row(COLUMNS, true));
+        for (Map<String, Object> r : rows) {
+            table.addView(row(cells(r), false));
+        }
     }
 
     private TableRow row(String[] cells, boolean header) {
@@ -128,42 +179,19 @@ public final class MainActivity extends Activity implements BenchRunner.Listener
         return tr;
     }
 
-    @Override
-    public void onStatus(String line) {
-        status.setText(line);
-    }
-
-    @Override
-    public void onResult(Map<String, Object> r) {
-        table.addView(row(cells(r), false));
-    }
-
-    @Override
-    public void onFinished(File json, List<Map<String, Object>> results) {
-        running = false;
-        runAll.setEnabled(true);
-        status.setText(results.size() + " model(s) done; JSON: " + (json == null ? "not written" : json.getPath()));
-    }
-
     /** One table row from one result; "-" where a value does not apply. */
     static String[] cells(Map<String, Object> r) {
-        String p50 = "-";
-        String p95 = "-";
-        Object lat = r.get("latency_ms");
-        if (lat instanceof Map) {
-            p50 = num(((Map<?, ?>) lat).get("p50"), 2);
-            p95 = num(((Map<?, ?>) lat).get("p95"), 2);
-        }
         String top1 = "-";
         Object acc = r.get("accuracy");
         if (acc instanceof Map) {
             Object v = ((Map<?, ?>) acc).get("top1");
             top1 = v instanceof Number ? String.format(Locale.ROOT, "%.1f%%", 100 * ((Number) v).doubleValue()) : "-";
         }
-        String pss = "-";
-        Object mem = r.get("memory");
-        if (mem instanceof Map && ((Map<?, ?>) mem).get("delta") instanceof Map) {
-            pss = num(((Map<?, ?>) ((Map<?, ?>) mem).get("delta")).get("pss_total_kb"), 0);
+        String peak = "-";
+        Object p = get(r, "memory", "peak_load", "vm_rss_kb");
+        Object b = get(r, "memory", "before", "vm_rss_kb");
+        if (p instanceof Number && b instanceof Number) {
+            peak = num((((Number) p).doubleValue() - ((Number) b).doubleValue()) / 1024, 1);
         }
         Object size = r.get("file_bytes");
         String st = String.valueOf(r.get("status"));
@@ -173,8 +201,20 @@ public final class MainActivity extends Activity implements BenchRunner.Listener
             st = "decoded in " + num(r.get("decode_ms"), 1) + " ms";
         }
         return new String[] {String.valueOf(r.get("model")),
-                size instanceof Number ? num(((Number) size).doubleValue() / 1024, 1) : "-",
-                num(r.get("init_ms"), 1), p50, p95, top1, pss, st};
+            size instanceof Number ? num(((Number) size).doubleValue() / 1024, 1) : "-",
+            num(r.get("init_ms"), 1), num(r.get("first_run_ms"), 2),
+            num(get(r, "latency_ms", "p50"), 3), num(get(r, "latency_ms", "p95"), 3), peak, top1, st};
+    }
+
+    private static Object get(Map<String, Object> r, String... keys) {
+        Object v = r;
+        for (String k : keys) {
+            if (!(v instanceof Map)) {
+                return null;
+            }
+            v = ((Map<?, ?>) v).get(k);
+        }
+        return v;
     }
 
     private static String num(Object v, int decimals) {
@@ -183,5 +223,4 @@ public final class MainActivity extends Activity implements BenchRunner.Listener
         }
         return String.format(Locale.ROOT, "%." + decimals + "f", ((Number) v).doubleValue());
     }
-
 }

@@ -1,8 +1,10 @@
 package dev.vqexport.demo;
 
+import android.util.Log;
 import dev.vqexport.demo.core.InputSpec;
 import dev.vqexport.demo.core.ModelRunner;
 import dev.vqexport.demo.core.TfliteExternal;
+import dev.vqexport.demo.core.TfliteLog;
 import dev.vqexport.demo.core.TfliteMetadata;
 import java.io.File;
 import java.io.FileInputStream;
@@ -11,19 +13,25 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import org.tensorflow.lite.DataType;
 import org.tensorflow.lite.Interpreter;
 import org.tensorflow.lite.Tensor;
 
-/** A .tflite model on the TFLite interpreter (CPU, float32 input and output). */
+/** A .tflite model on the TFLite interpreter (CPU, XNNPACK on, float32 input and output). */
 final class TfliteRunner implements ModelRunner {
     private final Interpreter interpreter;
     private final int[] shape;
     private final InputSpec spec;
     private final ByteBuffer in;
     private final ByteBuffer out;
+    private final int threads;
+    private final String marker;
+    private Map<String, Object> info;
 
     TfliteRunner(File file, int threads) throws IOException {
+        this.threads = threads;
         MappedByteBuffer mapped = map(file);
         InputSpec fromMeta = InputSpec.fromTflite(mapped);
         // A decode="load" file: its weights are decoded here, into the buffer the interpreter gets,
@@ -32,9 +40,11 @@ final class TfliteRunner implements ModelRunner {
         ByteBuffer model = expanded != null ? expanded : mapped;
         spec = fromMeta != null ? fromMeta : InputSpec.defaults("tflite", file.getName());
         Interpreter.Options opts = new Interpreter.Options();
-        if (threads > 0) {
-            opts.setNumThreads(threads);
-        }
+        opts.setNumThreads(threads);
+        opts.setUseXNNPACK(true);
+        // What TFLite logs while building this interpreter says whether XNNPACK took the graph.
+        marker = "interpreter for " + file.getName() + " @" + System.nanoTime();
+        Log.i(BenchRunner.TAG, "building " + marker);
         interpreter = new Interpreter(model, opts);
         Tensor input = interpreter.getInputTensor(0);
         Tensor output = interpreter.getOutputTensor(0);
@@ -74,15 +84,46 @@ final class TfliteRunner implements ModelRunner {
     }
 
     @Override
-    public float[] run(float[] input) {
+    public void setInput(float[] x) {
         in.rewind();
-        in.asFloatBuffer().put(input);
+        in.asFloatBuffer().put(x);
+    }
+
+    @Override
+    public void invoke() {
+        in.rewind();
         out.rewind();
         interpreter.run(in, out);
+    }
+
+    @Override
+    public float[] output() {
         out.rewind();
         float[] logits = new float[out.capacity() / 4];
         out.asFloatBuffer().get(logits);
         return logits;
+    }
+
+    @Override
+    public long lastNativeNanos() {
+        Long n = interpreter.getLastNativeInferenceDurationNanoseconds();
+        return n == null ? -1 : n;
+    }
+
+    @Override
+    public Map<String, Object> runtimeInfo() {
+        if (info == null) {
+            info = new LinkedHashMap<String, Object>();
+            info.put("threads", threads);
+            info.put("xnnpack_requested", true);
+            String log = OwnLog.since(marker);
+            Map<String, Object> x = TfliteLog.xnnpack(log);
+            if (log == null) {
+                x.put("note", "logcat unreadable: cannot tell");
+            }
+            info.put("xnnpack", x);
+        }
+        return info;
     }
 
     @Override

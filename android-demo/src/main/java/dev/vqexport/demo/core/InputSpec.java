@@ -164,6 +164,41 @@ public final class InputSpec {
         }
     }
 
+    /**
+     * Why a model whose runtime input shape is {@code modelShape} cannot take the images of
+     * {@code set} in this spec's layout, or null when it can. Accepted: a 4-d shape of batch 1 (or
+     * a dynamic batch, -1) with the set's channels, height and width where the layout puts them,
+     * or a 2-d [1, C*H*W] shape (a model that flattens its input itself).
+     */
+    public String mismatch(int[] modelShape, EvalSet set) {
+        String img = set.channels + "x" + set.height + "x" + set.width + " (CxHxW)";
+        String got = java.util.Arrays.toString(modelShape);
+        if (modelShape == null || modelShape.length == 0) {
+            return "the model reports no input shape; the eval images are " + img;
+        }
+        if (modelShape[0] != 1 && modelShape[0] != -1) {
+            return "input shape " + got + " has batch " + modelShape[0] + "; this app feeds one image of " + img + " at a time";
+        }
+        if (modelShape.length == 2) {
+            long n = (long) set.channels * set.height * set.width;
+            return modelShape[1] == n ? null
+                    : "input shape " + got + " takes " + modelShape[1] + " values per image; the eval images are " + img
+                            + " = " + n + " values";
+        }
+        if (modelShape.length != 4) {
+            return "input shape " + got + " is not 4-d (N,C,H,W or N,H,W,C); the eval images are " + img;
+        }
+        boolean nhwc = "NHWC".equals(layout);
+        int c = nhwc ? modelShape[3] : modelShape[1];
+        int h = nhwc ? modelShape[1] : modelShape[2];
+        int w = nhwc ? modelShape[2] : modelShape[3];
+        if (c != set.channels || h != set.height || w != set.width) {
+            return "input shape " + got + " read as " + layout + " is " + c + "x" + h + "x" + w
+                    + " (CxHxW); the eval images are " + img;
+        }
+        return null;
+    }
+
     public Map<String, Object> toJson() {
         Map<String, Object> m = new java.util.LinkedHashMap<String, Object>();
         m.put("layout", layout);

@@ -4,15 +4,21 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
-/** Latency statistics over a sample of durations in milliseconds. */
+/**
+ * Latency statistics over a sample of durations in milliseconds: the figures TFLite's
+ * benchmark_model prints (count, min, max, avg, std) plus percentiles.
+ */
 public final class Stats {
     public final int n;
     public final double min;
     public final double max;
     public final double mean;
+    /** Population standard deviation (divides by n), as benchmark_model's Stat computes it. */
+    public final double std;
     public final double p50;
     public final double p90;
     public final double p95;
+    public final double p99;
 
     public Stats(double[] samples) {
         if (samples == null || samples.length == 0) {
@@ -28,9 +34,15 @@ public final class Stats {
             sum += v;
         }
         mean = sum / n;
+        double sq = 0;
+        for (double v : s) {
+            sq += (v - mean) * (v - mean); // two-pass: no cancellation for tight samples
+        }
+        std = Math.sqrt(sq / n);
         p50 = percentile(s, 50);
         p90 = percentile(s, 90);
         p95 = percentile(s, 95);
+        p99 = percentile(s, 99);
     }
 
     /**
@@ -59,7 +71,9 @@ public final class Stats {
         m.put("p50", p50);
         m.put("p90", p90);
         m.put("p95", p95);
+        m.put("p99", p99);
         m.put("mean", mean);
+        m.put("std", std);
         m.put("max", max);
         return m;
     }

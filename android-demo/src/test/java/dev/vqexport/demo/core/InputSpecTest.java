@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -74,5 +75,23 @@ class InputSpecTest {
         assertEquals(in.get("layout"), s.layout);
         assertNull(TfliteMetadata.find(model, "no-such-name"));
         assertThrows(IllegalArgumentException.class, () -> TfliteMetadata.find(new byte[] {1, 2, 3, 4, 5, 6, 7, 8}, "x"));
+    }
+
+    @Test
+    void mismatchComparesTheModelShapeWithTheImagesInTheLayout() throws Exception {
+        EvalSet set = EvalSet.parse(EvalSetTest.make(2, 1, 28, 28), "t");
+        InputSpec nchw = new InputSpec("NCHW", null, new float[] {0}, new float[] {1}, "metadata", null);
+        InputSpec nhwc = new InputSpec("NHWC", null, new float[] {0}, new float[] {1}, "metadata", null);
+        assertNull(nchw.mismatch(new int[] {1, 1, 28, 28}, set));
+        assertNull(nchw.mismatch(new int[] {-1, 1, 28, 28}, set), "a dynamic batch takes one image");
+        assertNull(nhwc.mismatch(new int[] {1, 28, 28, 1}, set));
+        assertNull(nchw.mismatch(new int[] {1, 784}, set), "a flattening model");
+        // larger, smaller, other layout, batched, 3-d
+        for (int[] bad : new int[][] {{1, 1, 32, 32}, {1, 1, 14, 14}, {1, 28, 28, 1}, {8, 1, 28, 28}, {1, 28, 28}, {1, 783}}) {
+            String why = nchw.mismatch(bad, set);
+            assertNotNull(why, java.util.Arrays.toString(bad));
+            assertTrue(why.contains("input shape"), why);
+        }
+        assertNotNull(nhwc.mismatch(new int[] {1, 1, 28, 28}, set));
     }
 }

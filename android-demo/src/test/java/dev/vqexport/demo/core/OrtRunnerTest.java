@@ -26,14 +26,18 @@ class OrtRunnerTest {
         float[] want = floats(Vectors.read((String) part.get("logits")));
         String model = Vectors.dir().resolve((String) part.get("model")).toString();
         try (OrtRunner r = new OrtRunner(model, 1)) {
-            assertArrayEquals(new int[] {1, 1, 28, 28}, r.inputShape());
+            assertArrayEquals(new int[] {-1, 1, 28, 28}, r.inputShape(), "the exported batch is dynamic");
             assertEquals("NCHW", r.inputSpec().layout);
             assertEquals("metadata", r.inputSpec().source);
             assertNull(r.inputSpec().warning);
+            assertEquals(-1, r.lastNativeNanos(), "ORT reports no per-run time");
+            assertEquals(1, r.runtimeInfo().get("threads"));
             int size = 28 * 28;
             for (int i = 0; i < count; i++) {
                 float[] in = java.util.Arrays.copyOfRange(x, i * size, (i + 1) * size);
-                float[] got = r.run(in);
+                r.setInput(in);
+                r.invoke();
+                float[] got = r.output();
                 float[] exp = java.util.Arrays.copyOfRange(want, i * outputs, (i + 1) * outputs);
                 // Same ORT version and CPU kernels, but the Python session may run more threads
                 // (different reduction split) than this 1-thread one: allow float32 rounding noise.

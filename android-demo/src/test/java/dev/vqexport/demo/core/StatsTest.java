@@ -31,7 +31,10 @@ class StatsTest {
         assertEquals(50, st.p50);
         assertEquals(90, st.p90);
         assertEquals(95, st.p95);
+        assertEquals(99, st.p99);
         assertEquals(50, st.mean);
+        // numpy.std(range(101)) (ddof=0) = sqrt(850)
+        assertEquals(Math.sqrt(850), st.std, 1e-12);
         assertEquals(101, st.n);
         assertEquals(100, s[0], "the caller's array is not reordered");
     }
@@ -41,6 +44,17 @@ class StatsTest {
         Stats st = new Stats(new double[] {3.5});
         assertEquals(3.5, st.p50);
         assertEquals(3.5, st.p95);
+        assertEquals(0.0, st.std);
+    }
+
+    @Test
+    void stdHasNoCancellationOnTightLargeSamples() {
+        // 1e6 +- 1e-3: a one-pass sum of squares loses every digit of the spread here.
+        double[] s = new double[1000];
+        for (int i = 0; i < s.length; i++) {
+            s[i] = 1e6 + (i % 2 == 0 ? 1e-3 : -1e-3);
+        }
+        assertEquals(1e-3, new Stats(s).std, 1e-9);
     }
 
     @Test
@@ -52,6 +66,6 @@ class StatsTest {
 
     @Test
     void jsonHasTheDocumentedKeys() {
-        assertEquals("[runs, min, p50, p90, p95, mean, max]", new Stats(new double[] {1, 2}).toJson().keySet().toString());
+        assertEquals("[runs, min, p50, p90, p95, p99, mean, std, max]", new Stats(new double[] {1, 2}).toJson().keySet().toString());
     }
 }
