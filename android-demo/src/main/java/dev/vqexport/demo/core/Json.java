@@ -44,6 +44,37 @@ public final class Json {
         return (Map<String, Object>) v;
     }
 
+    /**
+     * Rejects text nested deeper than {@code maxDepth} arrays/objects, scanning it once without
+     * recursion, so that no parser (this one or org.json, both recursive) ever sees it: 100,000
+     * '[' would overflow their stacks. It also rejects the lenient syntax org.json accepts
+     * (comments, single quotes) outside strings: those could hide brackets from this scan.
+     */
+    public static void checkDepth(String text, int maxDepth) {
+        int depth = 0;
+        boolean inString = false;
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (inString) {
+                if (c == '\\') {
+                    i++;
+                } else if (c == '"') {
+                    inString = false;
+                }
+            } else if (c == '"') {
+                inString = true;
+            } else if (c == '\'' || c == '/' || c == '#' || c == '\\') {
+                throw new IllegalArgumentException("JSON: unexpected character '" + c + "' at character " + i);
+            } else if (c == '[' || c == '{') {
+                if (++depth > maxDepth) {
+                    throw new IllegalArgumentException("JSON: nested deeper than " + maxDepth + " levels at character " + i);
+                }
+            } else if ((c == ']' || c == '}') && --depth < 0) {
+                throw new IllegalArgumentException("JSON: unbalanced '" + c + "' at character " + i);
+            }
+        }
+    }
+
     private IllegalArgumentException error(String msg) {
         return new IllegalArgumentException("JSON: " + msg + " at character " + pos);
     }

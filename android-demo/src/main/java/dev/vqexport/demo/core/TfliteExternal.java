@@ -44,6 +44,11 @@ public final class TfliteExternal {
      * size the file gives is checked before the buffer is allocated.
      */
     public static ByteBuffer expand(ByteBuffer file, String name) throws IOException {
+        return expand(file, name, VqmLimits.DEFAULT);
+    }
+
+    /** The same with caller-chosen caps on the decoded size (for a trusted, very large model). */
+    public static ByteBuffer expand(ByteBuffer file, String name, VqmLimits limits) throws IOException {
         byte[] meta;
         try {
             meta = TfliteMetadata.find(file, "vqexport");
@@ -55,16 +60,18 @@ public final class TfliteExternal {
         }
         Map<String, Object> info;
         try {
-            info = Json.parseObject(new String(meta, UTF8));
+            String text = new String(meta, UTF8);
+            Json.checkDepth(text, limits.maxJsonDepth);
+            info = Json.parseObject(text);
         } catch (IllegalArgumentException e) {
-            throw new IOException(name + ": the vqexport metadata is not valid JSON");
+            throw new IOException(name + ": the vqexport metadata is not valid JSON (" + e.getMessage() + ")");
         }
         if (!"load".equals(info.get("decode"))) {
             return null;
         }
         List<Slot> slots;
         try {
-            slots = plan(file, name, info);
+            slots = plan(file, name, info, limits);
         } catch (IllegalArgumentException e) { // TfliteMetadata on a damaged table
             throw new IOException(name + ": " + e.getMessage());
         }
@@ -89,12 +96,13 @@ public final class TfliteExternal {
         return out.order(ByteOrder.nativeOrder());
     }
 
-    private static List<Slot> plan(ByteBuffer file, String name, Map<String, Object> info) throws IOException {
+    private static List<Slot> plan(ByteBuffer file, String name, Map<String, Object> info, VqmLimits limits)
+            throws IOException {
         byte[] embedded = TfliteMetadata.find(file, EMBED_NAME);
         if (embedded == null) {
             throw new IOException(name + ": decode='load' but the file has no " + EMBED_NAME + " metadata entry");
         }
-        VqmFile vqm = VqmReader.parse(embedded, name + " (" + EMBED_NAME + ")");
+        VqmFile vqm = VqmReader.parse(ByteBuffer.wrap(embedded), name + " (" + EMBED_NAME + ")", limits);
         Object listed = info.get("slots");
         if (!(listed instanceof List) || ((List<?>) listed).isEmpty()) {
             throw new IOException(name + ": decode='load' but the metadata lists no slots");
@@ -108,13 +116,16 @@ public final class TfliteExternal {
             if (!pairs.add(s.layer + (s.transposed ? "\u0000WT" : "\u0000W"))) {
                 throw new IOException(name + ": two slots for the same layer and layout (" + s.layer + ")");
             }
-            budget += align(4 * s.tensor.numel());
+            budget += align(4 * s.tensor.numel()); // numel <= 2^30 each: the .vqm passed its cap
             slots.add(s);
+        }
+        if (budget > limits.allowedFor(file.capacity())) {
+            throw new IOException(name + ": the decode area " + limits.overMessage(budget, file.capacity()));
         }
         // Each (layer, layout) has one slot, so the area is at most twice the decoded .vqm: a file
         // cannot make the loader allocate more than the weights it describes, whatever its offsets say.
         for (Slot s : slots) {
-            if (s.offset < start || s.offset % AREA_ALIGN != 0 || s.offset + s.size > start + budget
+            if (s.offset < start || s.offset % AREA_ALIGN != 0 || s.size > start + budget - s.offset
                     || start + budget > Integer.MAX_VALUE) {
                 throw new IOException(name + ": layer " + s.layer + ": offset " + s.offset
                         + " lies outside the decode area [" + start + ", " + (start + budget) + ")");
@@ -139,16 +150,18 @@ public final class TfliteExternal {
 
     private static Slot slot(ByteBuffer file, String name, VqmFile vqm, Object o) throws IOException {
         if (!(o instanceof Map)) {
-            throw new IOException(name + ": malformed slot " + o);
+            throw new IOException(name + ": malformed slot: " + VqmMetadata.describe(o) + ", not an object");
         }
         Map<?, ?> m = (Map<?, ?>) o;
         Object buffer = m.get("buffer");
         Object layer = m.get("layer");
         Object layout = m.get("layout");
         Object shape = m.get("shape");
-        if (!(buffer instanceof Number) || !(layer instanceof String) || !(shape instanceof List)
-                || !("W".equals(layout) || "WT".equals(layout))) {
-            throw new IOException(name + ": malformed slot " + o);
+        if (!VqmMetadata.isInteger(buffer) || ((Number) buffer).doubleValue() < 0
+                || ((Number) buffer).doubleValue() > Integer.MAX_VALUE || !(layer instanceof String)
+                || !(shape instanceof List) || !("W".equals(layout) || "WT".equals(layout))) {
+            throw new IOException(name + ": malformed slot: it needs an integer buffer, a layer name, layout W or WT"
+                    + " and a shape");
         }
         Slot s = new Slot();
         s.layer = (String) layer;
@@ -160,11 +173,13 @@ public final class TfliteExternal {
         }
         int[] ws = s.tensor.shape;
         List<?> got = (List<?>) shape;
-        boolean fits = ws.length == 2 && got.size() == 2 && got.get(0) instanceof Number && got.get(1) instanceof Number
-                && ((Number) got.get(0)).intValue() == ws[s.transposed ? 1 : 0]
-                && ((Number) got.get(1)).intValue() == ws[s.transposed ? 0 : 1];
+        boolean fits = ws.length == 2 && got.size() == 2 && VqmMetadata.isInteger(got.get(0))
+                && VqmMetadata.isInteger(got.get(1))
+                && ((Number) got.get(0)).doubleValue() == ws[s.transposed ? 1 : 0]
+                && ((Number) got.get(1)).doubleValue() == ws[s.transposed ? 0 : 1];
         if (!fits) {
-            throw new IOException(name + ": layer " + s.layer + ": slot " + layout + " " + got + " does not fit its weight");
+            throw new IOException(name + ": layer " + s.layer + ": the shape of its " + layout
+                    + " slot does not fit its weight " + java.util.Arrays.toString(ws));
         }
         long[] b;
         try {
