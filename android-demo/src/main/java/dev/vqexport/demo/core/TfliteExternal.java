@@ -49,32 +49,28 @@ public final class TfliteExternal {
 
     /** The same with caller-chosen caps on the decoded size (for a trusted, very large model). */
     public static ByteBuffer expand(ByteBuffer file, String name, VqmLimits limits) throws IOException {
-        byte[] meta;
-        try {
-            meta = TfliteMetadata.find(file, "vqexport");
-        } catch (IllegalArgumentException e) {
-            throw new IOException(name + ": " + e.getMessage());
-        }
-        if (meta == null) {
+        ByteBuffer metaBuf = TfliteMetadata.entry(file, "vqexport", name);
+        if (metaBuf == null) {
             return null;
         }
+        byte[] meta = new byte[metaBuf.remaining()];
+        if (meta.length > limits.maxMetadataBytes) {
+            throw fail(name, ": the vqexport metadata is " + meta.length + " bytes, over the cap of "
+                    + limits.maxMetadataBytes);
+        }
+        metaBuf.get(meta);
         Map<String, Object> info;
         try {
             String text = new String(meta, UTF8);
             Json.checkDepth(text, limits.maxJsonDepth);
             info = Json.parseObject(text);
         } catch (IllegalArgumentException e) {
-            throw new IOException(name + ": the vqexport metadata is not valid JSON (" + e.getMessage() + ")");
+            throw fail(name, ": the vqexport metadata is not valid JSON (" + e.getMessage() + ")");
         }
         if (!"load".equals(info.get("decode"))) {
             return null;
         }
-        List<Slot> slots;
-        try {
-            slots = plan(file, name, info, limits);
-        } catch (IllegalArgumentException e) { // TfliteMetadata on a damaged table
-            throw new IOException(name + ": " + e.getMessage());
-        }
+        List<Slot> slots = plan(file, name, info, limits);
         long end = 0;
         for (Slot s : slots) {
             end = Math.max(end, s.offset + s.size);
@@ -98,14 +94,14 @@ public final class TfliteExternal {
 
     private static List<Slot> plan(ByteBuffer file, String name, Map<String, Object> info, VqmLimits limits)
             throws IOException {
-        byte[] embedded = TfliteMetadata.find(file, EMBED_NAME);
+        ByteBuffer embedded = TfliteMetadata.entry(file, EMBED_NAME, name);
         if (embedded == null) {
-            throw new IOException(name + ": decode='load' but the file has no " + EMBED_NAME + " metadata entry");
+            throw fail(name, ": decode='load' but the file has no " + EMBED_NAME + " metadata entry");
         }
-        VqmFile vqm = VqmReader.parse(ByteBuffer.wrap(embedded), name + " (" + EMBED_NAME + ")", limits);
+        VqmFile vqm = VqmReader.parse(embedded, name + " (" + EMBED_NAME + ")", limits);
         Object listed = info.get("slots");
         if (!(listed instanceof List) || ((List<?>) listed).isEmpty()) {
-            throw new IOException(name + ": decode='load' but the metadata lists no slots");
+            throw fail(name, ": decode='load' but the metadata lists no slots");
         }
         long start = align(file.capacity());
         List<Slot> slots = new ArrayList<Slot>();
@@ -114,20 +110,20 @@ public final class TfliteExternal {
         for (Object o : (List<?>) listed) {
             Slot s = slot(file, name, vqm, o);
             if (!pairs.add(s.layer + (s.transposed ? "\u0000WT" : "\u0000W"))) {
-                throw new IOException(name + ": two slots for the same layer and layout (" + s.layer + ")");
+                throw fail(name, ": two slots for the same layer and layout (" + s.layer + ")");
             }
             budget += align(4 * s.tensor.numel()); // numel <= 2^30 each: the .vqm passed its cap
             slots.add(s);
         }
         if (budget > limits.allowedFor(file.capacity())) {
-            throw new IOException(name + ": the decode area " + limits.overMessage(budget, file.capacity()));
+            throw fail(name, ": the decode area " + limits.overMessage(budget, file.capacity()));
         }
         // Each (layer, layout) has one slot, so the area is at most twice the decoded .vqm: a file
         // cannot make the loader allocate more than the weights it describes, whatever its offsets say.
         for (Slot s : slots) {
             if (s.offset < start || s.offset % AREA_ALIGN != 0 || s.size > start + budget - s.offset
                     || start + budget > Integer.MAX_VALUE) {
-                throw new IOException(name + ": layer " + s.layer + ": offset " + s.offset
+                throw fail(name, ": layer " + s.layer + ": offset " + s.offset
                         + " lies outside the decode area [" + start + ", " + (start + budget) + ")");
             }
         }
@@ -142,7 +138,7 @@ public final class TfliteExternal {
             Slot a = sorted.get(i - 1);
             Slot b = sorted.get(i);
             if (b.offset < a.offset + a.size) {
-                throw new IOException(name + ": the slots of " + a.layer + " and " + b.layer + " overlap");
+                throw fail(name, ": the slots of " + a.layer + " and " + b.layer + " overlap");
             }
         }
         return slots;
@@ -150,7 +146,7 @@ public final class TfliteExternal {
 
     private static Slot slot(ByteBuffer file, String name, VqmFile vqm, Object o) throws IOException {
         if (!(o instanceof Map)) {
-            throw new IOException(name + ": malformed slot: " + VqmMetadata.describe(o) + ", not an object");
+            throw fail(name, ": malformed slot: " + VqmMetadata.describe(o) + ", not an object");
         }
         Map<?, ?> m = (Map<?, ?>) o;
         Object buffer = m.get("buffer");
@@ -160,7 +156,7 @@ public final class TfliteExternal {
         if (!VqmMetadata.isInteger(buffer) || ((Number) buffer).doubleValue() < 0
                 || ((Number) buffer).doubleValue() > Integer.MAX_VALUE || !(layer instanceof String)
                 || !(shape instanceof List) || !("W".equals(layout) || "WT".equals(layout))) {
-            throw new IOException(name + ": malformed slot: it needs an integer buffer, a layer name, layout W or WT"
+            throw fail(name, ": malformed slot: it needs an integer buffer, a layer name, layout W or WT"
                     + " and a shape");
         }
         Slot s = new Slot();
@@ -169,7 +165,7 @@ public final class TfliteExternal {
         try {
             s.tensor = vqm.get(s.layer);
         } catch (IllegalArgumentException e) {
-            throw new IOException(name + ": slot names layer " + s.layer + ", which the embedded .vqm lacks");
+            throw fail(name, ": slot names layer " + s.layer + ", which the embedded .vqm lacks");
         }
         int[] ws = s.tensor.shape;
         List<?> got = (List<?>) shape;
@@ -178,22 +174,22 @@ public final class TfliteExternal {
                 && ((Number) got.get(0)).doubleValue() == ws[s.transposed ? 1 : 0]
                 && ((Number) got.get(1)).doubleValue() == ws[s.transposed ? 0 : 1];
         if (!fits) {
-            throw new IOException(name + ": layer " + s.layer + ": the shape of its " + layout
+            throw fail(name, ": layer " + s.layer + ": the shape of its " + layout
                     + " slot does not fit its weight " + java.util.Arrays.toString(ws));
         }
-        long[] b;
-        try {
-            b = TfliteMetadata.bufferInfo(file, ((Number) buffer).intValue());
-        } catch (IllegalArgumentException e) {
-            throw new IOException(name + ": slot for " + s.layer + ": " + e.getMessage());
-        }
+        long[] b = TfliteMetadata.bufferInfo(file, ((Number) buffer).intValue(), name);
         s.offset = b[1];
         s.size = b[2];
         if (b[0] != 0 || s.size != 4 * s.tensor.numel()) {
-            throw new IOException(name + ": layer " + s.layer + ": buffer " + buffer + " holds " + s.size
+            throw fail(name, ": layer " + s.layer + ": buffer " + buffer + " holds " + s.size
                     + " bytes, expected " + 4 * s.tensor.numel());
         }
         return s;
+    }
+
+    /** A one-line error naming the file (layer names come from the file and may hold line breaks). */
+    private static IOException fail(String name, String message) {
+        return new IOException(VqmException.oneLine(name + message));
     }
 
     static float[] transpose(float[] w, int rows, int cols) {
