@@ -47,7 +47,7 @@ public final class VqmException extends IOException {
             }
         }
         if (b.length() > MAX_MESSAGE) {
-            int half = MAX_MESSAGE / 2 - 2;
+            int half = (MAX_MESSAGE - 5) / 2;
             return b.substring(0, half) + " ... " + b.substring(b.length() - half);
         }
         return b.toString();
