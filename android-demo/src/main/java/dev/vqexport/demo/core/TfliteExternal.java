@@ -1,9 +1,12 @@
 package dev.vqexport.demo.core;
 
+import java.io.File;
 import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.FloatBuffer;
+import java.nio.MappedByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.charset.Charset;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -17,13 +20,15 @@ import java.util.Set;
  * The loader of decode="load" .tflite files (vqexport/formats/tflite_external.py is the
  * reference). Such a file keeps each compressed weight as a constant whose Buffer points past the
  * end of the file; the compressed tensors travel in the file as a .vqm (metadata entry
- * "vqexport.vqm"). expand() copies the file into a direct buffer that also holds those slots and
- * decodes every weight into its slot, so the interpreter sees constant weights and XNNPACK packs
- * them as it would a dense model's.
+ * "vqexport.vqm"). expand() copies the file into a memory-mapped temporary file that also holds
+ * those slots and decodes every weight into its slot, block by block, so the interpreter sees
+ * constant weights and XNNPACK packs them as it would a dense model's.
  */
 public final class TfliteExternal {
     public static final String EMBED_NAME = "vqexport.vqm";
     static final int AREA_ALIGN = 64;
+    /** Floats decoded at a time: the loader's only heap scratch (with as many doubles for svd). */
+    static final int BLOCK = 1 << 16;
     private static final Charset UTF8 = Charset.forName("UTF-8");
 
     private TfliteExternal() {
@@ -41,14 +46,73 @@ public final class TfliteExternal {
     /**
      * The model with every slot filled, in a direct buffer of native order (what the Interpreter
      * takes), or null when the file is not decode="load" (run it as it is). Every index, offset and
-     * size the file gives is checked before the buffer is allocated.
+     * size the file gives is checked before anything is allocated. The buffer maps a temporary file
+     * in {@code cacheDir} (deleted at once; the mapping lives until the buffer is collected), so the
+     * decoded weights never sit on the Java heap: ART counts direct buffers against it, and a
+     * VGG-16-class model would not fit. Scratch is one block of {@link #BLOCK} floats.
      */
+    public static ByteBuffer expand(ByteBuffer file, String name, VqmLimits limits, File cacheDir) throws IOException {
+        List<Slot> slots = slots(file, name, limits);
+        if (slots == null) {
+            return null;
+        }
+        long total = file.capacity();
+        for (Slot s : slots) {
+            total = Math.max(total, s.offset + s.size);
+        }
+        MappedByteBuffer out = mapTemp(cacheDir, total, name);
+        ByteBuffer src = file.duplicate();
+        src.clear();
+        out.put(src);
+        float[] block = new float[BLOCK];
+        double[] acc = new double[BLOCK];
+        for (Slot s : slots) {
+            long numel = s.tensor.numel();
+            for (long at = 0; at < numel; at += BLOCK) {
+                int len = (int) Math.min(BLOCK, numel - at);
+                s.tensor.decodeRange(s.transposed, at, block, 0, len, acc);
+                ByteBuffer dst = out.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+                dst.position((int) (s.offset + 4 * at));
+                dst.asFloatBuffer().put(block, 0, len);
+            }
+        }
+        out.clear();
+        return out.order(ByteOrder.nativeOrder());
+    }
+
+    /** A read-write map of a new {@code size}-byte (zero) file in {@code dir}, the file already unlinked. */
+    private static MappedByteBuffer mapTemp(File dir, long size, String name) throws IOException {
+        if (dir == null || !dir.isDirectory()) {
+            throw fail(name, ": the cache folder " + dir + " for the decoded weights does not exist");
+        }
+        File tmp = File.createTempFile("vqx-load-", ".bin", dir);
+        try {
+            RandomAccessFile raf = new RandomAccessFile(tmp, "rw");
+            try {
+                raf.setLength(size);
+                return raf.getChannel().map(FileChannel.MapMode.READ_WRITE, 0, size);
+            } finally {
+                raf.close(); // the mapping stays valid
+            }
+        } finally {
+            if (!tmp.delete()) {
+                tmp.deleteOnExit();
+            }
+        }
+    }
+
+    /** The default caps, decoding into the platform's temporary folder (an app's cache folder on Android). */
     public static ByteBuffer expand(ByteBuffer file, String name) throws IOException {
         return expand(file, name, VqmLimits.DEFAULT);
     }
 
-    /** The same with caller-chosen caps on the decoded size (for a trusted, very large model). */
+    /** Caller-chosen caps, decoding into the platform's temporary folder. */
     public static ByteBuffer expand(ByteBuffer file, String name, VqmLimits limits) throws IOException {
+        return expand(file, name, limits, new File(System.getProperty("java.io.tmpdir")));
+    }
+
+    /** The checked slots of a decode="load" file, or null when the file is not one. */
+    private static List<Slot> slots(ByteBuffer file, String name, VqmLimits limits) throws IOException {
         ByteBuffer metaBuf = TfliteMetadata.entry(file, "vqexport", name);
         if (metaBuf == null) {
             return null;
@@ -70,26 +134,7 @@ public final class TfliteExternal {
         if (!"load".equals(info.get("decode"))) {
             return null;
         }
-        List<Slot> slots = plan(file, name, info, limits);
-        long end = 0;
-        for (Slot s : slots) {
-            end = Math.max(end, s.offset + s.size);
-        }
-        ByteBuffer out = ByteBuffer.allocateDirect((int) end).order(ByteOrder.LITTLE_ENDIAN);
-        ByteBuffer src = file.duplicate();
-        src.clear();
-        out.put(src);
-        for (Slot s : slots) {
-            float[] w = s.tensor.decode();
-            if (s.transposed) {
-                w = transpose(w, s.tensor.shape[0], s.tensor.shape[1]);
-            }
-            FloatBuffer dst = ((ByteBuffer) out.duplicate().order(ByteOrder.LITTLE_ENDIAN).position((int) s.offset))
-                    .asFloatBuffer();
-            dst.put(w);
-        }
-        out.clear();
-        return out.order(ByteOrder.nativeOrder());
+        return plan(file, name, info, limits);
     }
 
     private static List<Slot> plan(ByteBuffer file, String name, Map<String, Object> info, VqmLimits limits)
@@ -167,6 +212,9 @@ public final class TfliteExternal {
         } catch (IllegalArgumentException e) {
             throw fail(name, ": slot names layer " + s.layer + ", which the embedded .vqm lacks");
         }
+        if (s.tensor.method == 0) {
+            throw fail(name, ": layer " + s.layer + " is stored raw in the embedded .vqm; a slot takes a compressed weight");
+        }
         int[] ws = s.tensor.shape;
         List<?> got = (List<?>) shape;
         boolean fits = ws.length == 2 && got.size() == 2 && VqmMetadata.isInteger(got.get(0))
@@ -190,16 +238,6 @@ public final class TfliteExternal {
     /** A one-line error naming the file (layer names come from the file and may hold line breaks). */
     private static IOException fail(String name, String message) {
         return new IOException(VqmException.oneLine(name + message));
-    }
-
-    static float[] transpose(float[] w, int rows, int cols) {
-        float[] t = new float[w.length];
-        for (int r = 0; r < rows; r++) {
-            for (int c = 0; c < cols; c++) {
-                t[c * rows + r] = w[r * cols + c];
-            }
-        }
-        return t;
     }
 
     private static long align(long n) {

@@ -234,7 +234,7 @@ final class Fuzzer {
     }
 
     private String tflite(byte[] input) throws IOException {
-        ByteBuffer out = TfliteExternal.expand(ByteBuffer.wrap(input), TFLITE_NAME, limits);
+        ByteBuffer out = TfliteExternal.expand(ByteBuffer.wrap(input), TFLITE_NAME, limits, cacheDir);
         if (out == null) {
             return "ok (not decode=load)";
         }
