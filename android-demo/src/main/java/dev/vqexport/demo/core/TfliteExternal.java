@@ -123,14 +123,17 @@ public final class TfliteExternal {
                     + limits.maxMetadataBytes);
         }
         metaBuf.get(meta);
-        Map<String, Object> info;
+        Object parsed;
         try {
-            String text = new String(meta, UTF8);
-            Json.checkDepth(text, limits.maxJsonDepth);
-            info = Json.parseObject(text);
+            parsed = Json.parse(new String(meta, UTF8), limits.maxJsonDepth);
         } catch (IllegalArgumentException e) {
             throw fail(name, ": the vqexport metadata is not valid JSON (" + e.getMessage() + ")");
         }
+        if (!(parsed instanceof Map)) {
+            throw fail(name, ": the vqexport metadata is " + VqmMetadata.describe(parsed) + ", not a JSON object");
+        }
+        @SuppressWarnings("unchecked")
+        Map<String, Object> info = (Map<String, Object>) parsed;
         if (!"load".equals(info.get("decode"))) {
             return null;
         }

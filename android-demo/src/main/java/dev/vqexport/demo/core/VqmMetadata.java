@@ -82,8 +82,9 @@ final class VqmMetadata {
 
     private static void number(Map<?, ?> m, String key, String path, boolean integer, VqmReader rd) throws VqmException {
         Object v = m.get(key);
-        if (m.containsKey(key) && v != null && !(integer ? isInteger(v) : isFinite(v))) {
-            throw bad(rd, path + key, integer ? "an integer or null" : "a finite number or null", v);
+        // Not finite is allowed: Python's json.dumps writes NaN (a rel_error of 0/0) and reads it back.
+        if (m.containsKey(key) && v != null && !(integer ? isInteger(v) : v instanceof Number)) {
+            throw bad(rd, path + key, integer ? "an integer or null" : "a number or null", v);
         }
     }
 

@@ -197,8 +197,7 @@ public final class VqmReader {
             throw fail(Kind.INVALID, "metadata is not valid UTF-8");
         }
         try {
-            Json.checkDepth(text, limits.maxJsonDepth);
-            Object v = Json.parse(text);
+            Object v = Json.parse(text, limits.maxJsonDepth);
             if (!(v instanceof Map)) {
                 throw fail(Kind.INVALID, "metadata is " + VqmMetadata.describe(v) + ", not a JSON object");
             }
