@@ -160,17 +160,24 @@ public final class TfliteExternal {
             if (!pairs.add(s.layer + (s.transposed ? "\u0000WT" : "\u0000W"))) {
                 throw fail(name, ": two slots for the same layer and layout (" + s.layer + ")");
             }
-            budget += align(4 * s.tensor.numel()); // numel <= 2^30 each: the .vqm passed its cap
+            try { // the .vqm's caps bound each numel; a caller may have raised them past 2^62
+                budget = Math.addExact(budget, align(Math.multiplyExact(4L, s.tensor.numel())));
+            } catch (ArithmeticException e) {
+                throw fail(name, ": the decode area overflows 64 bits");
+            }
             slots.add(s);
         }
         if (budget > limits.allowedFor(file.capacity())) {
             throw fail(name, ": the decode area " + limits.overMessage(budget, file.capacity()));
         }
+        if (start + budget > Integer.MAX_VALUE) {
+            throw fail(name, ": the file and its decode area take " + (start + budget)
+                    + " bytes, more than the 2 GiB one buffer holds");
+        }
         // Each (layer, layout) has one slot, so the area is at most twice the decoded .vqm: a file
         // cannot make the loader allocate more than the weights it describes, whatever its offsets say.
         for (Slot s : slots) {
-            if (s.offset < start || s.offset % AREA_ALIGN != 0 || s.size > start + budget - s.offset
-                    || start + budget > Integer.MAX_VALUE) {
+            if (s.offset < start || s.offset % AREA_ALIGN != 0 || s.size > start + budget - s.offset) {
                 throw fail(name, ": layer " + s.layer + ": offset " + s.offset
                         + " lies outside the decode area [" + start + ", " + (start + budget) + ")");
             }
