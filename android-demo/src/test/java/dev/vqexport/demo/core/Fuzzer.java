@@ -132,6 +132,7 @@ final class Fuzzer {
                 r.inputs++;
                 if (progressEvery > 0 && (i + 1) % progressEvery == 0) {
                     r.seconds = (System.nanoTime() - t0) / 1e9;
+                    r.peakHeapBytes = peakHeap();
                     System.out.print(r.summary());
                     System.out.flush();
                 }
@@ -140,17 +141,22 @@ final class Fuzzer {
             exec.shutdownNow();
         }
         r.seconds = (System.nanoTime() - t0) / 1e9;
+        r.peakHeapBytes = peakHeap();
+        if (slowest != null) {
+            save(saveDir, "slowest", slowest);
+        }
+        return r;
+    }
+
+    /** The heap pools' peak occupancy since the run began, garbage not yet collected included. */
+    private static long peakHeap() {
         long peak = 0;
         for (MemoryPoolMXBean p : ManagementFactory.getMemoryPoolMXBeans()) {
             if (p.getType() == MemoryType.HEAP) {
                 peak += p.getPeakUsage().getUsed();
             }
         }
-        r.peakHeapBytes = peak;
-        if (slowest != null) {
-            save(saveDir, "slowest", slowest);
-        }
-        return r;
+        return peak;
     }
 
     private static java.util.concurrent.ThreadFactory daemon() {
