@@ -30,12 +30,20 @@ public final class Json {
 
     /** Parses one JSON value that must fill the whole text, nested at most DEFAULT_MAX_DEPTH deep. */
     public static Object parse(String text) {
-        return JsonParser.parse(text, DEFAULT_MAX_DEPTH);
+        return JsonParser.parse(text, DEFAULT_MAX_DEPTH, false);
     }
 
     /** The same with a chosen nesting limit. */
     public static Object parse(String text, int maxDepth) {
-        return JsonParser.parse(text, maxDepth);
+        return JsonParser.parse(text, maxDepth, false);
+    }
+
+    /**
+     * For model metadata: integer literals (no fraction, no exponent, at most 18 digits) come back
+     * as Long, so that a schema can tell 3 from 3.0 as FORMAT.md and the Python reader do.
+     */
+    public static Object parseWithLongs(String text, int maxDepth) {
+        return JsonParser.parse(text, maxDepth, true);
     }
 
     /** Parses a JSON object; anything else is an error. */

@@ -7,30 +7,33 @@ import java.util.Map;
 
 /**
  * A strict JSON parser without recursion: nesting lives on an explicit stack, bounded by
- * {@code maxDepth}, so no input can overflow the thread's stack. It accepts what Python's
- * json.loads accepts (the writer of every file the app reads): NaN, Infinity and -Infinity
- * included, raw control characters in strings, leading zeros, comments and single quotes not; a
- * repeated key keeps its last value. Neither org.json can stand in for it: both recurse, both
+ * {@code maxDepth}, so no input can overflow the thread's stack. It reads RFC 8259 JSON as
+ * the Python reader does (docs/FORMAT.md "Metadata"): no NaN or Infinity, no lone surrogate
+ * escapes, no raw control characters in strings, no leading zeros, comments or single quotes; a
+ * repeated key keeps its last value, as in Python. Neither org.json can stand in for it: both recurse, both
  * are lenient (unquoted strings, comments, ';' or '=' separators), and the two disagree with each
  * other (Maven's throws NullPointerException on a repeated key; Android's turns "[1,]" into
  * [1, null]), so tests on the JVM would not test what runs on the phone (see the report in the
  * Json class comment).
  *
- * <p>Gives LinkedHashMap (key order kept), ArrayList, String, Double (every number), Boolean
- * and null; errors are IllegalArgumentException with the character position.
+ * <p>Gives LinkedHashMap (key order kept), ArrayList, String, Double (every number, or Long for
+ * a literal without fraction or exponent when {@code longs} is set: what FORMAT.md calls an
+ * integer), Boolean and null; errors are IllegalArgumentException with the character position.
  */
 final class JsonParser {
     private final String s;
     private final int maxDepth;
+    private final boolean longs;
     private int pos;
 
-    private JsonParser(String s, int maxDepth) {
+    private JsonParser(String s, int maxDepth, boolean longs) {
         this.s = s;
         this.maxDepth = maxDepth;
+        this.longs = longs;
     }
 
-    static Object parse(String text, int maxDepth) {
-        JsonParser p = new JsonParser(text, maxDepth);
+    static Object parse(String text, int maxDepth, boolean longs) {
+        JsonParser p = new JsonParser(text, maxDepth, longs);
         Object v = p.document();
         p.skipWs();
         if (p.pos != p.s.length()) {
@@ -148,14 +151,7 @@ final class JsonParser {
                 return literal("false", Boolean.FALSE);
             case 'n':
                 return literal("null", null);
-            case 'N':
-                return literal("NaN", Double.NaN);
-            case 'I':
-                return literal("Infinity", Double.POSITIVE_INFINITY);
             default:
-                if (c == '-' && s.startsWith("-Infinity", pos)) {
-                    return literal("-Infinity", Double.NEGATIVE_INFINITY);
-                }
                 if (c == '-' || (c >= '0' && c <= '9')) {
                     return number();
                 }
@@ -180,8 +176,9 @@ final class JsonParser {
     }
 
     /** -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?, as RFC 8259 and Python read it. */
-    private Double number() {
+    private Number number() {
         int start = pos;
+        boolean integer = true;
         if (s.charAt(pos) == '-') {
             pos++;
         }
@@ -192,12 +189,14 @@ final class JsonParser {
         }
         if (pos < s.length() && s.charAt(pos) == '.') {
             pos++;
+            integer = false;
             if (digits() == 0) {
                 throw error("bad number");
             }
         }
         if (pos < s.length() && (s.charAt(pos) == 'e' || s.charAt(pos) == 'E')) {
             pos++;
+            integer = false;
             if (pos < s.length() && (s.charAt(pos) == '+' || s.charAt(pos) == '-')) {
                 pos++;
             }
@@ -205,7 +204,11 @@ final class JsonParser {
                 throw error("bad number");
             }
         }
-        return Double.valueOf(s.substring(start, pos));
+        String text = s.substring(start, pos);
+        if (longs && integer && pos - intStart <= 18) { // 18 digits always fit in a long
+            return Long.valueOf(text);
+        }
+        return Double.valueOf(text);
     }
 
     private String string() {
@@ -239,9 +242,25 @@ final class JsonParser {
                 case 'n': b.append('\n'); break;
                 case 'r': b.append('\r'); break;
                 case 't': b.append('\t'); break;
-                case 'u':
-                    b.append(hex4());
+                case 'u': {
+                    char u = hex4();
+                    if (Character.isLowSurrogate(u)) {
+                        throw error("lone surrogate escape");
+                    }
+                    b.append(u);
+                    if (Character.isHighSurrogate(u)) { // must pair with a low one: "\\ud83d\\ude00"
+                        if (!s.startsWith("\\u", pos)) {
+                            throw error("lone surrogate escape");
+                        }
+                        pos += 2;
+                        char low = hex4();
+                        if (!Character.isLowSurrogate(low)) {
+                            throw error("lone surrogate escape");
+                        }
+                        b.append(low);
+                    }
                     break;
+                }
                 default:
                     throw error("bad escape \\" + e);
             }

@@ -125,7 +125,7 @@ public final class TfliteExternal {
         metaBuf.get(meta);
         Object parsed;
         try {
-            parsed = Json.parse(new String(meta, UTF8), limits.maxJsonDepth);
+            parsed = Json.parseWithLongs(new String(meta, UTF8), limits.maxJsonDepth);
         } catch (IllegalArgumentException e) {
             throw fail(name, ": the vqexport metadata is not valid JSON (" + e.getMessage() + ")");
         }

@@ -24,10 +24,7 @@ final class VqmLayout {
             }
             want.put("raw", s);
         } else {
-            if (t.shape.length != 2 || Math.min(t.shape[0], t.shape[1]) < 1) {
-                throw new VqmException(Kind.INVALID, file, t.name + ": a " + m + " tensor must be 2-D, table says "
-                        + Arrays.toString(t.shape));
-            }
+            // 2-D with m, n >= 1: VqmRecords checked it before counting the decoded size.
             long rows = t.shape[0];
             long cols = t.shape[1];
             switch (t.method) {

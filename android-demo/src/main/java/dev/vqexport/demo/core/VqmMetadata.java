@@ -67,12 +67,9 @@ final class VqmMetadata {
         return (List<?>) v;
     }
 
+    /** FORMAT.md: a number without fraction or exponent, |v| &le; 2^53 (Json.parseWithLongs gives those as Long). */
     static boolean isInteger(Object v) {
-        if (!(v instanceof Number)) {
-            return false;
-        }
-        double d = ((Number) v).doubleValue();
-        return d == Math.rint(d) && Math.abs(d) <= (1L << 53);
+        return (v instanceof Long || v instanceof Integer) && Math.abs(((Number) v).longValue()) <= (1L << 53);
     }
 
     private static boolean isFinite(Object v) {
@@ -82,9 +79,8 @@ final class VqmMetadata {
 
     private static void number(Map<?, ?> m, String key, String path, boolean integer, VqmReader rd) throws VqmException {
         Object v = m.get(key);
-        // Not finite is allowed: Python's json.dumps writes NaN (a rel_error of 0/0) and reads it back.
-        if (m.containsKey(key) && v != null && !(integer ? isInteger(v) : v instanceof Number)) {
-            throw bad(rd, path + key, integer ? "an integer or null" : "a number or null", v);
+        if (m.containsKey(key) && v != null && !(integer ? isInteger(v) : isFinite(v))) {
+            throw bad(rd, path + key, integer ? "an integer or null" : "a finite number or null", v);
         }
     }
 
@@ -126,7 +122,7 @@ final class VqmMetadata {
             listOf(list(config, "layers", "config.", true, rd), "config.layers", "an array of strings", rd, String.class, false);
             object(config, "overrides", "config.", true, rd);
         }
-        Map<?, ?> layers = object(meta, "layers", "", true, rd);
+        Map<?, ?> layers = object(meta, "layers", "", false, rd); // not null: code indexes into it
         if (layers != null) {
             for (Map.Entry<?, ?> e : layers.entrySet()) {
                 String p = "layers." + e.getKey();
@@ -141,7 +137,7 @@ final class VqmMetadata {
                 }
             }
         }
-        Map<?, ?> skipped = object(meta, "skipped", "", true, rd);
+        Map<?, ?> skipped = object(meta, "skipped", "", false, rd);
         if (skipped != null) {
             for (Map.Entry<?, ?> e : skipped.entrySet()) {
                 if (!(e.getValue() instanceof String)) {

@@ -176,6 +176,7 @@ public final class VqmReader {
             throw fail(Kind.INVALID, "tensor table has " + (recordsEnd - rp.pos) + " bytes after its " + nTensors + " records");
         }
         checkOverlaps();
+        checkGaps();
         VqmMetadata.checkNames(meta, tensors, this);
         return new VqmFile(name, minor, meta, tensors, size);
     }
@@ -197,7 +198,7 @@ public final class VqmReader {
             throw fail(Kind.INVALID, "metadata is not valid UTF-8");
         }
         try {
-            Object v = Json.parse(text, limits.maxJsonDepth);
+            Object v = Json.parseWithLongs(text, limits.maxJsonDepth);
             if (!(v instanceof Map)) {
                 throw fail(Kind.INVALID, "metadata is " + VqmMetadata.describe(v) + ", not a JSON object");
             }
@@ -238,8 +239,23 @@ public final class VqmReader {
         }
     }
 
-    /** FORMAT.md: regions must not overlap (the Python reader checks the same). */
-    private void checkOverlaps() throws VqmException {
+    /** FORMAT.md: every byte after the header that no region covers is zero padding. */
+    private void checkGaps() throws VqmException {
+        List<long[]> r = sortedRegions();
+        long pos = HEADER_SIZE;
+        r.add(new long[] {size, size});
+        for (long[] x : r) {
+            for (long i = pos; i < x[0]; i++) {
+                if (buf.get((int) i) != 0) {
+                    throw fail(Kind.INVALID, "bytes " + pos + ".." + (x[0] - 1) + " between regions are not zero padding");
+                }
+            }
+            pos = Math.max(pos, x[1]);
+        }
+    }
+
+    /** The non-empty regions by start. */
+    private List<long[]> sortedRegions() {
         List<long[]> r = new ArrayList<long[]>();
         for (long[] x : regions) {
             if (x[1] > x[0]) {
@@ -252,6 +268,12 @@ public final class VqmReader {
                 return Long.compare(a[0], b[0]);
             }
         });
+        return r;
+    }
+
+    /** FORMAT.md: regions must not overlap (the Python reader checks the same). */
+    private void checkOverlaps() throws VqmException {
+        List<long[]> r = sortedRegions();
         for (int i = 1; i < r.size(); i++) {
             if (r.get(i)[0] < r.get(i - 1)[1]) {
                 throw fail(Kind.BOUNDS, "regions at " + r.get(i - 1)[0] + " and " + r.get(i)[0] + " overlap");

@@ -117,13 +117,17 @@ final class VqmRecords {
         unused(tname, m, "stages", stages, method != 4);
         unused(tname, m, "rank", rank, method != 5);
         unused(tname, m, "bits", bits, method == 0 || method == 5);
+        if (method != 0 && (ndim != 2 || Math.min(shape[0], shape[1]) < 1)) {
+            throw rd.fail(Kind.INVALID, tname + ": a " + m + " tensor must be 2-D, table says "
+                    + java.util.Arrays.toString(shape));
+        }
         if (method != 0 && method != 5 && k < 1) {
             throw rd.fail(Kind.INVALID, tname + ": " + m + " with k=0");
         }
         if (method == 4 && stages < 1) {
             throw rd.fail(Kind.INVALID, tname + ": rq with 0 stages");
         }
-        if (method == 5 && ndim == 2 && (rank < 1 || rank > Math.min(shape[0], shape[1]))) {
+        if (method == 5 && (rank < 1 || rank > Math.min(shape[0], shape[1]))) {
             throw rd.fail(Kind.INVALID, tname + ": svd rank " + rank + " is outside 1..min(m, n) = "
                     + Math.min(shape[0], shape[1]));
         }
@@ -203,6 +207,10 @@ final class VqmRecords {
         }
         if (VqmReader.crc(buf, offset, length) != crc) {
             throw rd.fail(Kind.CHECKSUM, "checksum mismatch in section " + where);
+        }
+        int tail = (int) ((count * bits) % 8);
+        if (dtype == 5 && tail != 0 && ((buf.get((int) (offset + length - 1)) & 0xFF) >>> tail) != 0) {
+            throw rd.fail(Kind.INVALID, where + ": the unused high bits of the last byte are not 0");
         }
         rd.addRegion(offset, offset + length);
         return new VqmTensor.Section(role, dtype, dims, offset, length, count);

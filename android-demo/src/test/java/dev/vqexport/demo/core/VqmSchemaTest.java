@@ -58,6 +58,13 @@ class VqmSchemaTest {
         assertTrue(rejectMeta("{\"source\": []}").contains("\"source\" must be an object"));
         assertTrue(rejectMeta("{\"source\": {\"arch\": 7}}").contains("\"source.arch\" must be a string or null"));
         assertTrue(rejectMeta("{\"config\": {\"k\": 2.5}}").contains("\"config.k\" must be an integer"));
+        assertTrue(rejectMeta("{\"config\": {\"k\": 3.0}}").contains("\"config.k\" must be an integer"));
+        assertTrue(rejectMeta("{\"config\": {\"seed\": 9007199254740993}}").contains("\"config.seed\" must be an integer"));
+        assertTrue(rejectMeta("{\"layers\": null}").contains("\"layers\" must be an object, is null"));
+        assertTrue(rejectMeta("{\"skipped\": null}").contains("\"skipped\" must be an object, is null"));
+        assertTrue(rejectMeta("{\"summary\": {\"x\": 1e400}}").contains("\"summary.x\" must be a finite number"));
+        assertTrue(rejectMeta("{\"summary\": {\"x\": NaN}}").contains("not valid JSON"));
+        assertTrue(rejectMeta("{\"labels\": [\"\\ud800\"]}").contains("lone surrogate"));
         assertTrue(rejectMeta("{\"layers\": {\"fc.weight\": {\"shape\": \"x\"}}}").contains("\"layers.fc.weight.shape\""));
         assertTrue(rejectMeta("{\"format\": 1}").contains("\"format\" must be a string"));
         assertTrue(rejectMeta("{\"summary\": {\"x\": \"y\"}}").contains("\"summary.x\""));
@@ -129,6 +136,19 @@ class VqmSchemaTest {
         b.secs.add(new TinyVqm.Sec(0, 0, new int[] {2}, TinyVqm.f32(1, 2)));
         raw.recs.add(b);
         assertTrue(reject(raw).contains("bias: bits is 4 but raw does not use it"));
+    }
+
+    @Test
+    void paddingAndUnusedIndexBitsAreZero() {
+        TinyVqm v = new TinyVqm();
+        v.recs.add(VqmReaderTest.kmeans2x3());
+        byte[] file = v.build();
+        file[100] = 1; // between the codebook (64..76) and the indices (128..130); no crc covers it
+        VqmException e = assertThrows(VqmException.class, () -> VqmReader.parse(file, "m.vqm"));
+        assertTrue(e.getMessage().contains("bytes 76..127 between regions are not zero padding"), e.getMessage());
+        // 6 indices of 2 bits use 12 bits: the top 4 bits of the second byte must be 0.
+        assertTrue(rejectField(r -> r.secs.get(1).payload = new byte[] {(byte) 0xA4, 0x11})
+                .contains("fc.weight/indices: the unused high bits of the last byte are not 0"));
     }
 
     @Test
