@@ -8,6 +8,7 @@ OUTDIR/manifest.json describes everything below it:
   corrupt/<case>.vqm     damaged copies; "kind" is what the Python reader's message maps to
   onnx/                  an exported .onnx, inputs and the logits Python onnxruntime gives
   tflite/                an exported .tflite and the "vqexport" metadata Python reads from it
+  tflite/big-load.*      a decode="load" file with 64 MiB of decoded weights, and Python's expansion
 A part whose exporter is not in the package yet (ImportError/AttributeError) is skipped with a
 loud message and "skipped" in the manifest; any other failure fails the script.
 """
@@ -291,6 +292,24 @@ def write_tflite_load(d: Path, cm, net) -> dict:
             "load_dup_slot": "tflite/load-dup-slot.tflite"}
 
 
+def write_tflite_big(out: Path) -> dict:
+    """A decode="load" file whose decoded weights (64 MiB) are larger than the heap the Java test
+    gives its loader (-Xmx32m), and Python's expansion of it: issue 13 item 4."""
+    from vqexport.formats import tflite_external
+
+    d = out / "tflite"
+    d.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 4096), torch.nn.ReLU(), torch.nn.Linear(4096, 4096), torch.nn.ReLU(),
+                              torch.nn.Linear(4096, 10)).eval()
+    cm = vqexport.compress(net, method="binary", seed=0)  # the cheapest to compress; decodes exactly
+    vqexport.to_tflite(cm, d / "big-load.tflite", model=net, decode="load", input_shape=(1, 64))
+    data = (d / "big-load.tflite").read_bytes()
+    (d / "big-load.expanded").write_bytes(tflite_external.expand(data))
+    return {"model": "tflite/big-load.tflite", "expanded": "tflite/big-load.expanded",
+            "decoded_bytes": 4 * sum(t.numel for t in cm.compressed)}
+
+
 def main() -> int:
     if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
         print(__doc__)
@@ -301,6 +320,7 @@ def main() -> int:
     manifest["corrupt"] = write_corrupt(out)
     manifest["onnx"] = optional("ONNX export (vqexport.to_onnx)", write_onnx, out)
     manifest["tflite"] = optional("TFLite export (vqexport.to_tflite)", write_tflite, out)
+    manifest["tflite_big"] = optional("TFLite export (vqexport.to_tflite)", write_tflite_big, out)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     n_t = sum(len(c["tensors"]) for c in manifest["vqm"])
     print(f"make_test_vectors: {len(manifest['vqm'])} .vqm files ({n_t} tensors), "

@@ -1,5 +1,7 @@
 package dev.vqexport.demo.core;
 
+import java.nio.ByteBuffer;
+
 /** The index bit packing and f16 widening of docs/FORMAT.md. */
 public final class Bits {
     private Bits() {
@@ -40,6 +42,25 @@ public final class Bits {
             out[i] = (w >>> shift) & mask;
         }
         return out;
+    }
+
+    /**
+     * Value {@code i} of a packed section that starts at byte {@code off} of {@code b} and is
+     * {@code len} bytes long, read in place (absolute gets, the buffer is not moved). The caller
+     * has checked that the section holds value i.
+     */
+    public static int get(ByteBuffer b, int off, int len, long i, int bits) {
+        long bit = i * bits;
+        int p = off + (int) (bit >>> 3);
+        int end = off + len;
+        int w = b.get(p) & 0xFF;
+        if (p + 1 < end) {
+            w |= (b.get(p + 1) & 0xFF) << 8;
+        }
+        if (p + 2 < end) {
+            w |= (b.get(p + 2) & 0xFF) << 16;
+        }
+        return (w >>> (int) (bit & 7)) & ((1 << bits) - 1);
     }
 
     /** IEEE binary16 to binary32, exact (every f16 is an f32), including subnormals, inf and NaN. */

@@ -7,31 +7,43 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * A small JSON parser and writer. The app cannot use org.json on the JVM (android.jar only has
- * stubs there), and the core must run on both, so it carries its own.
+ * JSON for the app: reading through {@link JsonParser} (strict, as Python's json.loads, and
+ * without recursion) and a small writer for results.json.
+ *
+ * <p>Why not org.json, which Android ships: measured on 23 inputs (the table is in
+ * JsonTest.agreesWithPythonWhereOrgJsonDoesNot), Maven Central's org.json 20250107 and Android's
+ * own (AOSP, the same as com.vaadin.external.google:android-json) disagree on 14; Maven's throws
+ * NullPointerException on a repeated key or a trailing comma, both accept unquoted strings,
+ * single quotes and comments that Python rejects, and both recurse (100,000 '[' overflow the
+ * stack). A wrapper would need a strict lexer in front of them, which is most of a parser.
  *
  * <p>Parsing gives LinkedHashMap (objects, key order kept), ArrayList (arrays), String, Double
  * (every number), Boolean and null. Writing accepts those plus any Number, int[], float[],
  * double[] and long[].
  */
 public final class Json {
-    private final String s;
-    private int pos;
+    /** Nesting accepted by {@link #parse(String)}: the deepest file the writers make is 4 levels. */
+    public static final int DEFAULT_MAX_DEPTH = VqmLimits.DEFAULT_MAX_JSON_DEPTH;
 
-    private Json(String s) {
-        this.s = s;
+    private Json() {
     }
 
-    /** Parses one JSON value that must fill the whole text. */
+    /** Parses one JSON value that must fill the whole text, nested at most DEFAULT_MAX_DEPTH deep. */
     public static Object parse(String text) {
-        Json p = new Json(text);
-        p.skipWs();
-        Object v = p.value();
-        p.skipWs();
-        if (p.pos != p.s.length()) {
-            throw p.error("trailing characters after the JSON value");
-        }
-        return v;
+        return JsonParser.parse(text, DEFAULT_MAX_DEPTH, false);
+    }
+
+    /** The same with a chosen nesting limit. */
+    public static Object parse(String text, int maxDepth) {
+        return JsonParser.parse(text, maxDepth, false);
+    }
+
+    /**
+     * For model metadata: integer literals (no fraction, no exponent, at most 18 digits) come back
+     * as Long, so that a schema can tell 3 from 3.0 as FORMAT.md and the Python reader do.
+     */
+    public static Object parseWithLongs(String text, int maxDepth) {
+        return JsonParser.parse(text, maxDepth, true);
     }
 
     /** Parses a JSON object; anything else is an error. */
@@ -42,167 +54,6 @@ public final class Json {
             throw new IllegalArgumentException("JSON: expected an object at the top level");
         }
         return (Map<String, Object>) v;
-    }
-
-    private IllegalArgumentException error(String msg) {
-        return new IllegalArgumentException("JSON: " + msg + " at character " + pos);
-    }
-
-    private void skipWs() {
-        while (pos < s.length()) {
-            char c = s.charAt(pos);
-            if (c != ' ' && c != '\n' && c != '\r' && c != '\t') {
-                break;
-            }
-            pos++;
-        }
-    }
-
-    private Object value() {
-        if (pos >= s.length()) {
-            throw error("unexpected end");
-        }
-        char c = s.charAt(pos);
-        switch (c) {
-            case '{':
-                return object();
-            case '[':
-                return array();
-            case '"':
-                return string();
-            case 't':
-                return literal("true", Boolean.TRUE);
-            case 'f':
-                return literal("false", Boolean.FALSE);
-            case 'n':
-                return literal("null", null);
-            default:
-                if (c == '-' || (c >= '0' && c <= '9')) {
-                    return number();
-                }
-                throw error("unexpected character '" + c + "'");
-        }
-    }
-
-    private Object literal(String word, Object v) {
-        if (!s.startsWith(word, pos)) {
-            throw error("bad literal");
-        }
-        pos += word.length();
-        return v;
-    }
-
-    private Map<String, Object> object() {
-        Map<String, Object> m = new LinkedHashMap<String, Object>();
-        pos++;
-        skipWs();
-        if (pos < s.length() && s.charAt(pos) == '}') {
-            pos++;
-            return m;
-        }
-        while (true) {
-            skipWs();
-            if (pos >= s.length() || s.charAt(pos) != '"') {
-                throw error("expected a string key");
-            }
-            String k = string();
-            skipWs();
-            expect(':');
-            skipWs();
-            m.put(k, value());
-            skipWs();
-            if (pos < s.length() && s.charAt(pos) == ',') {
-                pos++;
-                continue;
-            }
-            expect('}');
-            return m;
-        }
-    }
-
-    private List<Object> array() {
-        List<Object> a = new ArrayList<Object>();
-        pos++;
-        skipWs();
-        if (pos < s.length() && s.charAt(pos) == ']') {
-            pos++;
-            return a;
-        }
-        while (true) {
-            skipWs();
-            a.add(value());
-            skipWs();
-            if (pos < s.length() && s.charAt(pos) == ',') {
-                pos++;
-                continue;
-            }
-            expect(']');
-            return a;
-        }
-    }
-
-    private void expect(char c) {
-        if (pos >= s.length() || s.charAt(pos) != c) {
-            throw error("expected '" + c + "'");
-        }
-        pos++;
-    }
-
-    private String string() {
-        StringBuilder b = new StringBuilder();
-        pos++;
-        while (true) {
-            if (pos >= s.length()) {
-                throw error("unterminated string");
-            }
-            char c = s.charAt(pos++);
-            if (c == '"') {
-                return b.toString();
-            }
-            if (c != '\\') {
-                b.append(c);
-                continue;
-            }
-            if (pos >= s.length()) {
-                throw error("unterminated escape");
-            }
-            char e = s.charAt(pos++);
-            switch (e) {
-                case '"': b.append('"'); break;
-                case '\\': b.append('\\'); break;
-                case '/': b.append('/'); break;
-                case 'b': b.append('\b'); break;
-                case 'f': b.append('\f'); break;
-                case 'n': b.append('\n'); break;
-                case 'r': b.append('\r'); break;
-                case 't': b.append('\t'); break;
-                case 'u':
-                    if (pos + 4 > s.length()) {
-                        throw error("short \\u escape");
-                    }
-                    try {
-                        b.append((char) Integer.parseInt(s.substring(pos, pos + 4), 16));
-                    } catch (NumberFormatException ex) {
-                        throw error("bad \\u escape");
-                    }
-                    pos += 4;
-                    break;
-                default:
-                    throw error("bad escape \\" + e);
-            }
-        }
-    }
-
-    private Double number() {
-        int start = pos;
-        while (pos < s.length() && "+-0123456789.eE".indexOf(s.charAt(pos)) >= 0) {
-            pos++;
-        }
-        try {
-            return Double.valueOf(s.substring(start, pos));
-        } catch (NumberFormatException ex) {
-            throw error("bad number");
-        }
     }
 
     // ---------------------------------------------------------------- writing

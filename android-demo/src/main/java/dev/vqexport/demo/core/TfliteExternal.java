@@ -1,9 +1,12 @@
 package dev.vqexport.demo.core;
 
+import java.io.File;
 import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.FloatBuffer;
+import java.nio.MappedByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.charset.Charset;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -17,13 +20,15 @@ import java.util.Set;
  * The loader of decode="load" .tflite files (vqexport/formats/tflite_external.py is the
  * reference). Such a file keeps each compressed weight as a constant whose Buffer points past the
  * end of the file; the compressed tensors travel in the file as a .vqm (metadata entry
- * "vqexport.vqm"). expand() copies the file into a direct buffer that also holds those slots and
- * decodes every weight into its slot, so the interpreter sees constant weights and XNNPACK packs
- * them as it would a dense model's.
+ * "vqexport.vqm"). expand() copies the file into a memory-mapped temporary file that also holds
+ * those slots and decodes every weight into its slot, block by block, so the interpreter sees
+ * constant weights and XNNPACK packs them as it would a dense model's.
  */
 public final class TfliteExternal {
     public static final String EMBED_NAME = "vqexport.vqm";
     static final int AREA_ALIGN = 64;
+    /** Floats decoded at a time: the loader's only heap scratch (with as many doubles for svd). */
+    static final int BLOCK = 1 << 16;
     private static final Charset UTF8 = Charset.forName("UTF-8");
 
     private TfliteExternal() {
@@ -41,63 +46,110 @@ public final class TfliteExternal {
     /**
      * The model with every slot filled, in a direct buffer of native order (what the Interpreter
      * takes), or null when the file is not decode="load" (run it as it is). Every index, offset and
-     * size the file gives is checked before the buffer is allocated.
+     * size the file gives is checked before anything is allocated. The buffer maps a temporary file
+     * in {@code cacheDir} (deleted at once; the mapping lives until the buffer is collected), so the
+     * decoded weights never sit on the Java heap: ART counts direct buffers against it, and a
+     * VGG-16-class model would not fit. Scratch is one block of {@link #BLOCK} floats.
      */
-    public static ByteBuffer expand(ByteBuffer file, String name) throws IOException {
-        byte[] meta;
-        try {
-            meta = TfliteMetadata.find(file, "vqexport");
-        } catch (IllegalArgumentException e) {
-            throw new IOException(name + ": " + e.getMessage());
-        }
-        if (meta == null) {
+    public static ByteBuffer expand(ByteBuffer file, String name, VqmLimits limits, File cacheDir) throws IOException {
+        List<Slot> slots = slots(file, name, limits);
+        if (slots == null) {
             return null;
         }
-        Map<String, Object> info;
-        try {
-            info = Json.parseObject(new String(meta, UTF8));
-        } catch (IllegalArgumentException e) {
-            throw new IOException(name + ": the vqexport metadata is not valid JSON");
-        }
-        if (!"load".equals(info.get("decode"))) {
-            return null;
-        }
-        List<Slot> slots;
-        try {
-            slots = plan(file, name, info);
-        } catch (IllegalArgumentException e) { // TfliteMetadata on a damaged table
-            throw new IOException(name + ": " + e.getMessage());
-        }
-        long end = 0;
+        long total = file.capacity();
         for (Slot s : slots) {
-            end = Math.max(end, s.offset + s.size);
+            total = Math.max(total, s.offset + s.size);
         }
-        ByteBuffer out = ByteBuffer.allocateDirect((int) end).order(ByteOrder.LITTLE_ENDIAN);
+        MappedByteBuffer out = mapTemp(cacheDir, total, name);
         ByteBuffer src = file.duplicate();
         src.clear();
         out.put(src);
+        float[] block = new float[BLOCK];
+        double[] acc = new double[BLOCK];
         for (Slot s : slots) {
-            float[] w = s.tensor.decode();
-            if (s.transposed) {
-                w = transpose(w, s.tensor.shape[0], s.tensor.shape[1]);
+            long numel = s.tensor.numel();
+            for (long at = 0; at < numel; at += BLOCK) {
+                int len = (int) Math.min(BLOCK, numel - at);
+                s.tensor.decodeRange(s.transposed, at, block, 0, len, acc);
+                ByteBuffer dst = out.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+                dst.position((int) (s.offset + 4 * at));
+                dst.asFloatBuffer().put(block, 0, len);
             }
-            FloatBuffer dst = ((ByteBuffer) out.duplicate().order(ByteOrder.LITTLE_ENDIAN).position((int) s.offset))
-                    .asFloatBuffer();
-            dst.put(w);
         }
         out.clear();
         return out.order(ByteOrder.nativeOrder());
     }
 
-    private static List<Slot> plan(ByteBuffer file, String name, Map<String, Object> info) throws IOException {
-        byte[] embedded = TfliteMetadata.find(file, EMBED_NAME);
-        if (embedded == null) {
-            throw new IOException(name + ": decode='load' but the file has no " + EMBED_NAME + " metadata entry");
+    /** A read-write map of a new {@code size}-byte (zero) file in {@code dir}, the file already unlinked. */
+    private static MappedByteBuffer mapTemp(File dir, long size, String name) throws IOException {
+        if (dir == null || !dir.isDirectory()) {
+            throw fail(name, ": the cache folder " + dir + " for the decoded weights does not exist");
         }
-        VqmFile vqm = VqmReader.parse(embedded, name + " (" + EMBED_NAME + ")");
+        File tmp = File.createTempFile("vqx-load-", ".bin", dir);
+        try {
+            RandomAccessFile raf = new RandomAccessFile(tmp, "rw");
+            try {
+                raf.setLength(size);
+                return raf.getChannel().map(FileChannel.MapMode.READ_WRITE, 0, size);
+            } finally {
+                raf.close(); // the mapping stays valid
+            }
+        } finally {
+            if (!tmp.delete()) {
+                tmp.deleteOnExit();
+            }
+        }
+    }
+
+    /** The default caps, decoding into the platform's temporary folder (an app's cache folder on Android). */
+    public static ByteBuffer expand(ByteBuffer file, String name) throws IOException {
+        return expand(file, name, VqmLimits.DEFAULT);
+    }
+
+    /** Caller-chosen caps, decoding into the platform's temporary folder. */
+    public static ByteBuffer expand(ByteBuffer file, String name, VqmLimits limits) throws IOException {
+        return expand(file, name, limits, new File(System.getProperty("java.io.tmpdir")));
+    }
+
+    /** The checked slots of a decode="load" file, or null when the file is not one. */
+    private static List<Slot> slots(ByteBuffer file, String name, VqmLimits limits) throws IOException {
+        ByteBuffer metaBuf = TfliteMetadata.entry(file, "vqexport", name);
+        if (metaBuf == null) {
+            return null;
+        }
+        byte[] meta = new byte[metaBuf.remaining()];
+        if (meta.length > limits.maxMetadataBytes) {
+            throw fail(name, ": the vqexport metadata is " + meta.length + " bytes, over the cap of "
+                    + limits.maxMetadataBytes);
+        }
+        metaBuf.get(meta);
+        Object parsed;
+        try {
+            parsed = Json.parseWithLongs(new String(meta, UTF8), limits.maxJsonDepth);
+        } catch (IllegalArgumentException e) {
+            throw fail(name, ": the vqexport metadata is not valid JSON (" + e.getMessage() + ")");
+        }
+        if (!(parsed instanceof Map)) {
+            throw fail(name, ": the vqexport metadata is " + VqmMetadata.describe(parsed) + ", not a JSON object");
+        }
+        @SuppressWarnings("unchecked")
+        Map<String, Object> info = (Map<String, Object>) parsed;
+        if (!"load".equals(info.get("decode"))) {
+            return null;
+        }
+        return plan(file, name, info, limits);
+    }
+
+    private static List<Slot> plan(ByteBuffer file, String name, Map<String, Object> info, VqmLimits limits)
+            throws IOException {
+        ByteBuffer embedded = TfliteMetadata.entry(file, EMBED_NAME, name);
+        if (embedded == null) {
+            throw fail(name, ": decode='load' but the file has no " + EMBED_NAME + " metadata entry");
+        }
+        VqmFile vqm = VqmReader.parse(embedded, name + " (" + EMBED_NAME + ")", limits);
         Object listed = info.get("slots");
         if (!(listed instanceof List) || ((List<?>) listed).isEmpty()) {
-            throw new IOException(name + ": decode='load' but the metadata lists no slots");
+            throw fail(name, ": decode='load' but the metadata lists no slots");
         }
         long start = align(file.capacity());
         List<Slot> slots = new ArrayList<Slot>();
@@ -106,17 +158,27 @@ public final class TfliteExternal {
         for (Object o : (List<?>) listed) {
             Slot s = slot(file, name, vqm, o);
             if (!pairs.add(s.layer + (s.transposed ? "\u0000WT" : "\u0000W"))) {
-                throw new IOException(name + ": two slots for the same layer and layout (" + s.layer + ")");
+                throw fail(name, ": two slots for the same layer and layout (" + s.layer + ")");
             }
-            budget += align(4 * s.tensor.numel());
+            try { // the .vqm's caps bound each numel; a caller may have raised them past 2^62
+                budget = Math.addExact(budget, align(Math.multiplyExact(4L, s.tensor.numel())));
+            } catch (ArithmeticException e) {
+                throw fail(name, ": the decode area overflows 64 bits");
+            }
             slots.add(s);
+        }
+        if (budget > limits.allowedFor(file.capacity())) {
+            throw fail(name, ": the decode area " + limits.overMessage(budget, file.capacity()));
+        }
+        if (start + budget > Integer.MAX_VALUE) {
+            throw fail(name, ": the file and its decode area take " + (start + budget)
+                    + " bytes, more than the 2 GiB one buffer holds");
         }
         // Each (layer, layout) has one slot, so the area is at most twice the decoded .vqm: a file
         // cannot make the loader allocate more than the weights it describes, whatever its offsets say.
         for (Slot s : slots) {
-            if (s.offset < start || s.offset % AREA_ALIGN != 0 || s.offset + s.size > start + budget
-                    || start + budget > Integer.MAX_VALUE) {
-                throw new IOException(name + ": layer " + s.layer + ": offset " + s.offset
+            if (s.offset < start || s.offset % AREA_ALIGN != 0 || s.size > start + budget - s.offset) {
+                throw fail(name, ": layer " + s.layer + ": offset " + s.offset
                         + " lies outside the decode area [" + start + ", " + (start + budget) + ")");
             }
         }
@@ -131,7 +193,7 @@ public final class TfliteExternal {
             Slot a = sorted.get(i - 1);
             Slot b = sorted.get(i);
             if (b.offset < a.offset + a.size) {
-                throw new IOException(name + ": the slots of " + a.layer + " and " + b.layer + " overlap");
+                throw fail(name, ": the slots of " + a.layer + " and " + b.layer + " overlap");
             }
         }
         return slots;
@@ -139,16 +201,18 @@ public final class TfliteExternal {
 
     private static Slot slot(ByteBuffer file, String name, VqmFile vqm, Object o) throws IOException {
         if (!(o instanceof Map)) {
-            throw new IOException(name + ": malformed slot " + o);
+            throw fail(name, ": malformed slot: " + VqmMetadata.describe(o) + ", not an object");
         }
         Map<?, ?> m = (Map<?, ?>) o;
         Object buffer = m.get("buffer");
         Object layer = m.get("layer");
         Object layout = m.get("layout");
         Object shape = m.get("shape");
-        if (!(buffer instanceof Number) || !(layer instanceof String) || !(shape instanceof List)
-                || !("W".equals(layout) || "WT".equals(layout))) {
-            throw new IOException(name + ": malformed slot " + o);
+        if (!VqmMetadata.isInteger(buffer) || ((Number) buffer).doubleValue() < 0
+                || ((Number) buffer).doubleValue() > Integer.MAX_VALUE || !(layer instanceof String)
+                || !(shape instanceof List) || !("W".equals(layout) || "WT".equals(layout))) {
+            throw fail(name, ": malformed slot: it needs an integer buffer, a layer name, layout W or WT"
+                    + " and a shape");
         }
         Slot s = new Slot();
         s.layer = (String) layer;
@@ -156,39 +220,34 @@ public final class TfliteExternal {
         try {
             s.tensor = vqm.get(s.layer);
         } catch (IllegalArgumentException e) {
-            throw new IOException(name + ": slot names layer " + s.layer + ", which the embedded .vqm lacks");
+            throw fail(name, ": slot names layer " + s.layer + ", which the embedded .vqm lacks");
+        }
+        if (s.tensor.method == 0) {
+            throw fail(name, ": layer " + s.layer + " is stored raw in the embedded .vqm; a slot takes a compressed weight");
         }
         int[] ws = s.tensor.shape;
         List<?> got = (List<?>) shape;
-        boolean fits = ws.length == 2 && got.size() == 2 && got.get(0) instanceof Number && got.get(1) instanceof Number
-                && ((Number) got.get(0)).intValue() == ws[s.transposed ? 1 : 0]
-                && ((Number) got.get(1)).intValue() == ws[s.transposed ? 0 : 1];
+        boolean fits = ws.length == 2 && got.size() == 2 && VqmMetadata.isInteger(got.get(0))
+                && VqmMetadata.isInteger(got.get(1))
+                && ((Number) got.get(0)).doubleValue() == ws[s.transposed ? 1 : 0]
+                && ((Number) got.get(1)).doubleValue() == ws[s.transposed ? 0 : 1];
         if (!fits) {
-            throw new IOException(name + ": layer " + s.layer + ": slot " + layout + " " + got + " does not fit its weight");
+            throw fail(name, ": layer " + s.layer + ": the shape of its " + layout
+                    + " slot does not fit its weight " + java.util.Arrays.toString(ws));
         }
-        long[] b;
-        try {
-            b = TfliteMetadata.bufferInfo(file, ((Number) buffer).intValue());
-        } catch (IllegalArgumentException e) {
-            throw new IOException(name + ": slot for " + s.layer + ": " + e.getMessage());
-        }
+        long[] b = TfliteMetadata.bufferInfo(file, ((Number) buffer).intValue(), name);
         s.offset = b[1];
         s.size = b[2];
         if (b[0] != 0 || s.size != 4 * s.tensor.numel()) {
-            throw new IOException(name + ": layer " + s.layer + ": buffer " + buffer + " holds " + s.size
+            throw fail(name, ": layer " + s.layer + ": buffer " + buffer + " holds " + s.size
                     + " bytes, expected " + 4 * s.tensor.numel());
         }
         return s;
     }
 
-    static float[] transpose(float[] w, int rows, int cols) {
-        float[] t = new float[w.length];
-        for (int r = 0; r < rows; r++) {
-            for (int c = 0; c < cols; c++) {
-                t[c * rows + r] = w[r * cols + c];
-            }
-        }
-        return t;
+    /** A one-line error naming the file (layer names come from the file and may hold line breaks). */
+    private static IOException fail(String name, String message) {
+        return new IOException(VqmException.oneLine(name + message));
     }
 
     private static long align(long n) {

@@ -25,8 +25,32 @@ public final class VqmException extends IOException {
     private final Kind kind;
 
     public VqmException(Kind kind, String file, String message) {
-        super(file + ": " + message);
+        super(oneLine(file + ": " + message));
         this.kind = kind;
+    }
+
+    /** The longest message: tensor names and JSON keys come from the file and can be 64 KiB. */
+    static final int MAX_MESSAGE = 400;
+
+    /**
+     * {@code s} as one printable line of at most MAX_MESSAGE characters: names taken from a file
+     * may hold line breaks or control characters, which would split or garble a one-line error.
+     */
+    public static String oneLine(String s) {
+        StringBuilder b = new StringBuilder(Math.min(s.length(), MAX_MESSAGE + 8));
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c < 0x20 || c == 0x7F || c == 0x85 || c == 0x2028 || c == 0x2029) {
+                b.append(String.format("\\u%04x", (int) c));
+            } else {
+                b.append(c);
+            }
+        }
+        if (b.length() > MAX_MESSAGE) {
+            int half = (MAX_MESSAGE - 5) / 2;
+            return b.substring(0, half) + " ... " + b.substring(b.length() - half);
+        }
+        return b.toString();
     }
 
     public Kind kind() {

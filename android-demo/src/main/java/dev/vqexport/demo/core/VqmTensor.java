@@ -7,7 +7,9 @@ import java.util.Map;
 
 /**
  * One record of a .vqm tensor table, already validated by {@link VqmReader}, plus its decode.
- * Field names follow docs/FORMAT.md.
+ * Field names follow docs/FORMAT.md. The payloads stay in the file's buffer: {@link #decodeRange}
+ * decodes any run of elements into a caller's scratch array, so a loader can fill a mapped file
+ * block by block without ever holding a whole layer on the Java heap.
  */
 public final class VqmTensor {
     public static final String[] METHODS = {"raw", "binary", "kmeans", "pq", "rq", "svd"};
@@ -15,6 +17,8 @@ public final class VqmTensor {
     public static final String[] DTYPES = {"float32", "float16", "int64", "int32", "uint8", "packed", "float64", "bool"};
     /** Bytes per element of each dtype code; 0 for packed. */
     public static final int[] ITEMSIZE = {4, 2, 8, 4, 1, 0, 8, 1};
+    /** The longest Java array: decode() cannot return more elements than this. */
+    static final int MAX_ARRAY = Integer.MAX_VALUE - 8;
 
     /** One payload section of a tensor. */
     public static final class Section {
@@ -54,11 +58,11 @@ public final class VqmTensor {
     public final int bits;
     /** Sections by role name, in file order. */
     public final Map<String, Section> sections;
-    private final byte[] file;
+    private final ByteBuffer file;
 
-    VqmTensor(byte[] file, String name, int method, int[] shape, int k, int d, boolean rows, int stages,
+    VqmTensor(ByteBuffer file, String name, int method, int[] shape, int k, int d, boolean rows, int stages,
               int rank, int bits, LinkedHashMap<String, Section> sections) {
-        this.file = file;
+        this.file = file.duplicate().order(ByteOrder.LITTLE_ENDIAN);
         this.name = name;
         this.method = method;
         this.shape = shape;
@@ -75,6 +79,7 @@ public final class VqmTensor {
         return METHODS[method];
     }
 
+    /** The element count; the reader checked that the product fits in 64 bits. */
     public long numel() {
         long n = 1;
         for (int s : shape) {
@@ -83,25 +88,36 @@ public final class VqmTensor {
         return n;
     }
 
+    /** Unpacked value {@code i} of the "indices" section. */
+    int index(long i) {
+        Section s = sections.get("indices");
+        return Bits.get(file, (int) s.offset, (int) s.length, i, bits);
+    }
+
+    /** Element {@code i} of a float32 or float16 section, widened to float32. */
+    float at(Section s, long i) {
+        return s.dtype == 0 ? file.getFloat((int) (s.offset + 4 * i)) : Bits.halfToFloat(file.getShort((int) (s.offset + 2 * i)) & 0xFFFF);
+    }
+
     /** The unpacked indices of the "indices" section. */
     public int[] indices() {
         Section s = sections.get("indices");
-        return Bits.unpack(file, (int) s.offset, (int) s.count, bits);
+        int[] out = new int[checkedLength(s.count)];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = index(i);
+        }
+        return out;
     }
 
     /** A float32 or float16 section widened to float32. */
     public float[] floats(String role) {
         Section s = sections.get(role);
-        float[] out = new float[(int) s.count];
-        ByteBuffer b = ByteBuffer.wrap(file, (int) s.offset, (int) s.length).order(ByteOrder.LITTLE_ENDIAN);
-        if (s.dtype == 0) {
-            b.asFloatBuffer().get(out);
-        } else if (s.dtype == 1) {
-            for (int i = 0; i < out.length; i++) {
-                out[i] = Bits.halfToFloat(b.getShort() & 0xFFFF);
-            }
-        } else {
+        if (s.dtype != 0 && s.dtype != 1) {
             throw new IllegalStateException(name + "/" + role + ": not a float section");
+        }
+        float[] out = new float[checkedLength(s.count)];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = at(s, i);
         }
         return out;
     }
@@ -109,8 +125,11 @@ public final class VqmTensor {
     /** The raw payload of a raw tensor: its bytes as stored (little-endian, its own dtype). */
     public byte[] rawBytes() {
         Section s = sections.get("raw");
-        byte[] out = new byte[(int) s.length];
-        System.arraycopy(file, (int) s.offset, out, 0, out.length);
+        byte[] out = new byte[checkedLength(s.length)];
+        ByteBuffer d = file.duplicate();
+        d.clear();
+        d.position((int) s.offset);
+        d.get(out);
         return out;
     }
 
@@ -132,97 +151,52 @@ public final class VqmTensor {
 
     /**
      * The decoded m x n weight of a compressed tensor, row-major, following FORMAT.md "Decoding".
-     * For a raw float32/float16 tensor, its values as float32.
+     * For a raw float32/float16 tensor, its values as float32. One array of the whole tensor: a
+     * loader that must stay off the heap uses {@link #decodeRange} instead.
      */
     public float[] decode() {
-        switch (method) {
-            case 0:
-                return floats("raw");
-            case 1: // binary
-            case 2: { // kmeans: W.flat[i] = cb[I[i]]
-                float[] cb = floats("codebook");
-                int[] idx = indices();
-                float[] w = new float[idx.length];
-                for (int i = 0; i < idx.length; i++) {
-                    w[i] = cb[idx[i]];
-                }
-                return w;
-            }
-            case 3:
-                return decodePq();
-            case 4:
-                return decodeRq();
-            case 5:
-                return decodeSvd();
-            default:
-                throw new IllegalStateException("unknown method " + method);
-        }
-    }
-
-    private float[] decodePq() {
-        int m = shape[0];
-        int n = shape[1];
-        float[] cb = floats("codebook"); // [s, k, d]
-        int[] idx = indices(); // [s, vectors]
-        int vectors = rows ? n : m;
-        int s = (rows ? m : n) / d;
-        float[] w = new float[m * n];
-        for (int j = 0; j < s; j++) {
-            for (int v = 0; v < vectors; v++) {
-                int base = (j * k + idx[j * vectors + v]) * d;
-                for (int c = 0; c < d; c++) {
-                    if (rows) {
-                        w[(j * d + c) * n + v] = cb[base + c]; // W[j*d+c, col] = cb[j, I[j,col], c]
-                    } else {
-                        w[v * n + j * d + c] = cb[base + c]; // W[r, j*d+c] = cb[j, I[j,r], c]
-                    }
-                }
-            }
-        }
+        float[] w = new float[checkedLength(numel())];
+        decodeRange(false, 0, w, 0, w.length, new double[method == 5 ? Math.min(w.length, 1 << 16) : 0]);
         return w;
     }
 
-    private float[] decodeRq() {
-        int m = shape[0];
-        int n = shape[1];
-        float[] cb = floats("codebook"); // [t, k, n]
-        int[] idx = indices(); // [t, m]
-        float[] w = new float[m * n];
-        // Summed in float32, stage 0 first, starting from +0.0 as the Python reference does.
-        for (int t = 0; t < stages; t++) {
-            for (int r = 0; r < m; r++) {
-                int base = (t * k + idx[t * m + r]) * n;
-                for (int c = 0; c < n; c++) {
-                    w[r * n + c] += cb[base + c];
-                }
-            }
+    private int checkedLength(long n) {
+        if (n > MAX_ARRAY) {
+            throw new IllegalStateException(name + ": " + n + " elements do not fit in one Java array; use decodeRange");
         }
-        return w;
+        return (int) n;
     }
 
-    private float[] decodeSvd() {
-        int m = shape[0];
-        int n = shape[1];
-        float[] a = floats("factor_a"); // [m, r]
-        float[] b = floats("factor_b"); // [r, n]
-        float[] w = new float[m * n];
-        // Accumulated in double and rounded once: the closest we can get to an exact product.
-        // BLAS (the Python reference) sums in float32 in its own order, so the two agree to a
-        // few ulps, not bit for bit.
-        double[] row = new double[n];
-        for (int i = 0; i < m; i++) {
-            java.util.Arrays.fill(row, 0.0);
-            for (int p = 0; p < rank; p++) {
-                double av = a[i * rank + p];
-                int off = p * n;
-                for (int j = 0; j < n; j++) {
-                    row[j] += av * b[off + j];
-                }
+    /**
+     * Decodes {@code len} elements of the decoded matrix, from flat row-major position {@code start},
+     * into {@code out[off..off+len)}. With {@code transposed} the matrix is W's transpose (n x m),
+     * as a "WT" slot holds it. {@code acc} is scratch for svd (at least min(len, row length) doubles);
+     * the values are those of {@link #decode()} bit for bit.
+     */
+    public void decodeRange(boolean transposed, long start, float[] out, int off, int len, double[] acc) {
+        if (method == 0) {
+            if (transposed) {
+                throw new IllegalStateException(name + ": a raw tensor has no transposed decode");
             }
-            for (int j = 0; j < n; j++) {
-                w[i * n + j] = (float) row[j];
+            Section s = sections.get("raw");
+            if (s.dtype != 0 && s.dtype != 1) {
+                throw new IllegalStateException(name + "/raw: not a float section");
             }
+            for (int j = 0; j < len; j++) {
+                out[off + j] = at(s, start + j);
+            }
+            return;
         }
-        return w;
+        long cols = transposed ? shape[0] : shape[1];
+        long row = start / cols;
+        long col = start % cols;
+        int done = 0;
+        while (done < len) {
+            int piece = (int) Math.min(len - done, cols - col);
+            VqmDecode.piece(this, transposed, row, col, piece, out, off + done, acc);
+            done += piece;
+            row++;
+            col = 0;
+        }
     }
 }

@@ -13,6 +13,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** The decode="load" loader against Python's expansion of the same file (make_test_vectors.py). */
 class TfliteExternalTest {
@@ -83,9 +84,36 @@ class TfliteExternalTest {
     }
 
     @Test
-    void transposeIsHandCheckable() {
-        // [[1, 2, 3], [4, 5, 6]] -> [[1, 4], [2, 5], [3, 6]]
-        assertArrayEquals(new float[] {1, 4, 2, 5, 3, 6}, TfliteExternal.transpose(new float[] {1, 2, 3, 4, 5, 6}, 2, 3));
+    void decodesTheTransposeBlockByBlock() throws Exception {
+        // W (2 x 3) of VqmReaderTest.kmeans2x3 is [[-1, 0.5, 2], [2, 0.5, -1]]; a WT slot holds
+        // [[-1, 2], [0.5, 0.5], [2, -1]]. Any start and length give the same values.
+        TinyVqm v = new TinyVqm();
+        v.recs.add(VqmReaderTest.kmeans2x3());
+        VqmTensor t = VqmReader.parse(v.build(), "t.vqm").get("fc.weight");
+        float[] wt = new float[6];
+        t.decodeRange(true, 0, wt, 0, 6, new double[1]);
+        assertArrayEquals(new float[] {-1f, 2f, 0.5f, 0.5f, 2f, -1f}, wt);
+        float[] part = new float[3];
+        t.decodeRange(true, 2, part, 0, 3, new double[1]);
+        assertArrayEquals(new float[] {0.5f, 0.5f, 2f}, part);
+        t.decodeRange(false, 1, part, 0, 3, new double[1]);
+        assertArrayEquals(new float[] {0.5f, 2f, 2f}, part);
+    }
+
+    @Test
+    void decodesIntoAMappedFileInTheCacheFolder(@TempDir java.io.File cache) throws Exception {
+        Map<String, Object> part = Vectors.part("tflite");
+        byte[] file = Vectors.read((String) part.get("load_model"));
+        byte[] want = Vectors.read((String) part.get("load_expanded"));
+        ByteBuffer got = TfliteExternal.expand(ByteBuffer.wrap(file), "load.tflite", VqmLimits.DEFAULT, cache);
+        assertTrue(got instanceof java.nio.MappedByteBuffer, "a mapped file, not heap or direct memory");
+        byte[] bytes = new byte[got.capacity()];
+        got.duplicate().get(bytes);
+        assertArrayEquals(want, bytes);
+        assertEquals(0, cache.list().length, "the temporary file is unlinked once mapped");
+        IOException e = assertThrows(IOException.class, () -> TfliteExternal.expand(ByteBuffer.wrap(file), "load.tflite",
+                VqmLimits.DEFAULT, new java.io.File(cache, "missing")));
+        assertTrue(e.getMessage().contains("cache folder"), e.getMessage());
     }
 
     private static int indexOf(byte[] hay, byte[] needle) {

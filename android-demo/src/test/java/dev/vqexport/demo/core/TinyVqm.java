@@ -16,6 +16,8 @@ final class TinyVqm {
         int[] dims;
         byte[] payload;
         Long forcedOffset; // to build broken files
+        int reserved; // FORMAT.md: must be 0
+        int unusedDim; // written into the dims past ndim; FORMAT.md: must be 0
 
         Sec(int role, int dtype, int[] dims, byte[] payload) {
             this.role = role;
@@ -93,7 +95,7 @@ final class TinyVqm {
                 out.write(s.payload, 0, s.payload.length);
             }
         }
-        ByteBuffer t = ByteBuffer.allocate(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer t = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
         int si = 0;
         for (Rec r : recs) {
             byte[] name = r.name.getBytes(StandardCharsets.UTF_8);
@@ -104,9 +106,9 @@ final class TinyVqm {
             t.putInt(r.k).putInt(r.d).put((byte) r.rows).put((byte) r.stages).putInt(r.rank).put((byte) r.bits)
                     .put((byte) r.secs.size());
             for (Sec s : r.secs) {
-                t.put((byte) s.role).put((byte) s.dtype).put((byte) s.dims.length).put((byte) 0);
+                t.put((byte) s.role).put((byte) s.dtype).put((byte) s.dims.length).put((byte) s.reserved);
                 for (int i = 0; i < 4; i++) {
-                    t.putInt(i < s.dims.length ? s.dims[i] : 0);
+                    t.putInt(i < s.dims.length ? s.dims[i] : s.unusedDim);
                 }
                 t.putLong(placed.get(si++)[0]).putLong(s.payload.length).putInt((int) crc(s.payload, 0, s.payload.length));
             }
