@@ -6,6 +6,7 @@ import dev.vqexport.demo.core.ModelRunner;
 import dev.vqexport.demo.core.TfliteExternal;
 import dev.vqexport.demo.core.TfliteLog;
 import dev.vqexport.demo.core.TfliteMetadata;
+import dev.vqexport.demo.core.VqmLimits;
 import java.io.File;
 import java.io.FileInputStream;
 import java.io.IOException;
@@ -35,8 +36,9 @@ final class TfliteRunner implements ModelRunner {
         MappedByteBuffer mapped = map(file);
         InputSpec fromMeta = InputSpec.fromTflite(mapped);
         // A decode="load" file: its weights are decoded here, into the buffer the interpreter gets,
-        // so XNNPACK sees constants. Any other file is memory-mapped as it is.
-        ByteBuffer expanded = TfliteExternal.expand(mapped, file.getName());
+        // so XNNPACK sees constants. Any other file is memory-mapped as it is. The decoded weights go
+        // into a mapped temporary file beside the model (the app's cache), not the Java heap.
+        ByteBuffer expanded = TfliteExternal.expand(mapped, file.getName(), VqmLimits.DEFAULT, file.getParentFile());
         ByteBuffer model = expanded != null ? expanded : mapped;
         spec = fromMeta != null ? fromMeta : InputSpec.defaults("tflite", file.getName());
         Interpreter.Options opts = new Interpreter.Options();
