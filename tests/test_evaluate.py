@@ -250,3 +250,31 @@ def test_training_is_reproducible_and_leaves_the_global_rng_alone():
     b, _ = train_reference("digits", cfg)
     for name, value in a.state_dict().items():
         assert torch.equal(value, b.state_dict()[name]), name
+
+
+def test_sweep_scale(tmp_path):
+    # Issue 14, item 7: sweep feeds the data as given too, and divides it only with --scale.
+    import torch
+
+    from conftest import TINY_CNN_INPUT, tiny_cnn
+    from vqexport.evaluate.sweep import run_sweep
+    from vqexport.zoo.cnn import save_torchscript
+
+    net = tiny_cnn()
+    save_torchscript(net, tmp_path / "m.pt", {"input": TINY_CNN_INPUT})
+    x = np.random.default_rng(0).integers(0, 256, (100, 1, 12, 12)).astype(np.float32)
+    with torch.no_grad():
+        y = net(torch.from_numpy((x / np.float32(255) - 0.5) / 0.25)).argmax(1).numpy()
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    point = [{"method": "kmeans", "k": 256}]
+    s = run_sweep(tmp_path / "m.pt", str(tmp_path / "d.npz"), tmp_path / "a", points=point, svd_targets=[2],
+                  quiet=True, scale=255)
+    assert s["baseline"]["top1"] == 1.0
+    s = run_sweep(tmp_path / "m.pt", str(tmp_path / "d.npz"), tmp_path / "b", points=point, svd_targets=[2],
+                  quiet=True)
+    with torch.no_grad():
+        as_given = net(torch.from_numpy((x - 0.5) / 0.25)).argmax(1).numpy()
+    assert s["baseline"]["top1"] == float(np.mean(as_given == y)) < 0.9  # 0-255 fed to a model made for 0-1
+    with pytest.raises(vqexport.errors.ConfigError, match="already in"):
+        run_sweep(tmp_path / "m.pt", "digits", tmp_path / "c", points=point, quiet=True, scale=255)
+    assert not (tmp_path / "c").exists()  # refused before any output
