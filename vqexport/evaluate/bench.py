@@ -2,9 +2,10 @@
 TFLite's benchmark_model do: session creation, first run, warm-up, then N timed runs.
 
 The same code times .onnx, .tflite and TorchScript .pt (through evaluate.runtimes), batch 1,
-on one fixed seeded N(0, 1) input of the model's shape (any rank; --input-shape, channels first,
-for a file that does not say or to override it), put in the file's own layout before the clock. run_bench measures in a fresh subprocess so that the peak RSS
-is the model's and its runtime's, not the caller's:
+on one fixed seeded N(0, 1) input of the model's shape (any rank; --input-shape, channels
+first, for a file that does not say or to override it), put in the file's own layout before
+the clock. run_bench measures in a fresh subprocess so that the peak RSS is the model's and
+its runtime's, not the caller's:
 
     python -m vqexport.evaluate.bench model.onnx --runs 100 --json
 """
@@ -26,6 +27,7 @@ from ..layouts import NAMES, parse_shape
 from . import EvalNote
 
 _RUNTIME_MODULE = {".onnx": "onnxruntime", ".tflite": "ai_edge_litert.interpreter"}
+NOTE = "vqexport: note: "  # how the child prints a note, for run_bench to pass on
 
 
 def run_bench(path, runs: int = 100, warmup: int = 10, threads: int | None = None,
@@ -120,9 +122,7 @@ def format_bench(result: dict) -> str:
     r = result
     rows = [
         ("file", f"{r['file']} ({r['bytes'] / 2**20:.2f} MiB, {r['format']})"),
-        ("runtime", f"{r['runtime']}, threads {r['threads']}, input {'x'.join(map(str, r['input_shape']))}"
-                    + (f" (fed as {r['input_layout']} {'x'.join(map(str, r['native_input_shape']))})"
-                       if r.get("input_layout") and r.get("native_input_shape") != r["input_shape"] else "")),
+        ("runtime", f"{r['runtime']}, threads {r['threads']}, input {'x'.join(map(str, r['input_shape']))}"),
         ("session creation", f"{r['init_ms']:.1f} ms"),
         ("first run", f"{r['first_run_ms']:.2f} ms"),
         (f"{r['runs']} runs (after {r['warmup']} warm-up)",
@@ -133,9 +133,6 @@ def format_bench(result: dict) -> str:
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
-
-
-NOTE = "vqexport: note: "
 
 
 def _note(message, category, filename, lineno, file=None, line=None):
