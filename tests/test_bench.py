@@ -197,3 +197,16 @@ def test_bench_input_shape_for_a_file_that_does_not_say(tmp_path):
     for bad in ("1,63", "0,64", "x", "1,-1"):  # a wrong shape, or one the model cannot take: one line
         code, out, err = cli("bench", pt, "--input-shape", bad, "--runs", "1")
         assert code == 2 and not out and err.count("\n") == 1 and err.startswith("vqexport: error: "), (bad, err)
+
+
+def test_eval_announces_the_guess_on_stderr(tflite_nhwc, tmp_path):
+    from test_formats_agree import cli
+
+    path, _ = tflite_nhwc
+    np.savez(tmp_path / "d.npz", x=_x(4), y=np.arange(4))
+    code, out, err = cli("eval", path, "--data", tmp_path / "d.npz")
+    assert code == 0 and err == (f"vqexport: note: {path} records no input layout; taking its input [1, 8, 8, 3] "
+                                 "as NHWC (channels last, as TFLite does); pass --layout NCHW if it is not\n")
+    for extra in (["--layout", "NHWC"], ["--quiet"]):
+        code, out, err = cli("eval", path, "--data", tmp_path / "d.npz", *extra)
+        assert code == 0 and err == "", (extra, err)
