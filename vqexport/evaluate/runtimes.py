@@ -9,6 +9,7 @@ that is not finite is ever fed to a model.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -107,8 +108,8 @@ class Runtime:
         raise NotImplementedError
 
     def _cannot_run(self, x, e: BaseException) -> DataError:
-        return DataError(f"{self.name}: cannot run on inputs of shape {list(x.shape)} ({self.layout or 'as given'}): "
-                         f"{_reason(e)}")
+        layout = f"{self.layout} " if self.layout else ""
+        return DataError(f"{self.name}: cannot run on {layout}inputs of shape {list(x.shape)}: {_reason(e)}")
 
     def version(self) -> str:
         return self.kind
@@ -372,12 +373,18 @@ def _checked_spec(spec, name) -> dict | None:
 
 
 def _reason(e: BaseException) -> str:
-    """One line from a runtime's exception; TorchScript puts the cause on the last line."""
+    """One line from a runtime's exception: TorchScript puts the cause on its last line, ONNX Runtime
+    spreads a short one over several."""
     lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
     if not lines:
         return type(e).__name__
-    line = lines[-1] if lines[0].startswith("The following operation failed") else lines[0]
-    return line[:300]
+    if lines[0].startswith("The following operation failed"):
+        line = lines[-1]
+    elif lines[0].startswith("[ONNXRuntimeError]"):
+        line = " ".join(lines)
+    else:
+        line = lines[0]
+    return re.sub(r"^\w+(Error|Exception): ", "", line)[:300]
 
 
 def tflite_metadata(path, name: str) -> bytes | None:
