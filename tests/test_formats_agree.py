@@ -125,10 +125,9 @@ def test_every_format_agrees_on_npz(exported):
         assert r["input_shape"] == shape
 
 
+@pytest.mark.parametrize("exported", ["conv2d"], indirect=True)  # an image folder is for image models
 def test_every_format_agrees_on_an_image_folder(exported):
     name, shape, d, files, decoded = exported
-    if len(shape) != 4:
-        pytest.skip("an image folder is for image models")
     pixels = np.random.default_rng(2).integers(0, 256, (N, *shape[2:]), dtype=np.uint8)
     x = pixels.astype(np.float32)[:, None] / np.float32(255)
     keep, y = labelled(decoded, x)
