@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
 import torch
 
 import vqexport
-from vqexport.errors import VqexportError
-from vqexport.evaluate import bench
+from vqexport.errors import ConfigError, DataError, VqexportError
+from vqexport.evaluate import EvalNote, bench
 from vqexport.evaluate.runtimes import LiteRtRuntime, OrtRuntime, TorchRuntime, open_runtime, tflite_metadata
 from vqexport.formats.onnx_export import export_dense_onnx, export_onnx
 
@@ -106,8 +107,9 @@ def _with_metadata(src, dst, payload: bytes):
 
 def test_litert_nhwc_from_nchw(tflite_nhwc, tmp_path):
     path, reference = tflite_nhwc
-    rt = open_runtime(path, threads=1)
-    assert isinstance(rt, LiteRtRuntime) and rt.nhwc  # inferred: last dim 3 = channels
+    with pytest.warns(EvalNote, match=r"records no input layout; taking its input \[1, 8, 8, 3\] as NHWC"):
+        rt = open_runtime(path, threads=1)
+    assert isinstance(rt, LiteRtRuntime) and rt.channels_last and rt.layout_from == "guess"  # last dim 3 = channels
     assert rt.input_shape == [1, 3, 8, 8]
     x = _x(4)
     want = reference(x)
@@ -121,7 +123,7 @@ def test_litert_nhwc_from_nchw(tflite_nhwc, tmp_path):
     assert json.loads(tflite_metadata(tagged, "vqexport")) == meta
     assert tflite_metadata(path, "vqexport") is None
     rt = open_runtime(tagged)
-    assert rt.nhwc and rt.labels == ["a"] * 10 and rt.input_spec["std"] == SPEC["std"]
+    assert rt.channels_last and rt.labels == ["a"] * 10 and rt.input_spec["std"] == SPEC["std"]
     assert np.allclose(rt.run(x), want, atol=1e-4)
     r = bench.run_bench(tagged, runs=5, warmup=1, threads=1)
     assert r["format"] == "tflite" and r["input_shape"] == [1, 3, 8, 8] and r["output_shape"] == [1, 10]
@@ -158,3 +160,53 @@ def test_bench_main_json(onnx_files, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["runs"] == 3
     assert bench.main([str(vq) + ".nope", "--runs", "1"]) == 2
+
+
+def test_layout_flag_overrides_the_guess(tflite_nhwc):
+    # Issue 14, item 6: the guess is announced, and --layout decides instead of it.
+    path, reference = tflite_nhwc
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no note: the user said it
+        rt = open_runtime(path, layout="NHWC")
+    assert rt.channels_last and rt.layout_from == "flag" and rt.input_shape == [1, 3, 8, 8]
+    x = _x(2)
+    assert np.allclose(rt.run(x), reference(x), atol=1e-4)
+    rt = open_runtime(path, layout="NCHW")  # wrong for this file, but the user's word: fed untransposed
+    assert not rt.channels_last and rt.input_shape == [1, 8, 8, 3]
+    with pytest.raises(DataError, match=r"takes a batch NCHW \[1, 8, 8, 3\]"):
+        rt.run(np.zeros((3, 8, 8), np.float32))
+    with pytest.raises(ConfigError, match="use NCHW or NHWC"):
+        open_runtime(path, layout="NWC")
+    with pytest.warns(EvalNote, match="records no input layout"):  # passed on from bench's own process
+        r = bench.run_bench(path, runs=2, warmup=0)
+    assert r["input_shape"] == [1, 3, 8, 8] and r["native_input_shape"] == [1, 8, 8, 3] and r["input_layout"] == "NHWC"
+
+
+def test_bench_input_shape_for_a_file_that_does_not_say(tmp_path):
+    # Issue 14, item 13: bench --input-shape, for any rank; here an MLP saved without a shape.
+    from test_formats_agree import cli
+
+    pt = tmp_path / "mlp.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Sequential(torch.nn.Linear(64, 10)).eval()), str(pt))
+    code, out, err = cli("bench", pt, "--input-shape", "1,64", "--runs", "2", "--warmup", "0", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["input_shape"] == [1, 64] and r["output_shape"] == [1, 10] and r["input_layout"] == "NC"
+    code, out, err = cli("bench", pt, "--runs", "1")
+    assert code == 2 and err.count("\n") == 1 and "pass --input-shape" in err
+    for bad in ("1,63", "0,64", "x", "1,-1"):  # a wrong shape, or one the model cannot take: one line
+        code, out, err = cli("bench", pt, "--input-shape", bad, "--runs", "1")
+        assert code == 2 and not out and err.count("\n") == 1 and err.startswith("vqexport: error: "), (bad, err)
+
+
+def test_eval_announces_the_guess_on_stderr(tflite_nhwc, tmp_path):
+    from test_formats_agree import cli
+
+    path, _ = tflite_nhwc
+    np.savez(tmp_path / "d.npz", x=_x(4), y=np.arange(4))
+    code, out, err = cli("eval", path, "--data", tmp_path / "d.npz")
+    assert code == 0 and err == (f"vqexport: note: {path} records no input layout; taking its input [1, 8, 8, 3] "
+                                 "as NHWC (channels last, as TFLite does); pass --layout NCHW if it is not\n")
+    for extra in (["--layout", "NHWC"], ["--quiet"]):
+        code, out, err = cli("eval", path, "--data", tmp_path / "d.npz", *extra)
+        assert code == 0 and err == "", (extra, err)

@@ -126,9 +126,9 @@ class Budget:
 def _images(data: str, spec: dict | None, n_cal: int, n_val: int, seed: int):
     """Calibration and held-out images: a built-in set's training split (never its test
     split, which the user reports on), or the user's own files."""
-    from .evaluate.datasets import BUILTIN, load_dataset, prepare
+    from .evaluate.datasets import BUILT_IN, load_dataset, prepare
 
-    x, y = BUILTIN[data]("train") if data in BUILTIN else load_dataset(data, spec)
+    x, y = BUILT_IN[data]("train") if data in BUILT_IN else load_dataset(data, (spec or {}).get("shape"))
     order = np.random.default_rng(seed).permutation(len(x))
     cal = order[:n_cal]
     val = order[n_cal:n_cal + n_val] if len(order) > n_cal else order[:n_val]

@@ -48,6 +48,19 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--input-shape", help="e.g. 1,3,224,224 when the model does not say")
 
 
+def _scale_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", type=float, metavar="S",
+                   help="divide your data (FOLDER, FILE.npz) by S, e.g. 255 for 0-255 pixels; default: fed as given")
+
+
+def _layout_flag(p: argparse.ArgumentParser) -> None:
+    from .layouts import NAMES
+
+    p.add_argument("--layout", choices=NAMES, metavar="LAYOUT",
+                   help="the file's input layout (NCHW, NHWC, NCW, NWC, NC, ...) when it records none, or to "
+                        "override it; data is always given channels first")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vqexport", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -91,12 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--threads", type=int)
+    p.add_argument("--input-shape", help="channels first, e.g. 1,3,224,224 or 1,64: for a file that does not say, "
+                                          "or to override it")
+    _layout_flag(p)
     p.add_argument("--json", action="store_true")
 
     p = add("eval", "top-1/top-5 accuracy and sizes of a .pt, .vqm, .onnx or .tflite")
     p.add_argument("model")
     p.add_argument("--data", default="mnist5k", help="mnist5k | digits | FOLDER | FILE.npz")
     p.add_argument("--model", dest="source", help="for a .vqm without an importable arch: its source model")
+    _scale_flag(p)
+    _layout_flag(p)
     _model_flags(p)
     p.add_argument("--json", action="store_true")
 
@@ -106,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="folder for results.json, results.md and plots")
     p.add_argument("--quick", action="store_true", help="three points only")
     p.add_argument("--formats", default="vqm", help="comma list of vqm,onnx,tflite for the size plot")
+    _scale_flag(p)
     _model_flags(p)
     p.add_argument("--json", action="store_true")
     return parser

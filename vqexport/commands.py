@@ -45,8 +45,17 @@ def _load(args, path=None):
             shape = [int(v) for v in args.input_shape.split(",")]
         except ValueError:
             raise ConfigError(f"--input-shape {args.input_shape!r}: expected numbers like 1,3,224,224") from None
-        model.input = {**(model.input or {"layout": "NCHW"}), "shape": shape}
+        model.input = {**(model.input or {}), "shape": shape,
+                       "layout": _channels_first_layout(model.input, len(shape))}
     return model
+
+
+def _channels_first_layout(spec, rank: int) -> str:
+    """The layout that --input-shape (PyTorch order) implies, unless the model records one of that rank."""
+    from .layouts import channels_first, is_channels_last
+
+    layout = (spec or {}).get("layout")
+    return layout if is_channels_last(layout, rank) is not None else channels_first(rank)
 
 
 def _compress(args, model):
@@ -139,12 +148,19 @@ def cmd_to_tflite(args) -> int:
                                                                                  quiet=args.quiet))
 
 
+def _shape_flag(args):
+    from .layouts import parse_shape
+
+    return parse_shape(args.input_shape) if args.input_shape else None
+
+
 def cmd_bench(args) -> int:
     from .evaluate.bench import format_bench, run_bench
 
     if not Path(args.file).is_file():
         raise VqexportError(f"{args.file}: no such file")
-    result = run_bench(args.file, runs=args.runs, warmup=args.warmup, threads=args.threads)
+    result = run_bench(args.file, runs=args.runs, warmup=args.warmup, threads=args.threads,
+                       input_shape=_shape_flag(args), layout=args.layout)
     emit(args, result, format_bench(result))
     return 0
 
@@ -153,7 +169,8 @@ def cmd_eval(args) -> int:
     from .evaluate.accuracy import evaluate_file, format_eval
 
     result = evaluate_file(args.model, args.data, source=args.source, arch=args.arch,
-                           trust_pickle=args.trust_pickle)
+                           trust_pickle=args.trust_pickle, scale=args.scale, layout=args.layout,
+                           input_shape=_shape_flag(args))
     emit(args, result, format_eval(result))
     return 0
 
@@ -162,6 +179,6 @@ def cmd_sweep(args) -> int:
     from .evaluate.sweep import format_sweep, run_sweep
 
     result = run_sweep(args.model, args.data, args.output, quick=args.quick, formats=args.formats.split(","),
-                       arch=args.arch, trust_pickle=args.trust_pickle, quiet=args.quiet)
+                       arch=args.arch, trust_pickle=args.trust_pickle, quiet=args.quiet, scale=args.scale)
     emit(args, result, format_sweep(result))
     return 0

@@ -2,8 +2,10 @@
 TFLite's benchmark_model do: session creation, first run, warm-up, then N timed runs.
 
 The same code times .onnx, .tflite and TorchScript .pt (through evaluate.runtimes), batch 1,
-on one fixed seeded input. run_bench measures in a fresh subprocess so that the peak RSS
-is the model's and its runtime's, not the caller's:
+on one fixed seeded N(0, 1) input of the model's shape (any rank; --input-shape, channels
+first, for a file that does not say or to override it), put in the file's own layout before
+the clock. run_bench measures in a fresh subprocess so that the peak RSS is the model's and
+its runtime's, not the caller's:
 
     python -m vqexport.evaluate.bench model.onnx --runs 100 --json
 """
@@ -15,17 +17,21 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import VqexportError
+from ..layouts import NAMES, parse_shape
+from . import EvalNote
 
 _RUNTIME_MODULE = {".onnx": "onnxruntime", ".tflite": "ai_edge_litert.interpreter"}
+NOTE = "vqexport: note: "  # how the child prints a note, for run_bench to pass on
 
 
 def run_bench(path, runs: int = 100, warmup: int = 10, threads: int | None = None,
-              input_shape=None, timeout: float | None = 3600) -> dict:
+              input_shape=None, timeout: float | None = 3600, layout: str | None = None) -> dict:
     """Benchmark `path` in a fresh Python process and return its measurements (see measure)."""
     if runs < 1 or warmup < 0:
         raise VqexportError("--runs must be at least 1 and --warmup at least 0")
@@ -35,6 +41,8 @@ def run_bench(path, runs: int = 100, warmup: int = 10, threads: int | None = Non
         cmd += ["--threads", str(threads)]
     if input_shape:
         cmd += ["--input-shape", ",".join(str(int(d)) for d in input_shape)]
+    if layout:
+        cmd += ["--layout", layout]
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -48,10 +56,14 @@ def run_bench(path, runs: int = 100, warmup: int = 10, threads: int | None = Non
         if last.startswith("error: "):  # the child's own one-line user error, which names the file
             raise VqexportError(last[len("error: "):])
         raise VqexportError(f"{path}: the benchmark failed: {last}")
+    for line in p.stderr.splitlines():  # the child's notes (a guessed layout), passed on as ours
+        if line.startswith(NOTE):
+            warnings.warn(line[len(NOTE):], EvalNote, stacklevel=2)
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def measure(path, runs: int = 100, warmup: int = 10, threads: int | None = None, input_shape=None) -> dict:
+def measure(path, runs: int = 100, warmup: int = 10, threads: int | None = None, input_shape=None,
+            layout: str | None = None) -> dict:
     """Time one model in this process. Times are milliseconds, memory MiB."""
     import importlib
 
@@ -68,29 +80,33 @@ def measure(path, runs: int = 100, warmup: int = 10, threads: int | None = None,
         import torch  # noqa: F401
     baseline = _rss_mib()
     t0 = time.perf_counter()
-    rt = open_runtime(path, threads=threads)
+    rt = open_runtime(path, threads=threads, layout=layout)
     init_ms = (time.perf_counter() - t0) * 1e3
     after_init = _rss_mib()
-    shape = [int(d) for d in input_shape] if input_shape else rt.input_shape
+    if input_shape:
+        rt.set_input_shape([1, *[int(d) for d in input_shape][1:]])
+    shape = rt.input_shape
     if not shape:
-        raise VqexportError(f"{path}: the model does not say its input shape; pass --input-shape 1,C,H,W")
-    shape = [1, *shape[1:]]
-    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        raise VqexportError(f"{path}: the model does not say its input shape; pass --input-shape, e.g. 1,3,224,224 "
+                            "(channels first)")
+    # Checked and transposed once, outside the clock: the runs time the model only.
+    x = rt.to_native(np.random.default_rng(0).standard_normal(shape).astype(np.float32))
 
     t0 = time.perf_counter()
-    out = rt.run(x)
+    out = rt.run_native(x)
     first_ms = (time.perf_counter() - t0) * 1e3
     for _ in range(warmup):
-        rt.run(x)
+        rt.run_native(x)
     times = np.empty(runs)
     for i in range(runs):
         t0 = time.perf_counter_ns()
-        rt.run(x)
+        rt.run_native(x)
         times[i] = (time.perf_counter_ns() - t0) / 1e6
     peak = _peak_rss_mib()
     return {
         "file": str(path), "format": suffix.lstrip(".") or "?", "bytes": path.stat().st_size,
         "runtime": rt.version(), "threads": threads or "default", "input_shape": shape,
+        "input_layout": rt.layout, "native_input_shape": list(x.shape),
         "output_shape": list(np.shape(out)),
         "init_ms": round(init_ms, 3), "first_run_ms": round(first_ms, 3), "warmup": warmup, "runs": runs,
         "min_ms": _r(times.min()), "p50_ms": _r(np.percentile(times, 50)), "p90_ms": _r(np.percentile(times, 90)),
@@ -117,6 +133,17 @@ def format_bench(result: dict) -> str:
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _note(message, category, filename, lineno, file=None, line=None):
+    """The child's notes as one line each, for run_bench to pass on."""
+    if issubclass(category, EvalNote):
+        print(f"{NOTE}{message}", file=sys.stderr)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
+_show_warning = warnings.showwarning
 
 
 def _r(v) -> float:
@@ -154,12 +181,14 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--input-shape", default=None, help="N,C,H,W when the file does not say")
+    p.add_argument("--input-shape", default=None, help="channels first, e.g. 1,3,224,224 or 1,64")
+    p.add_argument("--layout", choices=NAMES, default=None)
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    shape = [int(v) for v in a.input_shape.split(",")] if a.input_shape else None
+    warnings.showwarning = _note
     try:
-        result = measure(a.file, a.runs, a.warmup, a.threads, shape)
+        shape = parse_shape(a.input_shape) if a.input_shape else None
+        result = measure(a.file, a.runs, a.warmup, a.threads, shape, a.layout)
     except VqexportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

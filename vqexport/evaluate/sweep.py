@@ -21,7 +21,7 @@ from ..config import CompressConfig, QuantConfig
 from ..errors import ConfigError
 from ..fileio import atomic_path
 from ..report import human_bytes, table
-from .datasets import load_dataset
+from .datasets import fit_inputs, load_dataset
 
 SMALL_LAYER = 32  # under svd a dense layer with min(m, n) at most this stays raw (see svd_overrides)
 
@@ -82,8 +82,9 @@ def svd_overrides(model, target: float) -> tuple[dict, dict, list[str]]:
 
 def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm",), arch=None,
               trust_pickle=False, quiet=False, points: list[dict] | None = None, svd_targets=None,
-              budget_rates=None) -> dict:
-    """budget_rates: whole-model compression rates at which the budget search (vqexport.budget)
+              budget_rates=None, scale: float | None = None) -> dict:
+    """scale: divide the user's data by it (--scale 255); None feeds it as given.
+    budget_rates: whole-model compression rates at which the budget search (vqexport.budget)
     also places a point, so the plots show its frontier beside the single settings."""
     from tqdm import tqdm
 
@@ -97,16 +98,17 @@ def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm
     if bad:
         raise ConfigError(f"--formats: unknown format(s) {', '.join(sorted(bad))}; use vqm, onnx, tflite")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     model = vqexport.load_model(model_path, arch=arch, trust_pickle=trust_pickle)
     if not model.dense_layers():
         raise ConfigError(f"{model_path}: has no dense layer to sweep")
-    x, y = load_dataset(data, model.input)
-    ref_rt = TorchRuntime(model.module, model.input)
+    ref_rt = TorchRuntime(model.module, model.input, model.labels, path=model_path)
+    x, y = load_dataset(data, ref_rt.input_shape, scale, model.labels)
+    x = fit_inputs(x, ref_rt.input_shape, data, model_path)
     ref_logits = predict(ref_rt, x)
     if y.max(initial=0) >= ref_logits.shape[1]:
         raise ConfigError(f"{data}: has label {int(y.max())}, but {model_path} has {ref_logits.shape[1]} outputs")
     base = {"top1": topk(ref_logits, y, 1), "top5": topk(ref_logits, y, 5)}
+    out.mkdir(parents=True, exist_ok=True)  # only once the model and the data have passed their checks
 
     grid = points if points is not None else (quick_grid() if quick else full_grid())
     results = []

@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import ConfigError, VqexportError
 from ..fileio import atomic_path
 from ..ir import CompressedModel, CompressedTensor
+from ..layouts import channels_first, is_channels_last
 from ..progress import layer_bar, stage
 
 OPSET = 17  # LayerNormalization is 17; ONNX Runtime 1.23 (desktop) and Android 1.2x load 17
@@ -275,7 +276,9 @@ def _input_spec(spec, input_shape) -> dict:
     if not spec.get("shape"):
         raise ConfigError("the model has no input shape in its metadata; pass --input-shape N,C,H,W")
     spec["shape"] = [1] + [int(x) for x in spec["shape"][1:]]
-    spec.setdefault("layout", "NCHW")
+    # torch.onnx keeps PyTorch's channels-first order; the name says which rank (NC, NCW, NCHW, ...).
+    if is_channels_last(spec.get("layout"), len(spec["shape"])) is None:
+        spec["layout"] = channels_first(len(spec["shape"]))
     return spec
 
 

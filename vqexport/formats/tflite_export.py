@@ -38,6 +38,7 @@ import numpy as np
 
 from ..errors import ConfigError, VqexportError
 from ..fileio import atomic_path
+from ..layouts import channels_first, is_channels_last, layout_name, to_last
 from ..native_output import silenced
 from ..progress import layer_bar, stage
 from . import onnx2tf_float32, tflite_decode, tflite_external, tflite_rewrite
@@ -154,7 +155,7 @@ def _input_spec(spec, input_shape) -> dict:
     spec = dict(spec or {})
     if input_shape is not None:
         spec["shape"] = [int(v) for v in input_shape]
-        spec.setdefault("layout", "NCHW" if len(spec["shape"]) == 4 else "NC")
+        spec["layout"] = channels_first(len(spec["shape"]))
     if not spec.get("shape"):
         raise ConfigError("the model's input shape is unknown: pass input_shape=(1, C, H, W)")
     shape = [int(v) for v in spec["shape"]]
@@ -385,13 +386,12 @@ def _finish_model(tfl, ed, meta: dict, spec: dict, decode, layers, slots=None) -
     main = tfl.subgraphs[0]
     inputs = [main.tensors[i] for i in main.inputs]
     in_shape = [int(v) for v in inputs[0].shape] if inputs else spec["shape"]
-    # onnx2tf turns every 4-D (NCHW) input into NHWC; other ranks keep their layout.
-    layout = "NHWC" if len(in_shape) == 4 else spec.get("layout", "NC")
+    layout = _converted_layout(in_shape, spec["shape"])
     payload = {
         "format": "tflite",
         "producer": meta.get("producer") or _producer(),
         "input": {"shape": in_shape, "layout": layout, "mean": spec.get("mean"), "std": spec.get("std"),
-                  "source_shape": spec["shape"], "source_layout": spec.get("layout", "NCHW")},
+                  "source_shape": spec["shape"], "source_layout": _source_layout(spec)},
         "labels": meta.get("labels"),
         "source": meta.get("source"),
         "config": meta.get("config"),
@@ -405,6 +405,23 @@ def _finish_model(tfl, ed, meta: dict, spec: dict, decode, layers, slots=None) -
     runtime = tflite_rewrite.set_min_runtime_version(tfl, ed, LOAD_MIN_RUNTIME if slots else "1.5.0")
     return {"min_runtime_version": runtime, "ops": [f"{n}/v{v}" for n, v in tflite_rewrite.used_ops(tfl)],
             "input": payload["input"]}
+
+
+def _source_layout(spec) -> str:
+    rank = len(spec["shape"])
+    return spec["layout"] if is_channels_last(spec.get("layout"), rank) is not None else channels_first(rank)
+
+
+def _converted_layout(in_shape, source_shape) -> str:
+    """The layout of the .tflite's input, from its shape against the PyTorch one: onnx2tf moves the
+    channels of inputs of rank 3 to 5 to the end (when both orders give one shape, it has moved them)."""
+    rank, src = len(in_shape), [int(v) for v in source_shape]
+    if len(src) == rank and in_shape[1:] == to_last(src)[1:]:
+        return layout_name(rank, True)
+    if len(src) == rank and in_shape[1:] == src[1:]:
+        return channels_first(rank)
+    raise TfliteExportError(f"onnx2tf turned the input {src} into {in_shape}, which is neither its channels-first "
+                            "nor its channels-last order")
 
 
 def _producer() -> str:

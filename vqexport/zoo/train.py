@@ -8,10 +8,10 @@ def train_reference(dataset: str, cfg: dict, quiet: bool = True, network: str = 
     import torch
     from tqdm import tqdm
 
-    from ..evaluate.datasets import BUILTIN, prepare
+    from ..evaluate.datasets import BUILT_IN, prepare
     from .cnn import BUILDERS, accuracy, input_spec
 
-    load = BUILTIN[dataset]
+    load = BUILT_IN[dataset]
     xtr, ytr = load("train")
     xte, yte = load("test")
     spec = input_spec(dataset)
