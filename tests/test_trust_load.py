@@ -16,7 +16,7 @@ import torch
 
 import vqexport
 from vqexport.cli import main
-from vqexport.errors import LoadError
+from vqexport.errors import LoadError, VqexportError
 
 from conftest import tiny_cnn, tiny_mlp
 
@@ -169,6 +169,12 @@ def test_pt2_refusals_are_one_line(tmp_path, capsys):
         z.writestr("serialized_exported_program.json", "{}")
     err = one_line_error(capsys, main(["compress", str(tmp_path / "old.pt2"), "-o", str(tmp_path / "o.vqm")]))
     assert "torch 2.7 or older" in err
+    with zipfile.ZipFile(tmp_path / "bomb.pt2", "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("m/archive_format", "pt2")
+        z.writestr("m/archive_version", "0")
+        z.writestr("m/models/model.json", " " * (64 << 20))  # 64 MiB from about 64 KiB
+    err = one_line_error(capsys, main(["eval", str(tmp_path / "bomb.pt2")]))
+    assert "decompression bomb" in err
     (tmp_path / "text.pt").write_text("hello, this is just text\n" * 3)
     err = one_line_error(capsys, main(["compress", str(tmp_path / "text.pt"), "-o", str(tmp_path / "o.vqm")]))
     assert "text.pt: not a model file" in err
@@ -195,6 +201,33 @@ def test_pt2_eval_bench_sweep(pt2, tmp_path, capsys):
                  "--quick", "--json"]) == 0
     sweep = json.loads(capsys.readouterr().out)
     assert sweep["baseline"]["top1"] == pytest.approx(top1)
+
+
+class BakedBatch(torch.nn.Module):
+    """view(1, -1) bakes the batch size of 1 into the exported graph."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(144, 10)
+
+    def forward(self, x):
+        return self.fc(x.view(1, -1))
+
+
+def test_pt2_fixed_batch_runs_any_batch(tmp_path):
+    torch.manual_seed(0)
+    net = BakedBatch().eval()
+    torch.export.save(torch.export.export(net, (torch.randn(1, 1, 12, 12),)), tmp_path / "b.pt2")
+    m = vqexport.load_model(tmp_path / "b.pt2")
+    x = torch.randn(7, 1, 12, 12)
+    expect = torch.cat([net(x[i:i + 1]) for i in range(7)])
+    torch.testing.assert_close(m.module.eval()(x), expect)
+    cm = vqexport.compress(m, "kmeans", k=4)
+    rebuilt = cm.to_torch()  # a deepcopy of the module, which keeps the slicing
+    decoded = torch.cat([rebuilt(x[i:i + 1]) for i in range(7)])
+    torch.testing.assert_close(rebuilt(x), decoded)
+    with pytest.raises(VqexportError, match=r"takes inputs of shape \(1, 1, 12, 12\)"):
+        m.module(torch.randn(2, 1, 6, 24))
 
 
 def test_pt2_input_shape_from_example_inputs(pt2, tmp_path, capsys):

@@ -91,7 +91,7 @@ def tied_names(state: dict) -> dict[str, str]:
     `b.weight = a.weight`): the same storage, offset, shape, strides and dtype, so always equal."""
     first, tied = {}, {}
     for name, value in state.items():
-        if value.numel() == 0:
+        if value.numel() == 0 or value.is_sparse or value.is_quantized:
             continue
         key = (value.device, value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape),
                tuple(value.stride()), value.dtype)

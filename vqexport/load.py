@@ -73,8 +73,7 @@ def load_model(path_or_module, arch: str | None = None, trust_pickle: bool = Fal
             module = pt2.exported_module(program)
         except Exception as e:  # noqa: BLE001 - torch raises many types for a program it cannot unlift
             raise LoadError(f"{path}: not a loadable torch.export program ({_first_line(e)})") from None
-        return LoadedModel(module, "export", path.name, digest, arch, input=pt2.example_input_spec(program),
-                           info={"program": program})
+        return LoadedModel(module, "export", path.name, digest, arch, input=pt2.example_input_spec(program))
     return _load_pickled(path, digest, arch, trust_pickle)
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from .errors import LoadError, VqexportError
 
 MAX_PROGRAM_BYTES = 256 << 20  # the JSON of a ResNet-152 program is a few MB
+MAX_EXPANSION_FLOOR = 1 << 20
 MAX_EXPR_CHARS = 4096
 MAX_DEPTH = 200
 PICKLES = (("weights", dict), ("constants", dict), ("sample_inputs", tuple))
@@ -134,6 +135,11 @@ def _member(z: zipfile.ZipFile, path: Path, name: str, limit: int | None) -> byt
         raise Pt2Error(f"{path}: the archive has no {name}") from None
     if limit is not None and info.file_size > limit:
         raise Pt2Error(f"{path}: {name} declares {info.file_size} bytes, more than the {limit} allowed")
+    # torch.export.save stores members uncompressed; a deflated one may expand at most 100-fold
+    # (zipfile never returns more than the declared size, so this bounds the memory read).
+    if info.file_size > max(MAX_EXPANSION_FLOOR, 100 * info.compress_size):
+        raise Pt2Error(f"{path}: {name} declares {info.file_size} bytes from {info.compress_size} compressed; "
+                       "refusing a decompression bomb")
     return z.read(info)
 
 
@@ -219,7 +225,7 @@ def _check_string(s: str, key, path: Path) -> None:
         return
     if key in _IDENT_KEYS:
         _identifier(s, key, path)
-    elif key == "target":
+    elif key in ("target", "as_operator"):  # the callables a node runs, or hands to a control-flow op
         _target(s, path)
     elif key == "expr_str":
         _expression(s, path)
@@ -316,13 +322,16 @@ def exported_module(program):
     batch in slices of that size, so `eval` can feed it 100 images at a time.
     """
     module = program.module()
-    module.train = types.MethodType(_set_mode, module)
-    module.eval = types.MethodType(_eval_mode, module)
+    keep = {"train": types.MethodType(_set_mode, module), "eval": types.MethodType(_eval_mode, module)}
     example = example_input_spec(program)
     if example and not program.range_constraints:
-        module.validate_inputs = False  # checked per slice in _forward_in_slices
-        module._vqexport_example = tuple(example["shape"])
-        module.forward = types.MethodType(_forward_in_slices, module)
+        keep.update(validate_inputs=False,  # checked per slice in _forward_in_slices
+                    _vqexport_example=tuple(example["shape"]),
+                    forward=types.MethodType(_forward_in_slices, module))
+    for name, value in keep.items():
+        setattr(module, name, value)
+    # GraphModule's deepcopy (to_torch makes one) re-applies these, bound to the copy.
+    module.meta["_user_preserved_attributes"] = {**module.meta.get("_user_preserved_attributes", {}), **keep}
     return module
 
 
