@@ -301,7 +301,8 @@ print(json.dumps({{"codes": codes, "this": "this" in sys.modules}}))
 def test_vqm_rebuilt_with_the_users_arch(tmp_path, monkeypatch, capsys):
     (tmp_path / "usernet.py").write_text(
         "import torch\n\nclass Net(torch.nn.Sequential):\n    def __init__(self):\n"
-        "        super().__init__(torch.nn.Flatten(), torch.nn.Linear(144, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))\n")
+        "        super().__init__(torch.nn.Flatten(), torch.nn.Linear(144, 32), torch.nn.ReLU(),\n"
+        "                         torch.nn.Linear(32, 10))\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     import usernet
 

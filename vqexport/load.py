@@ -116,7 +116,7 @@ def _load_pickled(path: Path, digest: str, arch: str | None, trust_pickle: bool)
                                 "Re-run with --trust-pickle if you trust where it came from") from None
             raise LoadError(f"{path}: not a model file (TorchScript, .pt2 or state_dict)") from None
         obj = _trusted_load(path)
-    except Exception as e:  # noqa: BLE001 - the weights-only unpickler raises KeyError, IndexError, ... on bytes that are no pickle
+    except Exception as e:  # noqa: BLE001 - the weights-only unpickler raises KeyError, IndexError, ... on non-pickles
         raise LoadError(f"{path}: not a model file (TorchScript, .pt2 or state_dict): {_first_line(e)}") from None
     if isinstance(obj, torch.nn.Module):
         return LoadedModel(obj.eval(), "pickle", path.name, digest, arch)

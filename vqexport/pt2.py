@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import keyword
 import pickle
 import re
 import types
@@ -174,7 +173,8 @@ def _check_program(program, path: Path) -> None:
     if not isinstance(gm, dict) or not isinstance(gm.get("graph"), dict):
         raise Pt2Error(f"{path}: models/model.json holds no graph_module")
     if gm.get("treespec_namedtuple_fields"):
-        raise Pt2Error(f"{path}: the program's inputs or outputs are namedtuples, which vqexport does not load. {TRUST}")
+        raise Pt2Error(f"{path}: the program's inputs or outputs are namedtuples, which vqexport does not load. "
+                       f"{TRUST}")
     if gm["graph"].get("custom_obj_values"):
         raise Pt2Error(f"{path}: the program uses TorchBind objects, which need unpickling code. {TRUST}")
     # Stack traces, module paths and source functions are for debugging; torch.fx writes parts of
@@ -240,7 +240,8 @@ def _check_string(s: str, key, path: Path) -> None:
 
 
 def _identifier(s, key, path: Path) -> None:
-    if not (isinstance(s, str) and _IDENT.match(s)) or keyword.iskeyword(s) or s.startswith("__"):
+    # An identifier cannot break out of the code torch.fx writes; a keyword only makes it fail to compile.
+    if not (isinstance(s, str) and _IDENT.match(s)) or s.startswith("__"):
         raise Pt2Error(f"{path}: the program's {key} {_shown(s)} is not a plain identifier")
 
 
@@ -288,7 +289,7 @@ def _treespec_node(node, key: str, depth: int, path: Path) -> None:
             raise Pt2Error(f"{path}: the program's {key} has a damaged context") from None
     # dict keys become keyword-argument names in the generated forward()
     if context is not None and not (isinstance(context, list) and all(
-            isinstance(k, int) or (isinstance(k, str) and _IDENT.match(k) and not keyword.iskeyword(k))
+            isinstance(k, int) or (isinstance(k, str) and _IDENT.match(k))
             for k in context)):
         raise Pt2Error(f"{path}: the program's {key} has keys that are not identifiers")
     children = node.get("children_spec")
