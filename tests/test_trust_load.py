@@ -181,6 +181,42 @@ def test_pt2_refusals_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "o.vqm").exists()
 
 
+class Varied(torch.nn.Module):
+    """String arguments, attention, a buffer, a tensor constant, a no_grad region and a keyword input."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.l = torch.nn.Conv2d(3, 8, 3), torch.nn.Linear(8, 5)
+        self.att = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+        self.register_buffer("b", torch.zeros(8))
+        self.t = torch.ones(8)
+
+    def forward(self, x, scale=None):
+        y = torch.nn.functional.interpolate(self.c(x), scale_factor=2.0, mode="bilinear")
+        y = torch.nn.functional.gelu(y, approximate="tanh").mean((2, 3)) + self.b + self.t
+        z = y.reshape(y.shape[0], 1, 8)
+        with torch.no_grad():
+            z, _ = self.att(z, z, z)
+        out = self.l(torch.div(z[:, 0], 2, rounding_mode="floor"))
+        return out if scale is None else out * scale
+
+
+@pytest.mark.parametrize("case", ["plain", "dynamic", "keyword", "core_aten"])
+def test_pt2_real_programs_pass_the_checks(tmp_path, case):
+    # The checker must refuse what is dangerous, not what torch.export.save writes.
+    torch.manual_seed(0)
+    net, x = Varied().eval(), torch.randn(2, 3, 16, 16)
+    kwargs = {"scale": torch.full((1,), 3.0)} if case == "keyword" else {}
+    dynamic = ({0: torch.export.Dim("batch", min=1, max=64)},) if case == "dynamic" else None
+    ep = torch.export.export(net, (x,), kwargs, dynamic_shapes=dynamic)
+    torch.export.save(ep.run_decompositions() if case == "core_aten" else ep, tmp_path / "v.pt2")
+    ours = vqexport.load_model(tmp_path / "v.pt2").module
+    torch.testing.assert_close(ours(x, **kwargs), net(x, **kwargs))
+    if case == "dynamic":  # its symbolic shapes passed the expression grammar, and work
+        x = torch.randn(5, 3, 16, 16)
+        torch.testing.assert_close(ours(x), net(x))
+
+
 def test_pt2_trusted_loads_with_torch(pt2):
     m = vqexport.load_model(pt2 / "m.pt2", trust_pickle=True)
     x = torch.randn(3, 1, 12, 12)

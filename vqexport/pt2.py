@@ -240,8 +240,9 @@ def _check_string(s: str, key, path: Path) -> None:
 
 
 def _identifier(s, key, path: Path) -> None:
-    # An identifier cannot break out of the code torch.fx writes; a keyword only makes it fail to compile.
-    if not (isinstance(s, str) and _IDENT.match(s)) or s.startswith("__"):
+    # An identifier cannot break out of the code torch.fx writes (a keyword or "" only makes it fail to
+    # compile); "" is the name of a control-flow operator's positional arguments.
+    if not (isinstance(s, str) and (s == "" or _IDENT.match(s))) or s.startswith("__"):
         raise Pt2Error(f"{path}: the program's {key} {_shown(s)} is not a plain identifier")
 
 
