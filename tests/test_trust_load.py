@@ -419,3 +419,18 @@ def test_tied_weights_one_tensor_in_every_format(tmp_path):
         out = rt.run(x)
         np.testing.assert_allclose(out, ref, atol=1e-4, err_msg=str(path))
         assert np.array_equal(out.argmax(1), labels), path
+
+
+def test_tied_weights_settings():
+    from vqexport.errors import ConfigError
+
+    torch.manual_seed(0)
+    net = Tied().eval()
+    only_b = vqexport.compress(net, "kmeans", k=4, layers=("b",))
+    assert [t.name for t in only_b.compressed] == ["a.weight"] and only_b.tied() == {"b.weight": "a.weight"}
+    x = torch.randn(3, 32)
+    rebuilt = only_b.to_torch(net)
+    assert rebuilt.a.weight is rebuilt.b.weight and not torch.equal(rebuilt.a.weight, net.a.weight)
+    with pytest.raises(ConfigError, match="a.weight and b.weight are one tensor"):
+        vqexport.compress(net, "kmeans", k=4, overrides={"b": {"k": 8}})
+    assert rebuilt(x).shape == (3, 10)
