@@ -8,7 +8,11 @@ from .load import load_model as _load
 
 
 def load_model(path_or_module, arch: str | None = None, trust_pickle: bool = False) -> LoadedModel:
-    """Load a TorchScript archive, a .pt2 program, or a state_dict with arch=...; see vqexport.load."""
+    """Load a TorchScript archive, a .pt2 program, or a state_dict with arch=...; see vqexport.load.
+
+    Nothing in the file runs Python code or chooses what to import; a pickled nn.Module, or a
+    .pt2 that needs Python objects, loads only with trust_pickle=True.
+    """
     return _load(path_or_module, arch=arch, trust_pickle=trust_pickle)
 
 
@@ -35,14 +39,18 @@ def read_vqm(path) -> CompressedModel:
 
 
 def to_onnx(compressed: CompressedModel, path, model=None, **options):
-    """Write an ONNX graph that keeps the compressed weights and decodes them with Gather."""
+    """Write an ONNX graph that keeps the compressed weights and decodes them with Gather.
+
+    model: the network the weights belong to (a LoadedModel, an nn.Module, or an architecture
+    string you trust); default: the model it was compressed from, see CompressedModel.to_torch.
+    """
     from .formats.onnx_export import export_onnx
 
     return export_onnx(compressed, path, model=model, **options)
 
 
 def to_tflite(compressed: CompressedModel, path, model=None, **options):
-    """Write a .tflite that keeps the compressed weights and decodes them with builtin ops."""
+    """Write a .tflite that keeps the compressed weights and decodes them with builtin ops (model: as to_onnx)."""
     from .formats.tflite_export import export_tflite
 
     return export_tflite(compressed, path, model=model, **options)

@@ -39,12 +39,9 @@ def _parse_override(text: str):
 
 
 def _load(args, path=None):
+    shape = _shape_arg(args)
     model = api.load_model(path or args.model, arch=args.arch, trust_pickle=args.trust_pickle)
-    if args.input_shape:
-        try:
-            shape = [int(v) for v in args.input_shape.split(",")]
-        except ValueError:
-            raise ConfigError(f"--input-shape {args.input_shape!r}: expected numbers like 1,3,224,224") from None
+    if shape:
         model.input = {**(model.input or {}), "shape": shape,
                        "layout": _channels_first_layout(model.input, len(shape))}
     return model
@@ -56,6 +53,14 @@ def _channels_first_layout(spec, rank: int) -> str:
 
     layout = (spec or {}).get("layout")
     return layout if is_channels_last(layout, rank) is not None else channels_first(rank)
+
+
+def _shape_arg(args):
+    if not args.input_shape:
+        return None
+    from .layouts import parse_shape
+
+    return parse_shape(args.input_shape, "--input-shape")
 
 
 def _compress(args, model):
@@ -93,7 +98,7 @@ def _summary(cm, path) -> dict:
                      "bits_per_weight": t.bits_per_weight, "compression": t.compression,
                      "rel_error": info.get("rel_error")})
     return {"file": str(path), "bytes": os.path.getsize(path), **cm.summary(), "layers": rows,
-            "skipped": cm.metadata.get("skipped", {}), "source": cm.metadata.get("source", {})}
+            "skipped": cm.metadata.get("skipped", {}), "tied": cm.tied(), "source": cm.metadata.get("source", {})}
 
 
 def _summary_text(r: dict) -> str:
@@ -104,6 +109,8 @@ def _summary_text(r: dict) -> str:
     out = [table(rows, ["layer", "shape", "method", "params", "bits/weight", "compression", "rel. error"])]
     for name, why in r["skipped"].items():
         out.append(f"left uncompressed: {name}: {why}")
+    for alias, name in r["tied"].items():
+        out.append(f"tied: {alias} is {name}, stored once")
     out.append(f"{r['file']}: {human_bytes(r['bytes'])} (dense model {human_bytes(r['model_dense_bytes'])}); "
                f"dense layers {r['layer_compression']:.2f}x, whole model {r['model_compression']:.2f}x")
     return "\n".join(out)
@@ -112,18 +119,31 @@ def _summary_text(r: dict) -> str:
 def _export(args, suffix: str, write):
     src = Path(args.model)
     out = Path(args.output) if args.output else src.with_suffix(suffix)
+    # Everything that can be checked is checked before the compression, which can take minutes.
     if src.suffix == ".vqm":
         cm = api.read_vqm(src)
         model = _load(args, args.source) if args.source else None
         vqm_path = src
+        shape = _shape_arg(args)
+        if shape and model is None:
+            cm.metadata["input"] = {**(cm.metadata.get("input") or {"layout": "NCHW"}), "shape": shape}
     else:
+        cm = None
         model = _load(args)
-        cm = _compress(args, model)
         vqm_path = out.with_suffix(".vqm")
+        if suffix == ".tflite" and not model.dense_layers():
+            raise ConfigError(f"{src}: has no dense (Linear) layer, so there is nothing to compress")
+    spec = (model.input if model is not None else None) or (cm.metadata.get("input") if cm is not None else None)
+    if not (isinstance(spec, dict) and spec.get("shape")):
+        raise ConfigError(f"{src}: the model does not say its input shape; pass --input-shape, e.g. 1,3,224,224")
+    if cm is None:
+        cm = _compress(args, model)
     if model is not None and model.input:
         cm.metadata["input"] = dict(model.input)
-    if not cm.metadata.get("input"):
-        raise ConfigError(f"{src}: the model does not say its input shape; pass --input-shape, e.g. 1,3,224,224")
+    # Without --model, a .vqm is rebuilt from the user's --arch, or from the architecture its
+    # metadata names when that is on vqexport.arch's allow-list.
+    if model is None:
+        model = args.arch
     info = write(cm, out, model)
     if vqm_path != src:
         cm.save(vqm_path)

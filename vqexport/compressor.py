@@ -16,6 +16,7 @@ from .quant import get_quantizer
 
 def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = True) -> CompressedModel:
     state = model.state_dict()
+    tied = tied_names(state)
     dense = model.dense_layers()
     chosen = [n for n in dense if config.selects(n)]
     if dense:
@@ -39,6 +40,7 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
             skipped[name] = str(e)
             continue
         plans[name] = q
+    _fold_tied(tied, {n: config.for_layer(n) for n in chosen}, plans, skipped)
     if chosen and not plans:
         raise ConfigError("the setting fits no dense layer: " + "; ".join(f"{n}: {r}" for n, r in skipped.items()))
     for name, reason in skipped.items():
@@ -48,6 +50,8 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
     tensors, layers = [], {}
     bar = layer_bar([(n, int(state[n].numel())) for n in plans], quiet, "compress")
     for name, value in state.items():
+        if name in tied:  # stored once, under the first name (see tied_names)
+            continue
         if name not in plans:
             tensors.append(_raw(name, value))
             continue
@@ -70,6 +74,8 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
     }
     if skipped:
         metadata["skipped"] = skipped
+    if tied:
+        metadata["tied"] = dict(tied)
     if model.labels:
         metadata["labels"] = list(model.labels)
     if model.input:
@@ -78,6 +84,39 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
     # Carried by every writer, so an .onnx or .tflite can report its own compression rates.
     metadata["summary"] = {k: round(v, 6) if isinstance(v, float) else v for k, v in cm.summary().items()}
     return cm
+
+
+def tied_names(state: dict) -> dict[str, str]:
+    """{alias: first name} for state_dict entries that are one tensor under two names (tied weights,
+    `b.weight = a.weight`): the same storage, offset, shape, strides and dtype, so always equal."""
+    first, tied = {}, {}
+    for name, value in state.items():
+        if value.numel() == 0 or value.is_sparse or value.is_quantized:
+            continue
+        key = (value.device, value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape),
+               tuple(value.stride()), value.dtype)
+        if key in first:
+            tied[name] = first[key]
+        else:
+            first[key] = name
+    return tied
+
+
+def _fold_tied(tied: dict, settings: dict, plans: dict, skipped: dict) -> None:
+    """One plan per shared tensor, under its first name: a tensor that two layers use is compressed
+    once, with the setting of whichever name was chosen, and both layers use the result."""
+    for alias, target in tied.items():
+        mine, theirs = settings.get(alias), settings.get(target)
+        if mine is not None and theirs is not None and mine != theirs:
+            raise ConfigError(f"layers {target} and {alias} are one tensor (tied weights); give them the same "
+                              "setting")
+        if mine is not None and theirs is None:
+            if alias in plans:
+                plans[target] = plans[alias]
+            if alias in skipped:
+                skipped[target] = skipped[alias]
+        plans.pop(alias, None)
+        skipped.pop(alias, None)
 
 
 class SkippedLayerWarning(UserWarning):

@@ -169,8 +169,21 @@ class CompressedModel:
             "model_compression": self.dense_bits() / self.ideal_bits(),
         }
 
+    def tied(self) -> dict[str, str]:
+        """{alias: stored name} for a tensor the model uses under two names (tied weights), stored once."""
+        from .errors import VqmError
+
+        tied = self.metadata.get("tied") or {}
+        stored = {t.name for t in self.tensors}
+        if not isinstance(tied, dict) or not all(
+                isinstance(a, str) and isinstance(b, str) and a not in stored and b in stored for a, b in tied.items()):
+            raise VqmError("the metadata's \"tied\" must map names not stored to names stored in the file")
+        return tied
+
     def decoded_state_dict(self, quiet: bool = True, copy_raw: bool = True):
-        """{name: torch tensor}; copy_raw=False shares the uncompressed tensors' memory (read-only use)."""
+        """{name: torch tensor}; copy_raw=False shares the uncompressed tensors' memory (read-only use).
+
+        A tied tensor is decoded once and appears under each of its names, as the same tensor."""
         import torch
 
         from .progress import layer_bar
@@ -185,6 +198,8 @@ class CompressedModel:
             if t.method != "raw":
                 bar.done(t.name)
         bar.close()
+        for alias, name in self.tied().items():
+            out[alias] = out[name]
         return out
 
     def save(self, path) -> None:
@@ -195,7 +210,10 @@ class CompressedModel:
     def to_torch(self, model=None, quiet: bool = True, share_raw: bool = False):
         """The source model with its decoded weights loaded (a copy; the source is untouched).
 
-        share_raw=True: the uncompressed tensors are shared with this CompressedModel, not copied.
+        model: a LoadedModel or nn.Module, or an architecture string you trust (torchvision:NAME or
+        package.module:Class); default: the model it was compressed from, else the architecture the
+        metadata names, when vqexport.arch allows it. share_raw=True: the uncompressed tensors are
+        shared with this CompressedModel, not copied.
         """
         from .load import rebuild_with_state
 

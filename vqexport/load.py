@@ -1,14 +1,15 @@
 """Loading PyTorch models without running code from the file unless the user says so.
 
-Accepted: TorchScript archives (torch.jit.save), torch.export programs (.pt2), and
-state_dicts together with an architecture (torchvision:NAME or package.module:Class).
-A fully pickled nn.Module is unpickled only with trust_pickle=True (--trust-pickle).
+Accepted: TorchScript archives (torch.jit.save), torch.export programs (.pt2, read by
+vqexport.pt2 without unpickling anything but tensors), and state_dicts together with an
+architecture (torchvision:NAME or package.module:Class, see vqexport.arch). A fully pickled
+nn.Module, or a .pt2 that needs Python objects, is unpickled only with trust_pickle=True
+(--trust-pickle).
 """
 from __future__ import annotations
 
 import copy
 import hashlib
-import importlib
 import itertools
 import json
 import pickle
@@ -16,6 +17,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import arch as archs
 from .errors import LoadError
 
 EXTRA_FILE = "vqexport.json"  # TorchScript extra file holding labels and input spec
@@ -45,8 +47,12 @@ class LoadedModel:
 
 
 def load_model(path_or_module, arch: str | None = None, trust_pickle: bool = False) -> LoadedModel:
+    """A LoadedModel from a path or an nn.Module. `arch` is the user's own choice (never a file's):
+    it is checked to be torchvision:NAME or a torch.nn.Module class before the file is read."""
     import torch
 
+    if arch is not None:
+        archs.constructor(arch)
     if isinstance(path_or_module, torch.nn.Module):
         return LoadedModel(path_or_module.eval(), "module", arch=arch)
     path = Path(path_or_module)
@@ -57,21 +63,43 @@ def load_model(path_or_module, arch: str | None = None, trust_pickle: bool = Fal
     digest = _sha256(path)
     names = _zip_names(path)
     if names is not None and any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
-        extra = {EXTRA_FILE: ""}
+        return _load_torchscript(path, digest, arch)
+    if names is not None and any(n == "archive_format" or n.endswith("/archive_format")
+                                 or n.endswith("serialized_exported_program.json") for n in names):
+        from . import pt2
+
+        program = pt2.load_program(path, trust_pickle)
         try:
-            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-        except RuntimeError as e:
-            raise LoadError(f"{path}: not a loadable TorchScript archive ({_first_line(e)})") from None
-        spec = json.loads(extra[EXTRA_FILE]) if extra[EXTRA_FILE] else {}
-        return LoadedModel(module.eval(), "torchscript", path.name, digest, spec.get("arch") or arch,
-                           spec.get("labels"), spec.get("input"))
-    if names is not None and any(n.endswith("/archive_format") or "serialized_exported_program" in n for n in names):
-        try:
-            module = torch.export.load(str(path)).module()
-        except Exception as e:  # torch raises many types for a bad archive; all are the user's file
+            module = pt2.exported_module(program)
+        except Exception as e:  # noqa: BLE001 - torch raises many types for a program it cannot unlift
             raise LoadError(f"{path}: not a loadable torch.export program ({_first_line(e)})") from None
-        return LoadedModel(module, "export", path.name, digest, arch)
+        return LoadedModel(module, "export", path.name, digest, arch, input=pt2.example_input_spec(program))
     return _load_pickled(path, digest, arch, trust_pickle)
+
+
+def _load_torchscript(path: Path, digest: str, arch: str | None) -> LoadedModel:
+    import torch
+
+    extra = {EXTRA_FILE: ""}
+    try:
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except RuntimeError as e:
+        raise LoadError(f"{path}: not a loadable TorchScript archive ({_first_line(e)})") from None
+    try:
+        spec = json.loads(extra[EXTRA_FILE]) if extra[EXTRA_FILE] else {}
+    except (ValueError, RecursionError):
+        raise LoadError(f"{path}: its {EXTRA_FILE} is not valid JSON") from None
+    if not isinstance(spec, dict):
+        raise LoadError(f"{path}: its {EXTRA_FILE} is not a JSON object")
+    labels, inp = spec.get("labels"), spec.get("input")
+    if labels is not None and not (isinstance(labels, list) and all(isinstance(v, str) for v in labels)):
+        raise LoadError(f"{path}: its {EXTRA_FILE} has labels that are not a list of strings")
+    if inp is not None and not isinstance(inp, dict):
+        raise LoadError(f"{path}: its {EXTRA_FILE} has an input spec that is not an object")
+    # The file's own "arch" is recorded (a .vqm made from it can name it) but never imported from
+    # here: rebuild_with_state takes it only when vqexport.arch allows it. The user's --arch wins.
+    named = spec.get("arch") if isinstance(spec.get("arch"), str) else None
+    return LoadedModel(module.eval(), "torchscript", path.name, digest, arch or named, labels, inp)
 
 
 def _load_pickled(path: Path, digest: str, arch: str | None, trust_pickle: bool) -> LoadedModel:
@@ -88,7 +116,7 @@ def _load_pickled(path: Path, digest: str, arch: str | None, trust_pickle: bool)
                                 "Re-run with --trust-pickle if you trust where it came from") from None
             raise LoadError(f"{path}: not a model file (TorchScript, .pt2 or state_dict)") from None
         obj = _trusted_load(path)
-    except (RuntimeError, EOFError, ValueError, OSError) as e:
+    except Exception as e:  # noqa: BLE001 - the weights-only unpickler raises KeyError, IndexError, ... on non-pickles
         raise LoadError(f"{path}: not a model file (TorchScript, .pt2 or state_dict): {_first_line(e)}") from None
     if isinstance(obj, torch.nn.Module):
         return LoadedModel(obj.eval(), "pickle", path.name, digest, arch)
@@ -114,68 +142,43 @@ def _trusted_load(path: Path):
         raise LoadError(f"{path}: could not be unpickled: {_first_line(e)}") from None
 
 
-def build_arch(arch: str, state_dict: dict | None = None):
-    """Instantiate an architecture string: torchvision:NAME or package.module:Class."""
+def build_arch(arch: str, state_dict: dict | None = None, *, from_file: bool = False):
+    """Instantiate an architecture string: torchvision:NAME or package.module:Class (see vqexport.arch)."""
     import torch
 
-    module = _constructor(arch, state_dict)()
+    module = archs.constructor(arch, state_dict, from_file=from_file)()
     if not isinstance(module, torch.nn.Module):
         raise LoadError(f"--arch {arch}: {arch.split(':', 1)[1]} is not a torch.nn.Module")
     return module
 
 
-def _constructor(arch: str, state_dict: dict | None):
-    """The callable that builds `arch`, with its modules imported (outside any device context:
-    a library imported under torch.device("meta") runs its module-level code there, and breaks)."""
-    if ":" not in arch:
-        raise LoadError(f"--arch {arch!r}: expected torchvision:NAME or package.module:Class")
-    where, name = arch.split(":", 1)
-    if where == "torchvision":
-        import torchvision
-
-        kwargs = {}
-        if state_dict is not None:
-            last = [v for k, v in state_dict.items() if k.endswith(".weight") and v.ndim == 2]
-            if last and last[-1].shape[0] != 1000:
-                kwargs["num_classes"] = int(last[-1].shape[0])
-        try:
-            builder = torchvision.models.get_model_builder(name)
-        except ValueError:
-            raise LoadError(f"--arch {arch}: torchvision has no model named {name!r}") from None
-        return lambda: builder(weights=None, **kwargs)
-    try:
-        return getattr(importlib.import_module(where), name)
-    except (ImportError, AttributeError) as e:
-        raise LoadError(f"--arch {arch}: cannot import it ({_first_line(e)})") from None
-
-
-def build_with_state(arch: str, state_dict: dict):
+def build_with_state(arch: str, state_dict: dict, *, from_file: bool = False):
     """The architecture holding `state_dict`'s tensors themselves (no copy, no random init).
 
     The module is built on the meta device, so its random initialisation allocates nothing,
     and the tensors are assigned rather than copied in: a VGG16 costs its weights once, not
     twice. An architecture that cannot be built there, or that has tensors outside its
     state_dict (non-persistent buffers), is built the ordinary way. Raises RuntimeError when
-    the state_dict does not fit.
+    the state_dict does not fit. from_file: `arch` came from a model file (see vqexport.arch).
     """
     import torch
 
-    make = _constructor(arch, state_dict)
+    make = archs.constructor(arch, state_dict, from_file=from_file)
     try:
         with torch.device("meta"):
             module = make()
     except Exception:  # noqa: BLE001 - a user's __init__ that needs real tensors: built normally below
         module = None
     if not isinstance(module, torch.nn.Module):
-        return _build_and_load(arch, state_dict)
+        return _build_and_load(arch, state_dict, from_file)
     module.load_state_dict(state_dict, assign=True)
     if any(t.is_meta for t in itertools.chain(module.parameters(), module.buffers())):
-        return _build_and_load(arch, state_dict)
+        return _build_and_load(arch, state_dict, from_file)
     return module
 
 
-def _build_and_load(arch: str, state_dict: dict):
-    module = build_arch(arch, state_dict)
+def _build_and_load(arch: str, state_dict: dict, from_file: bool):
+    module = build_arch(arch, state_dict, from_file=from_file)
     module.load_state_dict(state_dict)
     return module
 
@@ -215,20 +218,26 @@ def dense_layer_names(module) -> list[str]:
 
 
 def rebuild_with_state(model, cm, quiet: bool = True, share_raw: bool = False):
-    """A copy of `model` (LoadedModel, nn.Module, or None to use the .vqm's arch) with cm's weights.
+    """A copy of `model` with cm's weights.
 
-    share_raw=True lets the copy use the .vqm's uncompressed tensors without copying them
-    (for exporters, which only read the weights).
+    model: a LoadedModel or nn.Module; an architecture string the caller trusts (the user's
+    --arch); or None to use the architecture the .vqm names, which is taken only from
+    vqexport.arch's allow-list and never imported otherwise. share_raw=True lets the copy use
+    the .vqm's uncompressed tensors without copying them (for exporters, which only read them).
     """
     import torch
 
-    arch = (cm.metadata.get("source") or {}).get("arch")
-    if model is None and not arch:
-        raise LoadError("this .vqm does not name an architecture; pass the model it came from")
+    source = cm.metadata.get("source")
+    named = source.get("arch") if isinstance(source, dict) else None
+    if model is None and not named:
+        raise LoadError("this .vqm does not name an architecture; pass the model it came from with --model, "
+                        "or its architecture with --arch")
+    if model is None:
+        archs.constructor(named, from_file=True)  # refused before any decoding or import
     state = cm.decoded_state_dict(quiet=quiet, copy_raw=not share_raw)
     try:
-        if model is None:
-            return build_with_state(arch, state).eval()
+        if model is None or isinstance(model, str):
+            return build_with_state(named if model is None else model, state, from_file=model is None).eval()
         src = getattr(model, "module", model)
         if isinstance(src, torch.jit.ScriptModule):
             module = copy.deepcopy(src)

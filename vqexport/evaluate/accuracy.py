@@ -33,15 +33,16 @@ def open_for_eval(path, source=None, arch=None, trust_pickle=False, layout=None)
     from ..load import LoadedModel, load_model
 
     path = Path(path)
-    if path.suffix == ".vqm" and source:
+    if path.suffix == ".vqm" and (source or arch):
         from ..formats.vqm import read_vqm
         from .runtimes import TorchRuntime
 
         cm = read_vqm(path)
-        if not isinstance(source, LoadedModel):
+        if source and not isinstance(source, LoadedModel):
             source = load_model(source, arch=arch, trust_pickle=trust_pickle)
-        rt = TorchRuntime(cm.to_torch(source), cm.metadata.get("input"), cm.metadata.get("labels"), path=path,
-                          metadata=cm.metadata)
+        # without --model, the user's --arch (never the one the file names) builds the network
+        rt = TorchRuntime(cm.to_torch(source or arch), cm.metadata.get("input"), cm.metadata.get("labels"),
+                          path=path, metadata=cm.metadata)
         return settle_layout(rt, layout)
     if path.suffix not in (".vqm", ".onnx", ".tflite") and (arch or trust_pickle):
         return open_runtime(load_model(path, arch=arch, trust_pickle=trust_pickle), layout=layout)
