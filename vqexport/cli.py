@@ -48,6 +48,21 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--input-shape", help="e.g. 1,3,224,224 when the model does not say")
 
 
+def _size(text: str) -> int:
+    from .formats.limits import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _limit_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-decoded-size", type=_size, metavar="SIZE",
+                   help="the largest decoded model a .vqm or --decode load .tflite may declare, e.g. 16GiB "
+                        "(default: 4 GiB, and at most 4096x the file's size); raise it only for files you trust")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vqexport", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -70,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("inspect", "show the layers of a .vqm")
     p.add_argument("file")
+    _limit_flag(p)
     p.add_argument("--json", action="store_true")
 
     for name, what in (("to-onnx", "ONNX"), ("to-tflite", "TFLite")):
@@ -79,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         _method_flags(p)
         _model_flags(p)
         p.add_argument("-o", "--output", help="default: the input's name with the new suffix")
+        _limit_flag(p)
         p.add_argument("--json", action="store_true")
         if name == "to-tflite":
             p.add_argument("--decode", choices=["once", "every-run", "load"], default="once",
@@ -91,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--threads", type=int)
+    _limit_flag(p)
     p.add_argument("--json", action="store_true")
 
     p = add("eval", "top-1/top-5 accuracy and sizes of a .pt, .vqm, .onnx or .tflite")
@@ -98,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="mnist5k", help="mnist5k | digits | FOLDER | FILE.npz")
     p.add_argument("--model", dest="source", help="for a .vqm without an importable arch: its source model")
     _model_flags(p)
+    _limit_flag(p)
     p.add_argument("--json", action="store_true")
 
     p = add("sweep", "accuracy against compression for every method (the paper's experiment)")
@@ -120,8 +139,10 @@ def main(argv=None) -> int:
     warnings.showwarning = _one_line_warning(quiet)
     try:
         from . import commands
+        from .formats.limits import max_decoded_size
 
-        return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)
+        with max_decoded_size(getattr(args, "max_decoded_size", None)):  # seen by bench's child process too
+            return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)
     except VqexportError as e:
         print(f"vqexport: error: {e}", file=sys.stderr)
         return 2
