@@ -24,6 +24,7 @@ import argparse
 import copy
 import json
 import random
+import re
 import resource
 import signal
 import struct
@@ -435,12 +436,21 @@ class Hang(Exception):
     pass
 
 
+class Rejected(str):
+    """The outcome 'rejected', carrying the reader's message for the report's histogram."""
+
+    def __new__(cls, error: Exception):
+        r = super().__new__(cls, "rejected")
+        r.reason = re.sub(r"\d+", "N", str(error).split(": ", 1)[-1])[:60]
+        return r
+
+
 def check_vqm(data: bytes, scratch: Path | None = None) -> str:
     """'rejected' or 'ok'; raises anything else the reader or the decode raised (a finding)."""
     try:
         cm = parse_vqm(data, "fuzz.vqm")
-    except VqexportError:
-        return "rejected"
+    except VqexportError as e:
+        return Rejected(e)
     decoded = sum(4 * t.numel for t in cm.tensors)
     cap, _ = limits.decoded_cap(len(data))
     if decoded > cap:
@@ -470,8 +480,8 @@ def check_load(data: bytes) -> str:
     out = io.BytesIO()
     try:
         expanded = tflite_external.write_expanded(data, out, "fuzz.tflite")
-    except VqexportError:
-        return "rejected"
+    except VqexportError as e:
+        return Rejected(e)
     if not expanded:
         return "not-load"
     cap, _ = limits.decoded_cap(len(data))
@@ -493,8 +503,9 @@ def run(target: str, inputs: int, seed: int, timeout: float, extra: list[bytes],
     seeds = (seed_vqms(seed) if target == "vqm" else seed_loads(seed)) + list(extra)
     scratch = Path(tempfile.mkdtemp(prefix="vqexport-fuzz-")) / "input.vqm"
     check = (lambda d: check_vqm(d, scratch)) if target == "vqm" else check_load
-    outcomes, unexpected, first = {}, {}, {}
+    outcomes, unexpected, first, reasons = {}, {}, {}, {}
     slowest = {"index": None, "seconds": 0.0}
+    slowest_cpu = {"index": None, "cpu_seconds": 0.0}
     hangs = []
 
     def alarm(signum, frame):
@@ -505,7 +516,7 @@ def run(target: str, inputs: int, seed: int, timeout: float, extra: list[bytes],
     try:
         for i in range(inputs):
             data = make_input(target, seeds, seed, i)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             signal.setitimer(signal.ITIMER_REAL, timeout)
             try:
                 outcome = check(data)
@@ -523,10 +534,14 @@ def run(target: str, inputs: int, seed: int, timeout: float, extra: list[bytes],
                         (save / f"{target}-{seed}-{i}-{kind}.bin").write_bytes(data)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-            took = time.perf_counter() - t0
-            if took > slowest["seconds"]:
-                slowest = {"index": i, "seconds": round(took, 4), "bytes": len(data)}
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            took, cpu = time.perf_counter() - t0, time.process_time() - c0
+            if took > slowest["seconds"]:  # wall time; cpu_seconds tells a slow input from a busy machine
+                slowest = {"index": i, "seconds": round(took, 4), "cpu_seconds": round(cpu, 4), "bytes": len(data)}
+            if cpu > slowest_cpu["cpu_seconds"]:
+                slowest_cpu = {"index": i, "cpu_seconds": round(cpu, 4), "bytes": len(data)}
+            outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + 1
+            if isinstance(outcome, Rejected):
+                reasons[outcome.reason] = reasons.get(outcome.reason, 0) + 1
             if progress and (i + 1) % progress == 0:
                 rate = (i + 1) / (time.perf_counter() - start)
                 print(f"{target}: {i + 1}/{inputs} inputs, {rate:.0f}/s, {outcomes}, unexpected {unexpected}, "
@@ -539,7 +554,10 @@ def run(target: str, inputs: int, seed: int, timeout: float, extra: list[bytes],
     return {"target": target, "seed": seed, "inputs": inputs, "seconds": round(seconds, 1),
             "inputs_per_second": round(inputs / seconds, 1) if seconds else None, "outcomes": outcomes,
             "unexpected": unexpected, "first_unexpected": first, "hangs": hangs[:20], "hang_count": len(hangs),
-            "timeout_s": timeout, "slowest": slowest, "peak_rss_mib": round(_peak_rss_mib(), 1),
+            "timeout_s": timeout, "slowest": slowest, "slowest_cpu": slowest_cpu,
+            "peak_rss_mib": round(_peak_rss_mib(), 1),
+            "distinct_rejections": len(reasons),
+            "top_rejections": dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:30]),
             "cap_bytes": limits.DEFAULT_MAX_DECODED, "cap_ratio": limits.MAX_DECODED_RATIO}
 
 
