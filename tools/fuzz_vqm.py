@@ -397,8 +397,8 @@ def seed_loads(seed: int = 0) -> list[LoadSeed]:
 
 
 def mutate_load(seed: LoadSeed | bytes, rng: random.Random) -> bytes:
-    if isinstance(seed, bytes):  # a real file: bytes only
-        return mutate_bytes(seed, rng) if rng.random() < 0.7 else mutate_length(seed, rng)
+    if isinstance(seed, bytes):  # a real file: edits that keep every length, so the flatbuffer stays valid
+        return _mutate_real_load(seed, rng)
     s = LoadSeed(seed.vqm, copy.deepcopy(seed.slots), list(seed.sizes))
     info = None
     names = walk(s.vqm) + ["nosuch"]
@@ -428,6 +428,26 @@ def mutate_load(seed: LoadSeed | bytes, rng: random.Random) -> bytes:
         else:
             return mutate_bytes(s.build(info), rng)
     return s.build(info)
+
+
+def _mutate_real_load(data: bytes, rng: random.Random) -> bytes:
+    op = rng.random()
+    at = data.find(b"VQM\x00")
+    if op < 0.45 and at >= 0 and at + HEADER.size <= len(data):  # the embedded .vqm, in place
+        size = struct.unpack_from("<Q", data, at + 48)[0]
+        vqm = data[at:at + size]
+        for _ in range(rng.choice([1, 1, 2])):
+            vqm = rng.choice([mutate_bytes, mutate_header, mutate_table])(vqm, rng)
+            if rng.random() < 0.75:
+                vqm = fix_checksums(vqm)
+        return data[:at] + vqm + data[at + size:]
+    slots = data.find(b'"slots":')
+    if op < 0.8 and slots >= 0:  # the slot JSON: a digit or a layout letter, in place
+        digits = [i for i in range(slots, min(len(data), slots + 600)) if data[i:i + 1].isdigit()]
+        if digits:
+            i = rng.choice(digits)
+            return data[:i] + rng.choice(b"0123456789").to_bytes(1, "little") + data[i + 1:]
+    return mutate_bytes(data, rng) if rng.random() < 0.7 else mutate_length(data, rng)
 
 
 # --- the oracle --------------------------------------------------------------------------------
@@ -499,7 +519,8 @@ def make_input(target: str, seeds: list, seed: int, i: int) -> bytes:
 # --- the runner --------------------------------------------------------------------------------
 
 def run(target: str, inputs: int, seed: int, timeout: float, extra: list[bytes], progress: int = 0,
-        save: Path | None = None) -> dict:
+        save: Path | None = None, max_seconds: float | None = None) -> dict:
+    """Run inputs 0..inputs-1; stops early (and says so) after max_seconds or on SIGTERM."""
     seeds = (seed_vqms(seed) if target == "vqm" else seed_loads(seed)) + list(extra)
     scratch = Path(tempfile.mkdtemp(prefix="vqexport-fuzz-")) / "input.vqm"
     check = (lambda d: check_vqm(d, scratch)) if target == "vqm" else check_load
@@ -511,10 +532,17 @@ def run(target: str, inputs: int, seed: int, timeout: float, extra: list[bytes],
     def alarm(signum, frame):
         raise Hang()
 
+    stop = []
     old = signal.signal(signal.SIGALRM, alarm)
+    old_term = signal.signal(signal.SIGTERM, lambda signum, frame: stop.append("SIGTERM"))
     start = time.perf_counter()
+    done = 0
     try:
         for i in range(inputs):
+            if max_seconds is not None and time.perf_counter() - start > max_seconds:
+                stop.append(f"--max-seconds {max_seconds:g}")
+            if stop:
+                break
             data = make_input(target, seeds, seed, i)
             t0, c0 = time.perf_counter(), time.process_time()
             signal.setitimer(signal.ITIMER_REAL, timeout)
@@ -540,6 +568,7 @@ def run(target: str, inputs: int, seed: int, timeout: float, extra: list[bytes],
             if cpu > slowest_cpu["cpu_seconds"]:
                 slowest_cpu = {"index": i, "cpu_seconds": round(cpu, 4), "bytes": len(data)}
             outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + 1
+            done = i + 1
             if isinstance(outcome, Rejected):
                 reasons[outcome.reason] = reasons.get(outcome.reason, 0) + 1
             if progress and (i + 1) % progress == 0:
@@ -548,11 +577,13 @@ def run(target: str, inputs: int, seed: int, timeout: float, extra: list[bytes],
                       f"slowest {slowest['seconds']} s", file=sys.stderr, flush=True)
     finally:
         signal.signal(signal.SIGALRM, old)
+        signal.signal(signal.SIGTERM, old_term)
         scratch.unlink(missing_ok=True)
         scratch.parent.rmdir()
     seconds = time.perf_counter() - start
-    return {"target": target, "seed": seed, "inputs": inputs, "seconds": round(seconds, 1),
-            "inputs_per_second": round(inputs / seconds, 1) if seconds else None, "outcomes": outcomes,
+    return {"target": target, "seed": seed, "inputs": done, "inputs_requested": inputs,
+            "stopped_early": stop[0] if stop else None, "seconds": round(seconds, 1),
+            "inputs_per_second": round(done / seconds, 1) if seconds else None, "outcomes": outcomes,
             "unexpected": unexpected, "first_unexpected": first, "hangs": hangs[:20], "hang_count": len(hangs),
             "timeout_s": timeout, "slowest": slowest, "slowest_cpu": slowest_cpu,
             "peak_rss_mib": round(_peak_rss_mib(), 1),
@@ -575,6 +606,7 @@ def main(argv=None) -> int:
     p.add_argument("--progress", type=int, default=0, metavar="N", help="a line on stderr every N inputs")
     p.add_argument("--save", type=Path, help="folder for the first input of each unexpected exception type")
     p.add_argument("--replay", type=int, metavar="I", help="run input I alone and print its traceback")
+    p.add_argument("--max-seconds", type=float, help="stop after this long and report the inputs done")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     extra = [Path(f).read_bytes() for f in a.tflite]
@@ -587,11 +619,12 @@ def main(argv=None) -> int:
             traceback.print_exc()
             return 1
         return 0
-    r = run(a.target, a.inputs, a.seed, a.timeout, extra, a.progress, a.save)
+    r = run(a.target, a.inputs, a.seed, a.timeout, extra, a.progress, a.save, a.max_seconds)
     if a.json:
         print(json.dumps(r, indent=1))
     else:
-        print(f"{r['target']}: {r['inputs']} inputs in {r['seconds']} s ({r['inputs_per_second']}/s), "
+        early = f" (stopped early: {r['stopped_early']})" if r["stopped_early"] else ""
+        print(f"{r['target']}: {r['inputs']} inputs{early} in {r['seconds']} s ({r['inputs_per_second']}/s), "
               f"outcomes {r['outcomes']}, unexpected {r['unexpected'] or 'none'}, hangs over {r['timeout_s']} s: "
               f"{r['hang_count']}, slowest {r['slowest']}, peak RSS {r['peak_rss_mib']} MiB")
     return 1 if r["unexpected"] or r["hang_count"] else 0
