@@ -6,6 +6,7 @@ VqexportError; any other exception fails the test, and hypothesis shrinks it to 
 """
 import importlib.util
 import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -30,8 +31,10 @@ def _tool():
     return mod
 
 
-fuzz = _tool()
-VQMS = fuzz.seed_vqms(0)
+fuzz = _tool()  # it puts tools/ on sys.path for its own import of the mutators
+import vqm_mutations as mut  # noqa: E402
+
+VQMS = mut.seed_vqms(0)
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -45,22 +48,22 @@ def test_seeds_are_valid_and_cover_every_method():
 
 def test_fix_checksums_restores_a_valid_file():
     data = VQMS[1]
-    assert fuzz.fix_checksums(data) == data
+    assert mut.fix_checksums(data) == data
     edited = data.replace(b"vqexport fuzz", b"vqexport fuzZ")
     assert edited != data and fuzz.check_vqm(edited) == "rejected"
-    assert fuzz.check_vqm(fuzz.fix_checksums(edited)) == "ok"
+    assert fuzz.check_vqm(mut.fix_checksums(edited)) == "ok"
 
 
 @FAST
 @given(i=st.integers(0, len(VQMS) - 1), rnd=st.randoms(use_true_random=False))
 def test_mutated_vqm_is_read_or_refused(i, rnd):
-    assert fuzz.check_vqm(fuzz.mutate_vqm(VQMS[i], rnd)) in ("ok", "rejected")
+    assert fuzz.check_vqm(mut.mutate_vqm(VQMS[i], rnd)) in ("ok", "rejected")
 
 
 _json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
                      | st.sampled_from(["fc1.weight", "fc1.bias", "nosuch"]),
                      lambda inner: st.lists(inner, max_size=4)
-                     | st.dictionaries(st.sampled_from(fuzz._KEYS + fuzz._SUBKEYS + ["fc1.weight", "fc2.weight"]),
+                     | st.dictionaries(st.sampled_from(mut.KEYS + mut.SUBKEYS + ["fc1.weight", "fc2.weight"]),
                                        inner, max_size=4),
                      max_leaves=12)
 
@@ -69,12 +72,12 @@ _json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow
 @given(meta=_json)
 def test_any_metadata_is_read_or_refused(meta, tmp_path_factory):
     data = VQMS[0]
-    meta_off = fuzz.HEADER.unpack_from(data)[5]  # the metadata is the last region
+    meta_off = mut.HEADER.unpack_from(data)[5]  # the metadata is the last region
     text = json.dumps(meta).encode("utf-8", "surrogatepass")
     raw = bytearray(data[:meta_off] + text)
-    fuzz.struct.pack_into("<Q", raw, 24, len(text))
+    struct.pack_into("<Q", raw, 24, len(text))
     scratch = tmp_path_factory.getbasetemp() / "inspect.vqm"
-    assert fuzz.check_vqm(fuzz.fix_checksums(bytes(raw)), scratch) in ("ok", "rejected")
+    assert fuzz.check_vqm(mut.fix_checksums(bytes(raw)), scratch) in ("ok", "rejected")
 
 
 def test_the_oracle_reports_other_exception_types(monkeypatch):
@@ -98,7 +101,7 @@ def test_the_runner_counts_a_hang(monkeypatch):
 # --- the decode="load" loader ---------------------------------------------------------------------
 
 pytest.importorskip("ai_edge_litert")
-LOADS = fuzz.seed_loads(0)
+LOADS = mut.seed_loads(0)
 
 
 def test_load_seeds_expand():
@@ -109,7 +112,7 @@ def test_load_seeds_expand():
 @FAST
 @given(i=st.integers(0, len(LOADS) - 1), rnd=st.randoms(use_true_random=False))
 def test_mutated_load_file_is_expanded_or_refused(i, rnd):
-    assert fuzz.check_load(fuzz.mutate_load(LOADS[i], rnd)) in ("ok", "rejected", "not-load")
+    assert fuzz.check_load(mut.mutate_load(LOADS[i], rnd)) in ("ok", "rejected", "not-load")
 
 
 def test_decode_area_is_capped_on_its_own():
@@ -133,7 +136,7 @@ def test_load_bomb_is_refused():
     t = CompressedTensor("fc.weight", "pq", (m, n), {"codebook": dense_section("codebook", np.zeros((1, 2, n), np.float32)),
                                                      "indices": packed_bytes_section(bytes(m // 8), (1, m), 1)},
                          k=2, d=n, bits=1)
-    seed = fuzz.LoadSeed(fuzz.to_bytes(CompressedModel([t], {})),
+    seed = mut.LoadSeed(mut.to_bytes(CompressedModel([t], {})),
                          [{"buffer": 1, "layer": "fc.weight", "layout": "W", "shape": [m, n]}], [4 * m * n])
     with pytest.raises(VqexportError, match=r"32\.00 GiB of decoded float32 weights, over 4096x"):
         tflite_external.expand(seed.build(), "bomb.tflite")
