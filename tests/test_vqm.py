@@ -530,3 +530,12 @@ def test_cli_inspect_reports_bad_metadata_in_one_line(good, tmp_path, meta):
     path.write_bytes(_with_metadata(good, meta))
     code, out, err = run_cli("inspect", path)
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "m.vqm" in err, err[-2000:]
+
+
+@pytest.mark.parametrize("command", ["inspect", "eval", "to-onnx", "to-tflite", "bench", "sweep"])
+def test_every_command_that_reads_a_vqm_takes_the_flag(command):
+    from vqexport.cli import build_parser
+
+    extra = ["-o", "out"] if command == "sweep" else []
+    args = build_parser().parse_args([command, "m.vqm", *extra, "--max-decoded-size", "8GiB"])
+    assert args.max_decoded_size == 8 * 2**30

@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="three points only")
     p.add_argument("--formats", default="vqm", help="comma list of vqm,onnx,tflite for the size plot")
     _model_flags(p)
+    _limit_flag(p)
     p.add_argument("--json", action="store_true")
     return parser
 
