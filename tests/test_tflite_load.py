@@ -209,3 +209,10 @@ def test_bench_and_eval_pass_the_flag_to_the_loader(load_file):
         code, out, err = run_cli(*args, "--max-decoded-size", "1KiB")
         assert code == 2 and len(err.strip().splitlines()) == 1, (args, err[-2000:])
         assert "--max-decoded-size of 1.00 KiB" in err and str(path.name) in err
+
+
+def test_loader_reads_only_regular_files(tmp_path):
+    os.mkfifo(tmp_path / "pipe.tflite")
+    with pytest.raises(TfliteLoadError, match="not a regular file"):
+        with tflite_external.interpreter_source(tmp_path / "pipe.tflite"):
+            pass

@@ -539,3 +539,15 @@ def test_every_command_that_reads_a_vqm_takes_the_flag(command):
     extra = ["-o", "out"] if command == "sweep" else []
     args = build_parser().parse_args([command, "m.vqm", *extra, "--max-decoded-size", "8GiB"])
     assert args.max_decoded_size == 8 * 2**30
+
+
+def test_only_regular_files_are_read(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.vqm")
+    with pytest.raises(VqmError, match=r"pipe\.vqm: not a regular file"):
+        read_vqm(tmp_path / "pipe.vqm")  # without a writer, a blocking open would wait for ever
+    with pytest.raises(VqmError, match="/dev/zero: not a regular file"):
+        read_vqm("/dev/zero")
+    with pytest.raises(VqmError, match="is a folder"):
+        read_vqm(tmp_path)

@@ -24,6 +24,7 @@ import contextlib
 import io
 import mmap
 import os
+import stat
 import struct
 import tempfile
 from pathlib import Path
@@ -278,8 +279,13 @@ class _mapped:
         self.path = path
 
     def __enter__(self):
-        self._f = open(self.path, "rb")
-        size = os.fstat(self._f.fileno()).st_size
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise TfliteLoadError(f"{self.path}: not a regular file")
+        self._f = os.fdopen(fd, "rb")
+        size = st.st_size
         self._m = mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
         return self._m if self._m is not None else b""
 

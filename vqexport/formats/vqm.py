@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -117,11 +119,20 @@ def read_vqm(path, max_decoded_size: int | None = None) -> CompressedModel:
     """Read and check a .vqm file; max_decoded_size replaces the default caps (see limits.py)."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; the check below then refuses it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise VqmError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise VqmError(f"{path}: is a folder, not a .vqm file") from None
+    except OSError as e:
+        raise VqmError(f"{path}: cannot be read ({e.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):  # a folder; or /dev/zero, which would never end
+        os.close(fd)
+        raise VqmError(f"{path}: is a folder, not a .vqm file" if stat.S_ISDIR(mode) else f"{path}: not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        data = f.read()
     return parse_vqm(data, str(path), max_decoded_size)
 
 
