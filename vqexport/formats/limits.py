@@ -1,7 +1,7 @@
 """Resource caps for model files from strangers, shared by every reader (docs/SECURITY.md).
 
 A file can declare far more than it carries: PQ with k=2 and d=n describes a 32 GiB weight in
-528 KB, and 100,000 nested '[' in its JSON overflow a recursive parser's stack. So a reader checks
+528 KiB, and 100,000 nested '[' in its JSON overflow a recursive parser's stack. So a reader checks
 what a file declares against these caps before it allocates or parses anything. The Java reader
 (android-demo, VqmLimits.java) uses the same numbers.
 
