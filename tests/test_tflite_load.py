@@ -161,3 +161,58 @@ def test_random_damage_is_an_error_or_bounded(load_file):
             assert str(e).startswith("f.tflite") and "\n" not in str(e)
             errors += 1
     assert errors > 0  # the damage was noticed at least sometimes (most flips land in payload bytes)
+
+
+# --- issue 14 items 9 and 10: caps and untrusted JSON in the loader -------------------------------
+
+def _set_vqexport_metadata(data: bytes, raw: bytes) -> bytes:
+    s = tflite_rewrite.schema()
+    model = s.ModelT.InitFromObj(s.Model.GetRootAsModel(bytearray(data), 0))
+    tflite_rewrite.Editor(model).set_metadata(tflite_rewrite.METADATA_NAME, raw)
+    return tflite_rewrite.serialize(model)
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b"[" * 100000, "nests deeper than 64 levels"),
+    (b'{"decode": "load", "slots": [{"buffer": true, "layer": "x", "layout": "W", "shape": [1, 1]}]}',
+     "malformed slot"),
+    (b'{"decode": "load", "slots": [{"buffer": 1, "layer": "x", "layout": "W", "shape": "12"}]}', "malformed slot"),
+    (b'{"decode": "load", "slots": [{"buffer": 1e400}]}', "malformed slot"),
+    (b'{"decode": "load", "slots": NaN}', "NaN is not JSON"),
+])
+def test_untrusted_slot_json_fails_with_one_line(load_file, raw, message):
+    path, _, _ = load_file
+    bad = _set_vqexport_metadata(path.read_bytes(), raw)
+    with pytest.raises(vqexport.errors.VqexportError, match=message) as e:
+        tflite_external.expand(bad, "bad.tflite")
+    assert "\n" not in str(e.value) and str(e.value).startswith("bad.tflite")
+
+
+def test_decoded_size_cap_applies_to_the_loader(load_file):
+    path, cm, report = load_file
+    data = path.read_bytes()
+    declared = sum(4 * t.numel for t in cm.compressed)
+    with pytest.raises(vqexport.errors.VqexportError, match="over the --max-decoded-size of") as e:
+        tflite_external.expand(data, "m.tflite", max_decoded_size=declared - 1)
+    assert str(e.value).startswith("m.tflite")
+    assert len(tflite_external.expand(data, "m.tflite", max_decoded_size=declared + 4096)) > len(data)
+    with pytest.raises(vqexport.errors.VqexportError, match="over the --max-decoded-size"):
+        with tflite_external.interpreter_source(path, max_decoded_size=1024):
+            pass
+
+
+def test_bench_and_eval_pass_the_flag_to_the_loader(load_file):
+    from conftest import run_cli
+
+    path, _, _ = load_file
+    for args in (("bench", path, "--runs", "1", "--warmup", "0"), ("eval", path, "--data", "digits")):
+        code, out, err = run_cli(*args, "--max-decoded-size", "1KiB")
+        assert code == 2 and len(err.strip().splitlines()) == 1, (args, err[-2000:])
+        assert "--max-decoded-size of 1.00 KiB" in err and str(path.name) in err
+
+
+def test_loader_reads_only_regular_files(tmp_path):
+    os.mkfifo(tmp_path / "pipe.tflite")
+    with pytest.raises(TfliteLoadError, match="not a regular file"):
+        with tflite_external.interpreter_source(tmp_path / "pipe.tflite"):
+            pass

@@ -61,6 +61,21 @@ def _layout_flag(p: argparse.ArgumentParser) -> None:
                         "override it; data is always given channels first")
 
 
+def _size(text: str) -> int:
+    from .formats.limits import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _limit_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-decoded-size", type=_size, metavar="SIZE",
+                   help="the largest decoded model a .vqm or --decode load .tflite may declare, e.g. 16GiB "
+                        "(default: 4 GiB, and at most 4096x the file's size); raise it only for files you trust")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vqexport", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -83,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("inspect", "show the layers of a .vqm")
     p.add_argument("file")
+    _limit_flag(p)
     p.add_argument("--json", action="store_true")
 
     for name, what in (("to-onnx", "ONNX"), ("to-tflite", "TFLite")):
@@ -92,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         _method_flags(p)
         _model_flags(p)
         p.add_argument("-o", "--output", help="default: the input's name with the new suffix")
+        _limit_flag(p)
         p.add_argument("--json", action="store_true")
         if name == "to-tflite":
             p.add_argument("--decode", choices=["once", "every-run", "load"], default="once",
@@ -107,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-shape", help="channels first, e.g. 1,3,224,224 or 1,64: for a file that does not say, "
                                           "or to override it")
     _layout_flag(p)
+    _limit_flag(p)
     p.add_argument("--json", action="store_true")
 
     p = add("eval", "top-1/top-5 accuracy and sizes of a .pt, .vqm, .onnx or .tflite")
@@ -116,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     _scale_flag(p)
     _layout_flag(p)
     _model_flags(p)
+    _limit_flag(p)
     p.add_argument("--json", action="store_true")
 
     p = add("sweep", "accuracy against compression for every method (the paper's experiment)")
@@ -126,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", default="vqm", help="comma list of vqm,onnx,tflite for the size plot")
     _scale_flag(p)
     _model_flags(p)
+    _limit_flag(p)
     p.add_argument("--json", action="store_true")
     return parser
 
@@ -139,8 +159,10 @@ def main(argv=None) -> int:
     warnings.showwarning = _one_line_warning(quiet)
     try:
         from . import commands
+        from .formats.limits import max_decoded_size
 
-        return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)
+        with max_decoded_size(getattr(args, "max_decoded_size", None)):  # seen by bench's child process too
+            return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)
     except VqexportError as e:
         print(f"vqexport: error: {e}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ Field names follow docs/FORMAT.md one to one.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +29,7 @@ class Section:
 
     @property
     def count(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(int(v) for v in self.shape)  # Python ints: a declared shape's product must not wrap
 
     @property
     def nbytes(self) -> int:
@@ -82,7 +83,7 @@ class CompressedTensor:
 
     @property
     def numel(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(int(v) for v in self.shape)
 
     @property
     def ideal_bits(self) -> int:
@@ -166,7 +167,7 @@ class CompressedModel:
             "layer_compression": layer_dense / layer_ideal if layer_ideal else 1.0,
             "model_dense_bytes": self.dense_bits() // 8,
             "model_ideal_bytes": self.ideal_bits() / 8,
-            "model_compression": self.dense_bits() / self.ideal_bits(),
+            "model_compression": self.dense_bits() / self.ideal_bits() if self.ideal_bits() else 1.0,  # no weights
         }
 
     def tied(self) -> dict[str, str]:

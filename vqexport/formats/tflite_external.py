@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import mmap
 import os
+import stat
 import struct
 import tempfile
 from pathlib import Path
@@ -34,6 +34,7 @@ import numpy as np
 from ..errors import VqexportError
 from ..ir import CompressedModel
 from . import tflite_rewrite
+from .limits import loads_untrusted, one_line, over_cap_message
 from .vqm import parse_vqm, write_vqm
 
 EMBED_NAME = "vqexport.vqm"
@@ -101,22 +102,23 @@ def place(tfl, slots: list[dict]) -> tuple[bytes, int]:
     return data, end - len(data)
 
 
-def expand(data, name: str = "<bytes>"):
+def expand(data, name: str = "<bytes>", max_decoded_size: int | None = None):
     """The model with every slot filled, as bytes: a plain .tflite that any interpreter loads.
 
     A model that is not decode="load" comes back unchanged (the same object).
     """
     buf = io.BytesIO()
-    return data if not write_expanded(data, buf, name) else buf.getvalue()
+    return data if not write_expanded(data, buf, name, max_decoded_size) else buf.getvalue()
 
 
-def write_expanded(data, f, name: str = "<bytes>") -> bool:
+def write_expanded(data, f, name: str = "<bytes>", max_decoded_size: int | None = None) -> bool:
     """Write the model with every slot filled to the binary file `f`; False (nothing written) if not decode="load".
 
     Everything the file says (buffer indices, offsets, sizes, the embedded .vqm) is checked
-    before anything is written.
+    before anything is written, and the decode area against the decoded-size cap (limits.py;
+    max_decoded_size replaces it).
     """
-    plan = _plan(data, name)
+    plan = _plan(data, name, max_decoded_size)
     if plan is not None:
         _write(data, plan, f)
     return plan is not None
@@ -138,10 +140,10 @@ def _write(data, plan, f) -> None:
             f.write(np.ascontiguousarray(t.decode(rows), dtype="<f4").tobytes())
 
 
-def _plan(data: bytes, name: str):
+def _plan(data: bytes, name: str, max_decoded_size: int | None = None):
     """(slots with offsets and tensors, total size, CompressedModel) or None when not decode="load"."""
     try:
-        return _plan_checked(data, name)
+        return _plan_checked(data, name, max_decoded_size)
     except (struct.error, IndexError, ValueError, TypeError, UnicodeDecodeError) as e:  # flatbuffers on garbage
         if isinstance(e, VqexportError):  # our own errors (a ValueError subclass among them) say more
             raise
@@ -149,12 +151,12 @@ def _plan(data: bytes, name: str):
         raise TfliteLoadError(f"{name}: not a readable .tflite ({why})") from None
 
 
-def _plan_checked(data: bytes, name: str):
+def _plan_checked(data: bytes, name: str, max_decoded_size: int | None):
     # LiteRT's copy of the generated schema: the loader must not import TensorFlow (2 s, 600 MiB).
     from ai_edge_litert import schema_py_generated as schema
 
     def fail(msg):
-        raise TfliteLoadError(f"{name}: {msg}")
+        raise TfliteLoadError(one_line(f"{name}: {msg}"))
 
     model = schema.Model.GetRootAs(data, 0)
     meta = _metadata(model, data, (tflite_rewrite.METADATA_NAME, EMBED_NAME))
@@ -162,16 +164,16 @@ def _plan_checked(data: bytes, name: str):
     if info is None:
         return None
     try:
-        info = json.loads(info)
-    except ValueError:
-        fail("the vqexport metadata is not valid JSON")
+        info = loads_untrusted(info, "the vqexport metadata")
+    except ValueError as e:
+        fail(str(e))
     if not isinstance(info, dict):
         fail("the vqexport metadata is not a JSON object")
     if info.get("decode") != "load":
         return None
     if EMBED_NAME not in meta:
         fail(f"decode='load' but the file has no {EMBED_NAME} metadata entry")
-    vqm = parse_vqm(meta[EMBED_NAME], f"{name} ({EMBED_NAME})")
+    vqm = parse_vqm(meta[EMBED_NAME], f"{name} ({EMBED_NAME})", max_decoded_size)
     slots = info.get("slots")
     if not isinstance(slots, list) or not slots:
         fail("decode='load' but the metadata lists no slots")
@@ -179,16 +181,19 @@ def _plan_checked(data: bytes, name: str):
     names = {t.name: t for t in vqm.tensors}
     parsed = []
     for s in slots:
-        try:
-            parsed.append((int(s["buffer"]), str(s["layer"]), str(s["layout"]), [int(v) for v in s["shape"]], s))
-        except (KeyError, TypeError, ValueError):
-            fail(f"malformed slot {str(s)[:200]}")
+        if not _is_slot(s):
+            fail(f"malformed slot {str(s)[:200]}: it needs an integer buffer, a layer name, layout W or WT "
+                 "and a shape of integers")
+        parsed.append((s["buffer"], s["layer"], s["layout"], s["shape"], s))
     pairs = [(layer, layout) for _, layer, layout, _, _ in parsed]
     if len(set(pairs)) != len(pairs):
         fail("two slots for the same layer and layout")
     # Each (layer, layout) has one slot, so the area is at most twice the decoded .vqm: a file
     # cannot make the loader allocate more than the weights it describes, whatever its offsets say.
     budget = sum(_align(4 * names[layer].numel) for layer, _ in pairs if layer in names)
+    over = over_cap_message("the decode area holds", budget, len(data), max_decoded_size)
+    if over:
+        fail(over)
     out, end, taken = [], start, []
     for bi, layer, layout, shape, s in parsed:
         if not 0 <= bi < model.BuffersLength():
@@ -196,10 +201,12 @@ def _plan_checked(data: bytes, name: str):
         if layer not in names:
             fail(f"slot names layer {layer}, which the embedded .vqm lacks")
         t = names[layer]
+        if len(t.shape) != 2:
+            fail(f"slot names layer {layer}, whose shape {t.shape} is not 2-D")
         m, n = t.shape
         want = {"W": [m, n], "WT": [n, m]}.get(layout)
         if want is None or shape != want:
-            fail(f"layer {layer}: slot {layout} {shape} does not fit its {m}x{n} weight")
+            fail(f"layer {layer}: slot {layout} {str(shape)[:100]} does not fit its {m}x{n} weight")
         b = model.Buffers(bi)
         offset, size = int(b.Offset()), int(b.Size())
         if b.DataLength() or size != 4 * t.numel:
@@ -217,9 +224,20 @@ def _plan_checked(data: bytes, name: str):
     return out, end, vqm
 
 
+def _is_slot(s) -> bool:
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    return (isinstance(s, dict) and is_int(s.get("buffer")) and isinstance(s.get("layer"), str)
+            and s.get("layout") in ("W", "WT") and isinstance(s.get("shape"), list)
+            and all(is_int(v) for v in s["shape"]))
+
+
 def _metadata(model, data, names) -> dict[str, bytes]:
     """The metadata entries called one of `names`, inline or stored after the flatbuffer."""
     out = {}
+    if 4 * (model.MetadataLength() + model.BuffersLength()) > len(data):  # each entry is a 4-byte offset
+        raise IndexError("a table is longer than the file")
     for i in range(model.MetadataLength()):
         md = model.Metadata(i)
         key = (md.Name() or b"").decode("utf-8")
@@ -261,8 +279,13 @@ class _mapped:
         self.path = path
 
     def __enter__(self):
-        self._f = open(self.path, "rb")
-        size = os.fstat(self._f.fileno()).st_size
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise TfliteLoadError(f"{self.path}: not a regular file")
+        self._f = os.fdopen(fd, "rb")
+        size = st.st_size
         self._m = mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
         return self._m if self._m is not None else b""
 
@@ -277,15 +300,16 @@ def _align(n: int) -> int:
 
 
 @contextlib.contextmanager
-def interpreter_source(path):
+def interpreter_source(path, max_decoded_size: int | None = None):
     """Keyword arguments for an Interpreter, valid inside the block: the path itself, or for a
     decode="load" file the path of its expansion, a temporary file removed when the block ends.
 
     Both are memory-mapped by the interpreter, so a dense file and an expanded one cost the same
     memory. Only the flatbuffer's tables of the original are read to tell which it is.
+    max_decoded_size replaces the caps on the decode area (limits.py).
     """
     with _mapped(path) as data:
-        plan = _plan(data, str(path))
+        plan = _plan(data, str(path), max_decoded_size)
         if plan is None:
             yield {"model_path": str(path)}
             return

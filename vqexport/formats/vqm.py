@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
-
+import math
+import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -10,9 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import bitpack
-from ..errors import VqmError
+from ..errors import ConfigError, VqmError
 from ..fileio import atomic_path
 from ..ir import DTYPES, ITEMSIZE, ROLES, CompressedModel, CompressedTensor, Section
+from .limits import loads_untrusted, one_line, over_cap_message
+from .vqm_meta import check_metadata, check_names
 
 MAGIC = b"VQM\x00"
 VERSION = (1, 0)
@@ -46,6 +50,9 @@ class VqmWriter:
             payload = sec.tobytes()
             if len(payload) != sec.nbytes:
                 raise ValueError(f"{t.name}/{role}: payload is {len(payload)} bytes, expected {sec.nbytes}")
+            if role in ("codebook", "factor_a", "factor_b") and not np.isfinite(sec.data).all():
+                # Readers reject such a file, so it is never written.
+                raise ConfigError(f"layer {t.name}: its {role} holds NaN or Inf; are the layer's weights finite?")
             self._f.write(payload)
             dims = list(sec.shape) + [0] * (4 - len(sec.shape))
             descs.append(SECTION.pack(ROLES.index(role), DTYPES.index(sec.dtype), len(sec.shape), 0,
@@ -62,7 +69,11 @@ class VqmWriter:
             table += struct.pack("<I", zlib.crc32(table))
             table_offset = self._f.tell()
             self._f.write(table)
-            meta = json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode("utf-8")
+            try:
+                meta = json.dumps(metadata, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
+            except ValueError:
+                raise ConfigError("the metadata holds NaN or Infinity, which JSON cannot carry; "
+                                  "are the model's weights finite?") from None
             meta_offset = self._f.tell()
             self._f.write(meta)
             size = self._f.tell()
@@ -104,20 +115,32 @@ def write_vqm(model: CompressedModel, path) -> None:
     w.close(model.metadata)
 
 
-def read_vqm(path) -> CompressedModel:
+def read_vqm(path, max_decoded_size: int | None = None) -> CompressedModel:
+    """Read and check a .vqm file; max_decoded_size replaces the default caps (see limits.py)."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; the check below then refuses it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise VqmError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise VqmError(f"{path}: is a folder, not a .vqm file") from None
-    return parse_vqm(data, str(path))
+    except OSError as e:
+        raise VqmError(f"{path}: cannot be read ({e.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):  # a folder; or /dev/zero, which would never end
+        os.close(fd)
+        raise VqmError(f"{path}: is a folder, not a .vqm file" if stat.S_ISDIR(mode) else f"{path}: not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        data = f.read()
+    return parse_vqm(data, str(path), max_decoded_size)
 
 
-def parse_vqm(data: bytes, name: str = "<bytes>") -> CompressedModel:
+def parse_vqm(data: bytes, name: str = "<bytes>", max_decoded_size: int | None = None) -> CompressedModel:
+    """Check every field of `data` against docs/FORMAT.md, and its decoded size against the caps,
+    before anything is decoded. Any failure is a one-line VqmError naming `name`."""
     def fail(msg):
-        raise VqmError(f"{name}: {msg}")
+        raise VqmError(one_line(f"{name}: {msg}"))
 
     size = len(data)
     if size < HEADER.size or data[:4] != MAGIC:
@@ -139,24 +162,44 @@ def parse_vqm(data: bytes, name: str = "<bytes>") -> CompressedModel:
     if zlib.crc32(meta_bytes) != meta_crc:
         fail("checksum mismatch in metadata")
     try:
-        metadata = json.loads(meta_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        fail(f"metadata is not valid JSON ({e.__class__.__name__})")
+        metadata = loads_untrusted(meta_bytes)
+    except ValueError as e:
+        fail(str(e))
+    check_metadata(metadata, fail)
     if table_len < 4:
         fail("tensor table too short")
     table = data[table_off:table_off + table_len - 4]
     if zlib.crc32(table) != struct.unpack_from("<I", data, table_off + table_len - 4)[0]:
         fail("checksum mismatch in tensor table")
-    tensors = []
+    tensors, names = [], set()
     pos = 0
     regions = [(meta_off, meta_len, "metadata"), (table_off, table_len, "tensor table")]
+    budget = _Budget(size, max_decoded_size, fail)
     for _ in range(n_tensors):
-        t, pos = _read_record(table, pos, data, fail, regions)
+        t, pos = _read_record(table, pos, data, fail, regions, budget)
+        if t.name in names:
+            fail(f"two tensors named {t.name}")
+        names.add(t.name)
         tensors.append(t)
     if pos != len(table):
         fail(f"tensor table has {len(table) - pos} bytes after its {n_tensors} records")
     _check_overlaps(regions, fail)
+    _check_gaps(data, regions, fail)
+    check_names(metadata, tensors, fail)
     return CompressedModel(tensors=tensors, metadata=metadata)
+
+
+class _Budget:
+    """The decoded float32 bytes the file declares so far, against the cap for its size."""
+
+    def __init__(self, file_size: int, max_decoded: int | None, fail):
+        self.file_size, self.max_decoded, self.fail, self.total = file_size, max_decoded, fail, 0
+
+    def add(self, tname: str, numel: int) -> None:
+        self.total += 4 * numel  # every tensor counts as float32, as the Java reader decodes it
+        msg = over_cap_message("the file declares", self.total, self.file_size, self.max_decoded)
+        if msg:
+            self.fail(f"{msg} (at tensor {tname})")
 
 
 def _check_overlaps(regions, fail) -> None:
@@ -167,7 +210,23 @@ def _check_overlaps(regions, fail) -> None:
             fail(f"{first} and {second} overlap at byte {start}")
 
 
-def _read_record(table: bytes, pos: int, data: bytes, fail, regions: list):
+def _check_gaps(data: bytes, regions, fail) -> None:
+    """FORMAT.md: the bytes between regions (alignment padding) are zero."""
+    pos = HEADER.size
+    for off, end in sorted((off, off + length) for off, length, _ in regions if length) + [(len(data), len(data))]:
+        gap = data[pos:off]
+        if gap.count(0) != len(gap):
+            fail(f"bytes {pos}..{off - 1} between regions are not zero padding")
+        pos = max(pos, end)
+
+
+_UNUSED = {  # FORMAT.md "Tensor table": each field is read by the methods listed, and is 0 otherwise
+    "k": ("binary", "kmeans", "pq", "rq"), "d": ("pq",), "rows": ("pq",), "stages": ("rq",),
+    "rank": ("svd",), "bits": ("binary", "kmeans", "pq", "rq"),
+}
+
+
+def _read_record(table: bytes, pos: int, data: bytes, fail, regions: list, budget: _Budget):
     def take(fmt):
         nonlocal pos
         s = struct.calcsize("<" + fmt)
@@ -195,14 +254,35 @@ def _read_record(table: bytes, pos: int, data: bytes, fail, regions: list):
     method = METHOD_NAMES[code]
     if method not in ("raw", "svd") and not 1 <= bits <= 16:
         fail(f"{tname}: index width {bits} bits is outside 1..16")
+    if rows > 1:
+        fail(f"{tname}: rows is {rows}, must be 0 or 1")
+    fields = {"k": k, "d": d, "rows": rows, "stages": stages, "rank": rank, "bits": bits}
+    for field, users in _UNUSED.items():
+        if fields[field] and method not in users:
+            fail(f"{tname}: {field} is {fields[field]} but {method} does not use it (must be 0)")
+    if method != "raw" and (len(shape) != 2 or min(shape) < 1):
+        fail(f"{tname}: a {method} tensor must be 2-D, table says {tuple(shape)}")
+    if method in ("binary", "kmeans", "pq", "rq") and k < 1:
+        fail(f"{tname}: {method} with k=0")
+    if method == "rq" and stages < 1:
+        fail(f"{tname}: rq with 0 stages")
+    if method == "svd" and not 1 <= rank <= min(shape):
+        fail(f"{tname}: svd rank {rank} is outside 1..min(m, n) = {min(shape)}")
+    budget.add(tname, math.prod(shape))  # before any section is looked at: Python ints, no wrap
     sections = {}
     for _ in range(nsec):
-        role_i, dtype_i, sdim, _r, *rest = take("BBBB4IQQI")
+        role_i, dtype_i, sdim, reserved, *rest = take("BBBB4IQQI")
         dims4, offset, length, crc = rest[:4], rest[4], rest[5], rest[6]
         if role_i >= len(ROLES) or dtype_i >= len(DTYPES) or sdim > 4:
             fail(f"{tname}: bad section descriptor (role {role_i}, dtype {dtype_i}, ndim {sdim})")
         role, dtype, sshape = ROLES[role_i], DTYPES[dtype_i], tuple(dims4[:sdim])
-        count = int(np.prod(sshape, dtype=np.int64))
+        if reserved:
+            fail(f"{tname}/{role}: reserved byte is {reserved}, must be 0")
+        if any(dims4[sdim:]):
+            fail(f"{tname}/{role}: unused dims {tuple(dims4[sdim:])} must be 0")
+        if role in sections:
+            fail(f"{tname}: two {role} sections")
+        count = math.prod(sshape)  # a Python int: (65536,)*4 is 2**64, not 0 as in int64
         expect = bitpack.packed_nbytes(count, bits) if dtype == "packed" else count * ITEMSIZE[dtype]
         if length != expect:
             fail(f"{tname}/{role}: {length} bytes where its dims {sshape} need {expect}")
@@ -213,6 +293,8 @@ def _read_record(table: bytes, pos: int, data: bytes, fail, regions: list):
         if zlib.crc32(payload) != crc:
             fail(f"checksum mismatch in section {tname}/{role}")
         if dtype == "packed":
+            if (count * bits) % 8 and payload[-1] >> ((count * bits) % 8):
+                fail(f"{tname}/{role}: the unused high bits of the last byte are not 0")
             arr = np.frombuffer(payload, dtype=np.uint8)
         else:
             np_dtype = np.dtype(np.bool_ if dtype == "bool" else dtype).newbyteorder("<")
@@ -231,8 +313,6 @@ def _check_layout(t: CompressedTensor, fail) -> None:
     else:
         from ..quant import get_quantizer
 
-        if len(t.shape) != 2 or min(t.shape) < 1:
-            fail(f"{t.name}: a {t.method} tensor must be 2-D, table says {t.shape}")
         try:
             want = get_quantizer(t.method).layout(t)
         except ValueError as e:
@@ -241,8 +321,11 @@ def _check_layout(t: CompressedTensor, fail) -> None:
     if got != want:
         fail(f"{t.name}: method {t.method} needs sections {want}, has {got}")
     for role, sec in t.sections.items():
-        if role in ("codebook", "factor_a", "factor_b") and sec.dtype not in ("float32", "float16"):
-            fail(f"{t.name}/{role}: dtype {sec.dtype} where float32 or float16 is needed")
+        if role in ("codebook", "factor_a", "factor_b"):
+            if sec.dtype not in ("float32", "float16"):
+                fail(f"{t.name}/{role}: dtype {sec.dtype} where float32 or float16 is needed")
+            if not np.isfinite(sec.data).all():
+                fail(f"{t.name}/{role}: holds NaN or Inf (codebooks and factors must be finite)")
     if "indices" in t.sections:
         if t.sections["indices"].dtype != "packed":
             fail(f"{t.name}/indices: dtype must be packed")
