@@ -503,6 +503,10 @@ ISSUE_METADATA = [
     (b'{"a": "\xff"}', "not valid UTF-8"),
     (b'{"a": 1', "not valid JSON"),
     (b'{"a":' + b"[" * 64 + b"]" * 64 + b"}", "nests deeper than 64 levels"),
+    (b'{"tied": []}', '"tied" must be an object'),
+    (b'{"tied": {"x.weight": 5}}', r'"tied\.x\.weight" must be a string'),
+    (b'{"tied": {"x.weight": "nosuch"}}', "the alias must not be stored, its target must be"),
+    (b'{"tied": {"0.weight": "0.bias"}}', "the alias must not be stored"),
 ])
 def test_metadata_is_validated(good, meta, message):
     with pytest.raises(VqmError, match=message) as e:

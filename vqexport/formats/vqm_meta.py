@@ -46,6 +46,10 @@ def check_metadata(meta, fail) -> None:
     for name, why in (skipped or {}).items():
         if not isinstance(why, str):
             _bad(f"skipped.{name}", "a string (the reason)", why, fail)
+    tied = _object(meta, "tied", "", fail)
+    for alias, name in (tied or {}).items():
+        if not isinstance(name, str):
+            _bad(f"tied.{alias}", "a string (the stored tensor's name)", name, fail)
     _list_of(_list(meta, "labels", "", fail), "labels", "an array of strings", _is_str, fail)
     spec = _object(meta, "input", "", fail)
     if spec is not None:
@@ -68,6 +72,10 @@ def check_names(meta: dict, tensors, fail) -> None:
     for name in meta.get("skipped") or {}:
         if kinds.get(name) != "raw":
             fail(f'metadata "skipped" names {name[:200]}, which is not a raw tensor of the file')
+    for alias, name in (meta.get("tied") or {}).items():
+        if alias in kinds or name not in kinds:
+            fail(f'metadata "tied" maps {alias[:200]} to {name[:200]}: the alias must not be stored, its '
+                 "target must be")
 
 
 def _describe(v) -> str:
