@@ -8,6 +8,7 @@ from . import api
 from .cli import emit
 from .config import CompressConfig, QuantConfig
 from .errors import ConfigError, VqexportError
+from .fileio import check_output_folder, check_outputs
 from .report import human_bytes, table
 
 
@@ -41,22 +42,39 @@ def _parse_override(text: str):
 def _load(args, path=None):
     model = api.load_model(path or args.model, arch=args.arch, trust_pickle=args.trust_pickle)
     if args.input_shape:
-        try:
-            shape = [int(v) for v in args.input_shape.split(",")]
-        except ValueError:
-            raise ConfigError(f"--input-shape {args.input_shape!r}: expected numbers like 1,3,224,224") from None
+        shape = list(args.input_shape)  # checked for rank and sign by cli.input_shape
+        _check_shape_fits(model, shape, path or args.model)
         model.input = {**(model.input or {"layout": "NCHW"}), "shape": shape}
     return model
 
 
+def _check_shape_fits(model, shape, path) -> None:
+    """Run the model once on zeros of `shape`, so a shape it cannot take fails here, in one line,
+    and not as a tracer's traceback after the compression."""
+    import torch
+
+    try:
+        with torch.no_grad():
+            model.module(torch.zeros(shape))
+    except (RuntimeError, ValueError, IndexError, TypeError, AssertionError) as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+        # TorchScript puts its own traceback first and the error on the last line.
+        why = lines[-1] if "Error: " in lines[-1] else lines[0]
+        why = why.split("Error: ", 1)[1] if why.split("Error: ", 1)[0].isidentifier() else why
+        raise ConfigError(f"--input-shape {','.join(map(str, shape))} does not fit the model {path}: {why}") from None
+
+
 def _compress(args, model):
-    cm = api.compress(model, config=_config(args), quiet=args.quiet)
+    config = _config(args)
+    config.check_overrides(model.dense_layers())
+    cm = api.compress(model, config=config, quiet=args.quiet)
     if not model.dense_layers() and not args.quiet:
         print(f"vqexport: note: {args.model} has no dense (Linear) layer; nothing was compressed")
     return cm
 
 
 def cmd_compress(args) -> int:
+    check_outputs([(args.output, "the output")], inputs=[args.model])
     model = _load(args)
     cm = _compress(args, model)
     cm.save(args.output)
@@ -103,6 +121,11 @@ def _summary_text(r: dict) -> str:
 def _export(args, suffix: str, write):
     src = Path(args.model)
     out = Path(args.output) if args.output else src.with_suffix(suffix)
+    outputs = [(args.output or out, "the output")]  # as typed: `-o dir/` names a folder
+    if src.suffix != ".vqm":
+        check_outputs(outputs, inputs=[src, args.source])  # first: `-o .` has no sibling .vqm name
+        outputs.append((out.with_suffix(".vqm"), "the .vqm written beside it"))
+    check_outputs(outputs, inputs=[src, args.source])
     if src.suffix == ".vqm":
         cm = api.read_vqm(src)
         model = _load(args, args.source) if args.source else None
@@ -159,8 +182,9 @@ def cmd_eval(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .evaluate.sweep import format_sweep, run_sweep
+    from .evaluate.sweep import OUTPUT_FILES, format_sweep, run_sweep
 
+    check_output_folder(args.output, OUTPUT_FILES, inputs=[args.model, args.data])
     result = run_sweep(args.model, args.data, args.output, quick=args.quick, formats=args.formats.split(","),
                        arch=args.arch, trust_pickle=args.trust_pickle, quiet=args.quiet)
     emit(args, result, format_sweep(result))

@@ -13,6 +13,11 @@ from .errors import ConfigError
 
 METHODS = ("binary", "kmeans", "pq", "rq", "svd")
 CODEBOOK_DTYPES = ("float32", "float16")
+# The settings each method reads; a setting given for a layer whose method does not read it is an
+# error, not a silent no-op. The seed is a CompressConfig field, read by every method that samples.
+READS = {"binary": {"codebook_dtype"}, "kmeans": {"k", "codebook_dtype", "seed"},
+         "pq": {"k", "d", "rows", "codebook_dtype", "seed"}, "rq": {"k", "stages", "codebook_dtype", "seed"},
+         "svd": {"rank", "seed"}}
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,21 @@ class CompressConfig:
             if glob_matches(name, pattern):
                 q = q.replace(**changes)
         return q
+
+    def check_overrides(self, dense: list[str]) -> None:
+        """Each override must match a selected dense layer, and set only what its method there reads."""
+        chosen = [n for n in dense if self.selects(n)]
+        for pattern, changes in self.overrides:
+            text = f"--override {pattern}:" + ",".join(f"{k}={v}" for k, v in changes.items())
+            matched = [n for n in chosen if glob_matches(n, pattern)]
+            if not matched:
+                where = "selected dense layer" if chosen != dense else "dense layer"
+                raise ConfigError(f"{text}: {pattern!r} matches no {where}; the {where}s are: "
+                                  + (", ".join(chosen[:12]) + (" ..." if len(chosen) > 12 else "") or "none"))
+            methods = {self.for_layer(n).method for n in matched}
+            for key in changes:
+                if key != "method" and not any(key in READS[m] for m in methods):
+                    raise ConfigError(f"{text}: {key} has no effect with method {'/'.join(sorted(methods))}")
 
     def to_dict(self) -> dict:
         return {**self.quant.to_dict(), "layers": list(self.layers),
