@@ -21,7 +21,7 @@ class OutputError(VqexportError):
     """An output path that would destroy an input, or is not a place for a regular file."""
 
 
-_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+_KINDS = ((stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
 
 
@@ -29,14 +29,14 @@ def check_target(path) -> Path:
     """Refuse `path` as a file to write unless it is missing or a regular file, in a writable folder."""
     text = os.fspath(path)
     path = Path(path)
-    if text.endswith(("/", os.sep)) or path.name in ("", ".", ".."):
-        raise OutputError(f"{text}: names a folder; give a file name to write")
     try:
         mode = os.lstat(path).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # the folder's checks below say which
         mode = None
     except OSError as e:
         raise OutputError(f"{path}: cannot be written ({e.strerror})") from None
+    if text.endswith(("/", os.sep)) or path.name in ("", ".", "..") or (mode is not None and stat.S_ISDIR(mode)):
+        raise OutputError(f"{text}: names a folder; give a file name to write")
     if mode is not None and stat.S_ISLNK(mode):
         raise OutputError(f"{path}: is a symbolic link; vqexport does not write through links (name its target)")
     if mode is not None and not stat.S_ISREG(mode):
