@@ -10,7 +10,6 @@ import pytest
 
 from conftest import run_cli
 from vqexport.errors import VqexportError
-from vqexport.fileio import OutputError, atomic_path, check_outputs
 
 
 @pytest.fixture
@@ -82,6 +81,8 @@ def test_sweep_never_writes_over_its_input(d, tmp_path_factory):
 
 
 def test_check_outputs_compares_inodes_and_resolved_names(tmp_path):
+    from vqexport.fileio import OutputError, check_outputs
+
     a = tmp_path / "a.pt"
     a.write_bytes(b"x")
     os.link(a, tmp_path / "b.pt")
@@ -123,15 +124,17 @@ def test_a_device_is_not_replaced(d):
 
 def test_atomic_path_checks_the_target_again_before_renaming(tmp_path):
     """Every writer goes through atomic_path: a link or FIFO made while it works is not replaced."""
+    from vqexport.fileio import atomic_path
+
     out = tmp_path / "m.vqm"
-    with pytest.raises(OutputError, match="symbolic link"):
+    with pytest.raises(VqexportError, match="symbolic link"):
         with atomic_path(out) as tmp:
             tmp.write_bytes(b"new")
             os.symlink("elsewhere", out)
     assert os.readlink(out) == "elsewhere"
     assert [p.name for p in tmp_path.iterdir()] == ["m.vqm"], "the temporary file was left behind"
     os.mkfifo(tmp_path / "f.vqm")
-    with pytest.raises(OutputError, match="FIFO"):
+    with pytest.raises(VqexportError, match="FIFO"):
         with atomic_path(tmp_path / "f.vqm"):
             pass
 
