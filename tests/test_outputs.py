@@ -163,6 +163,8 @@ def test_output_folder_mistakes(d, command, out, expect):
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
 def test_output_in_a_folder_nobody_can_write(d):
     refused(["compress", d / "inp.pt", "-o", "/proc/m.vqm"], ["/proc/m.vqm: cannot write in the folder /proc"], d)
+    refused(["sweep", d / "inp.pt", "--quick", "-o", "/proc/vqexport/sweep"],
+            ["/proc/vqexport/sweep: cannot write in the folder /proc"], d)
 
 
 @pytest.mark.skipif(os.geteuid() == 0 or sys.platform == "win32", reason="root writes into read-only folders")

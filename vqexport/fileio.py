@@ -56,12 +56,12 @@ def _check_folder(folder: Path, path) -> None:
         raise OutputError(f"{path}: cannot write in the folder {folder} (permission denied)")
 
 
-def _try_writing(path: Path) -> None:
+def _try_writing(path: Path, shown=None) -> None:
     """Create and remove a file beside `path`: permissions alone do not tell (root, read-only mounts)."""
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     except OSError as e:
-        raise OutputError(f"{path}: cannot write in the folder {path.parent} ({e.strerror})") from None
+        raise OutputError(f"{shown or path}: cannot write in the folder {path.parent} ({e.strerror})") from None
     os.close(fd)
     os.unlink(tmp)
 
@@ -107,6 +107,7 @@ def check_output_folder(folder, files, inputs=()) -> Path:
         while not parent.exists() and parent != parent.parent:
             parent = parent.parent
         _check_folder(parent, folder)
+        _try_writing(parent / folder.name, shown=folder)
     for src in inputs:
         if src is not None and Path(src).is_dir() and (same_file(folder, src) or _inside(folder, src)):
             raise OutputError(f"-o {folder}: is the input folder {src} or inside it; writing there would change "
