@@ -76,6 +76,8 @@ def test_input_shape_that_fits_is_used(d, tmp_path):
     (["--method", "rq", "--d", "2"], "--d has no effect with --method rq"),
     (["--override", "4:rank=8"], "--override 4:rank=8: rank has no effect with method kmeans"),
     (["--override", "4:method=svd,k=8"], "k has no effect with method svd"),
+    (["--override", "*:method=svd", "--k", "8"], "--k has no effect: the layers it could apply to use svd"),
+    (["--k", "8", "--override", "*:k=4"], "--k has no effect: every layer that reads it has its own k"),
 ])
 def test_unused_method_flags_are_errors(d, tmp_path, torchscript_cnn, flags, expect):
     refused(["compress", torchscript_cnn, *flags, "-o", tmp_path / "m.vqm"], [expect], tmp_path)

@@ -152,6 +152,7 @@ def test_api_writers_refuse_links(tmp_path, torchscript_cnn):
 
 # -- item 11: folders, and folders that cannot be written ------------------------------------------
 @pytest.mark.parametrize("out,expect", [(".", ".: names a folder"), ("{d}", "names a folder"),
+                                        ("", "the output name is empty"),
                                         ("{d}/new/", "new/: names a folder"),
                                         ("{d}/missing/m.vqm", "the folder {d}/missing does not exist"),
                                         ("{d}/good.vqm/m.vqm", "good.vqm is not a folder")])

@@ -85,12 +85,14 @@ def resolve_method_flags(args) -> None:
     for key in given:
         if not any(key in READS.get(m, ()) for m in methods):
             raise ConfigError(f"{METHOD_FLAGS[key]} has no effect with --method {method}")
+    # Kept for the check against the model's layers (CompressConfig.check_used).
+    args.given_method_flags = {key: METHOD_FLAGS[key] for key in given}
     for key, value in DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
 
 
-MAX_INPUT_ELEMENTS = 1 << 28  # 1 GiB of float32: a zero input of this size is made to check the shape
+MAX_INPUT_ELEMENTS = 1 << 26  # 256 MiB of float32: the model is run once on zeros of this shape to check it
 
 
 def input_shape(text: str) -> list[int]:

@@ -66,7 +66,7 @@ def _check_shape_fits(model, shape, path) -> None:
 
 def _compress(args, model):
     config = _config(args)
-    config.check_overrides(model.dense_layers())
+    config.check_used(model.dense_layers(), getattr(args, "given_method_flags", None))
     cm = api.compress(model, config=config, quiet=args.quiet)
     if not model.dense_layers() and not args.quiet:
         print(f"vqexport: note: {args.model} has no dense (Linear) layer; nothing was compressed")
@@ -121,7 +121,7 @@ def _summary_text(r: dict) -> str:
 def _export(args, suffix: str, write):
     src = Path(args.model)
     out = Path(args.output) if args.output else src.with_suffix(suffix)
-    outputs = [(args.output or out, "the output")]  # as typed: `-o dir/` names a folder
+    outputs = [(out if args.output is None else args.output, "the output")]  # as typed: `-o dir/` is a folder
     if src.suffix != ".vqm":
         check_outputs(outputs, inputs=[src, args.source])  # first: `-o .` has no sibling .vqm name
         outputs.append((out.with_suffix(".vqm"), "the .vqm written beside it"))

@@ -94,8 +94,10 @@ class CompressConfig:
                 q = q.replace(**changes)
         return q
 
-    def check_overrides(self, dense: list[str]) -> None:
-        """Each override must match a selected dense layer, and set only what its method there reads."""
+    def check_used(self, dense: list[str], given: dict[str, str] | None = None) -> None:
+        """Refuse what no layer would read: an override that matches no selected dense layer, or
+        sets what its layers' method does not read, and a global setting the user gave (`given`
+        maps its field to the flag's name) that no layer reads or that every reader overrides."""
         chosen = [n for n in dense if self.selects(n)]
         for pattern, changes in self.overrides:
             text = f"--override {pattern}:" + ",".join(f"{k}={v}" for k, v in changes.items())
@@ -108,6 +110,15 @@ class CompressConfig:
             for key in changes:
                 if key != "method" and not any(key in READS[m] for m in methods):
                     raise ConfigError(f"{text}: {key} has no effect with method {'/'.join(sorted(methods))}")
+        if not chosen:
+            return
+        for key, flag in (given or {}).items():
+            readers = [n for n in chosen if key in READS[self.for_layer(n).method]]
+            if not readers:
+                methods = "/".join(sorted({self.for_layer(n).method for n in chosen}))
+                raise ConfigError(f"{flag} has no effect: the layers it could apply to use {methods}")
+            if all(any(key in c and glob_matches(n, p) for p, c in self.overrides) for n in readers):
+                raise ConfigError(f"{flag} has no effect: every layer that reads it has its own {key} from --override")
 
     def to_dict(self) -> dict:
         return {**self.quant.to_dict(), "layers": list(self.layers),

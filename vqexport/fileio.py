@@ -28,6 +28,8 @@ _KINDS = ((stat.S_ISCHR, "a character device"),
 def check_target(path) -> Path:
     """Refuse `path` as a file to write unless it is missing or a regular file, in a writable folder."""
     text = os.fspath(path)
+    if not text:
+        raise OutputError("the output name is empty")
     path = Path(path)
     try:
         mode = os.lstat(path).st_mode
