@@ -8,7 +8,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from .errors import VqexportError
+from .config import METHODS, READS, CompressConfig, QuantConfig
+from .errors import ConfigError, VqexportError
 
 EPILOG = {
     "compress": "example:\n  vqexport compress model.pt --method pq --d 4 --k 16 -o model.vqm",
@@ -24,20 +25,96 @@ EPILOG = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake gets the same single line and exit code 2 as every other user error."""
+
+    def error(self, message):
+        self.exit(2, f"vqexport: error: {message} (see `{self.prog} --help`)\n")
+
+
+class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Examples keep their line breaks; every flag with a default says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "(default" in text or action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+# The method flags default to None so that a flag the user gave can be told from one left out;
+# resolve_method_flags fills in these documented defaults after checking what was given.
+METHOD_FLAGS = {"k": "--k", "d": "--d", "rows": "--rows", "stages": "--stages", "rank": "--rank",
+                "codebook_dtype": "--codebook-dtype", "seed": "--seed"}
+DEFAULTS = {"method": QuantConfig.method, "k": QuantConfig.k, "d": QuantConfig.d, "rows": QuantConfig.rows,
+            "stages": QuantConfig.stages, "rank": QuantConfig.rank, "codebook_dtype": QuantConfig.codebook_dtype,
+            "seed": CompressConfig.seed}
+
+
 def _method_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("compression")
-    g.add_argument("--method", default="kmeans", choices=["binary", "kmeans", "pq", "rq", "svd"])
-    g.add_argument("--k", type=int, default=16, help="codebook entries (kmeans, pq, rq); default 16")
-    g.add_argument("--d", type=int, default=4, help="pq: sub-vector length; default 4")
-    g.add_argument("--rows", action="store_true", help="pq: segments of d rows instead of d columns")
-    g.add_argument("--stages", type=int, default=2, help="rq: number of stages t; default 2")
-    g.add_argument("--rank", type=int, default=32, help="svd: rank r; default 32")
-    g.add_argument("--codebook-dtype", default="float32", choices=["float32", "float16"])
+    g.add_argument("--method", choices=METHODS, help=f"(default: {DEFAULTS['method']})")
+    g.add_argument("--k", type=int, help=f"kmeans, pq, rq: codebook entries, 2 to 65536 (default: {DEFAULTS['k']})")
+    g.add_argument("--d", type=int, help=f"pq: sub-vector length (default: {DEFAULTS['d']})")
+    g.add_argument("--rows", action="store_true", default=None,
+                   help="pq: segments of d rows instead of d columns (default: columns)")
+    g.add_argument("--stages", type=int, help=f"rq: number of stages t (default: {DEFAULTS['stages']})")
+    g.add_argument("--rank", type=int, help=f"svd: rank r (default: {DEFAULTS['rank']})")
+    g.add_argument("--codebook-dtype", choices=["float32", "float16"],
+                   help=f"binary, kmeans, pq, rq: how codebooks are stored (default: {DEFAULTS['codebook_dtype']})")
     g.add_argument("--layers", action="append", metavar="GLOB",
-                   help="dense layers to compress (repeatable); default: every dense layer")
+                   help="dense layers to compress (repeatable) (default: every dense layer)")
     g.add_argument("--override", action="append", default=[], metavar="GLOB:KEY=V[,KEY=V]",
                    help="per-layer setting, e.g. '13:k=8' or 'classifier.*:method=svd,rank=16'")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, help=f"kmeans, pq, rq, svd: random seed (default: {DEFAULTS['seed']})")
+
+
+def resolve_method_flags(args) -> None:
+    """Refuse a method flag that nothing will read, then fill in the defaults of those left out."""
+    given = [key for key in METHOD_FLAGS if getattr(args, key) is not None]
+    if hasattr(args, "source") and Path(args.model).suffix == ".vqm":  # to-onnx / to-tflite of a .vqm
+        flags = (["--method"] if args.method else []) + [METHOD_FLAGS[k] for k in given] \
+            + (["--layers"] if args.layers else []) + (["--override"] if args.override else [])
+        if flags:
+            raise ConfigError(f"{flags[0]} has no effect with a .vqm input: {args.model} is already compressed; "
+                              "give the model itself to compress it again")
+    method = args.method or DEFAULTS["method"]
+    methods = {method} | {value.strip() for text in args.override
+                          for key, _, value in (item.partition("=") for item in text.rpartition(":")[2].split(","))
+                          if key.strip() == "method"}
+    for key in given:
+        if not any(key in READS.get(m, ()) for m in methods):
+            raise ConfigError(f"{METHOD_FLAGS[key]} has no effect with --method {method}")
+    # Kept for the check against the model's layers (CompressConfig.check_used).
+    args.given_method_flags = {key: METHOD_FLAGS[key] for key in given}
+    for key, value in DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
+
+
+def input_shape(text: str) -> list[int]:
+    """--input-shape: 2 to 5 positive whole numbers, the batch first (layouts.parse_shape)."""
+    from .layouts import parse_shape
+
+    try:
+        return parse_shape(text, "")
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e).strip()) from None
+
+
+def _at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
 
 
 def _model_flags(p: argparse.ArgumentParser) -> None:
@@ -45,7 +122,7 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--arch", help="for a state_dict: torchvision:NAME or package.module:Class")
     g.add_argument("--trust-pickle", action="store_true",
                    help="allow unpickling a pickled nn.Module (runs code from the file)")
-    g.add_argument("--input-shape", help="e.g. 1,3,224,224 when the model does not say")
+    g.add_argument("--input-shape", type=input_shape, help="e.g. 1,3,224,224 when the model does not say")
 
 
 def _scale_flag(p: argparse.ArgumentParser) -> None:
@@ -77,16 +154,17 @@ def _limit_flag(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="vqexport", formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = _Parser(
+        prog="vqexport", formatter_class=_Help,
         description="Compress the dense layers of PyTorch CNNs with vector quantization and export them.",
         epilog="example:\n  vqexport to-tflite model.pt --method kmeans --k 16\n  vqexport inspect model.vqm")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or notes")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name, help_):
-        p = sub.add_parser(name, help=help_, epilog=EPILOG[name], formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("--quiet", action="store_true", help="no progress bars or notes")
+        p = sub.add_parser(name, help=help_, epilog=EPILOG[name], formatter_class=_Help)
+        # SUPPRESS: when left out here, the global `vqexport --quiet CMD` keeps its value.
+        p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars or notes")
         return p
 
     p = add("compress", "compress a model's dense layers into a .vqm")
@@ -118,11 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("bench", "time a .onnx or .tflite like onnxruntime_perf_test / benchmark_model")
     p.add_argument("file")
-    p.add_argument("--runs", type=int, default=100)
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--threads", type=int)
-    p.add_argument("--input-shape", help="channels first, e.g. 1,3,224,224 or 1,64: for a file that does not say, "
-                                          "or to override it")
+    p.add_argument("--runs", type=_at_least(1), default=100, help="timed runs")
+    p.add_argument("--warmup", type=_at_least(0), default=10, help="untimed runs before them")
+    p.add_argument("--threads", type=_at_least(1), help="intra-op threads (default: the runtime's own)")
+    p.add_argument("--input-shape", type=input_shape,
+                   help="channels first, e.g. 1,3,224,224 or 1,64: for a file that does not say, or to override it")
     _layout_flag(p)
     _limit_flag(p)
     p.add_argument("--json", action="store_true")
@@ -139,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("sweep", "accuracy against compression for every method (the paper's experiment)")
     p.add_argument("model")
-    p.add_argument("--data", default="mnist5k")
+    p.add_argument("--data", default="mnist5k", help="mnist5k | digits | FOLDER | FILE.npz")
     p.add_argument("-o", "--output", required=True, help="folder for results.json, results.md and plots")
     p.add_argument("--quick", action="store_true", help="three points only")
     p.add_argument("--formats", default="vqm", help="comma list of vqm,onnx,tflite for the size plot")
@@ -158,14 +236,23 @@ def main(argv=None) -> int:
     quiet = args.quiet
     warnings.showwarning = _one_line_warning(quiet)
     try:
+        if hasattr(args, "method"):
+            resolve_method_flags(args)
         from . import commands
         from .formats.limits import max_decoded_size
 
         with max_decoded_size(getattr(args, "max_decoded_size", None)):  # seen by bench's child process too
-            return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)
+            code = getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below and not at exit
+        return code
     except VqexportError as e:
         print(f"vqexport: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`vqexport inspect --json | head -1`): stop quietly, as a shell tool
+        # does, and keep Python from failing again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # what a shell reports for a process that SIGPIPE ended
     except KeyboardInterrupt:
         print("vqexport: interrupted", file=sys.stderr)
         return 130

@@ -8,6 +8,7 @@ from . import api
 from .cli import emit
 from .config import CompressConfig, QuantConfig
 from .errors import ConfigError, VqexportError
+from .fileio import check_output_folder, check_outputs
 from .report import human_bytes, table
 
 
@@ -42,6 +43,7 @@ def _load(args, path=None):
     shape = _shape_arg(args)
     model = api.load_model(path or args.model, arch=args.arch, trust_pickle=args.trust_pickle)
     if shape:
+        _check_shape_fits(model, shape, path or args.model)
         model.input = {**(model.input or {}), "shape": shape,
                        "layout": _channels_first_layout(model.input, len(shape))}
     return model
@@ -56,21 +58,37 @@ def _channels_first_layout(spec, rank: int) -> str:
 
 
 def _shape_arg(args):
-    if not args.input_shape:
-        return None
-    from .layouts import parse_shape
+    """--input-shape as a list (cli.input_shape has checked it), or None."""
+    return list(args.input_shape) if args.input_shape else None
 
-    return parse_shape(args.input_shape, "--input-shape")
+
+def _check_shape_fits(model, shape, path) -> None:
+    """Run the model once on zeros of `shape`, so a shape it cannot take fails here, in one line,
+    and not as a tracer's traceback after the compression."""
+    import torch
+
+    try:
+        with torch.no_grad():
+            model.module(torch.zeros(shape))
+    except (RuntimeError, ValueError, IndexError, TypeError, AssertionError) as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+        # TorchScript puts its own traceback first and the error on the last line.
+        why = lines[-1] if "Error: " in lines[-1] else lines[0]
+        why = why.split("Error: ", 1)[1] if why.split("Error: ", 1)[0].isidentifier() else why
+        raise ConfigError(f"--input-shape {','.join(map(str, shape))} does not fit the model {path}: {why}") from None
 
 
 def _compress(args, model):
-    cm = api.compress(model, config=_config(args), quiet=args.quiet)
+    config = _config(args)
+    config.check_used(model.dense_layers(), getattr(args, "given_method_flags", None))
+    cm = api.compress(model, config=config, quiet=args.quiet)
     if not model.dense_layers() and not args.quiet:
         print(f"vqexport: note: {args.model} has no dense (Linear) layer; nothing was compressed")
     return cm
 
 
 def cmd_compress(args) -> int:
+    check_outputs([(args.output, "the output")], inputs=[args.model])
     model = _load(args)
     cm = _compress(args, model)
     cm.save(args.output)
@@ -119,6 +137,11 @@ def _summary_text(r: dict) -> str:
 def _export(args, suffix: str, write):
     src = Path(args.model)
     out = Path(args.output) if args.output else src.with_suffix(suffix)
+    outputs = [(out if args.output is None else args.output, "the output")]  # as typed: `-o dir/` is a folder
+    if src.suffix != ".vqm":
+        check_outputs(outputs, inputs=[src, args.source])  # first: `-o .` has no sibling .vqm name
+        outputs.append((out.with_suffix(".vqm"), "the .vqm written beside it"))
+    check_outputs(outputs, inputs=[src, args.source])
     # Everything that can be checked is checked before the compression, which can take minutes.
     if src.suffix == ".vqm":
         cm = api.read_vqm(src)
@@ -168,19 +191,13 @@ def cmd_to_tflite(args) -> int:
                                                                                  quiet=args.quiet))
 
 
-def _shape_flag(args):
-    from .layouts import parse_shape
-
-    return parse_shape(args.input_shape) if args.input_shape else None
-
-
 def cmd_bench(args) -> int:
     from .evaluate.bench import format_bench, run_bench
 
     if not Path(args.file).is_file():
         raise VqexportError(f"{args.file}: no such file")
     result = run_bench(args.file, runs=args.runs, warmup=args.warmup, threads=args.threads,
-                       input_shape=_shape_flag(args), layout=args.layout)
+                       input_shape=_shape_arg(args), layout=args.layout)
     emit(args, result, format_bench(result))
     return 0
 
@@ -190,14 +207,15 @@ def cmd_eval(args) -> int:
 
     result = evaluate_file(args.model, args.data, source=args.source, arch=args.arch,
                            trust_pickle=args.trust_pickle, scale=args.scale, layout=args.layout,
-                           input_shape=_shape_flag(args))
+                           input_shape=_shape_arg(args))
     emit(args, result, format_eval(result))
     return 0
 
 
 def cmd_sweep(args) -> int:
-    from .evaluate.sweep import format_sweep, run_sweep
+    from .evaluate.sweep import OUTPUT_FILES, format_sweep, run_sweep
 
+    check_output_folder(args.output, OUTPUT_FILES, inputs=[args.model, args.data])
     result = run_sweep(args.model, args.data, args.output, quick=args.quick, formats=args.formats.split(","),
                        arch=args.arch, trust_pickle=args.trust_pickle, quiet=args.quiet, scale=args.scale)
     emit(args, result, format_sweep(result))

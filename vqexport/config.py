@@ -13,6 +13,11 @@ from .errors import ConfigError
 
 METHODS = ("binary", "kmeans", "pq", "rq", "svd")
 CODEBOOK_DTYPES = ("float32", "float16")
+# The settings each method reads; a setting given for a layer whose method does not read it is an
+# error, not a silent no-op. The seed is a CompressConfig field, read by every method that samples.
+READS = {"binary": {"codebook_dtype"}, "kmeans": {"k", "codebook_dtype", "seed"},
+         "pq": {"k", "d", "rows", "codebook_dtype", "seed"}, "rq": {"k", "stages", "codebook_dtype", "seed"},
+         "svd": {"rank", "seed"}}
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,32 @@ class CompressConfig:
             if glob_matches(name, pattern):
                 q = q.replace(**changes)
         return q
+
+    def check_used(self, dense: list[str], given: dict[str, str] | None = None) -> None:
+        """Refuse what no layer would read: an override that matches no selected dense layer, or
+        sets what its layers' method does not read, and a global setting the user gave (`given`
+        maps its field to the flag's name) that no layer reads or that every reader overrides."""
+        chosen = [n for n in dense if self.selects(n)]
+        for pattern, changes in self.overrides:
+            text = f"--override {pattern}:" + ",".join(f"{k}={v}" for k, v in changes.items())
+            matched = [n for n in chosen if glob_matches(n, pattern)]
+            if not matched:
+                where = "selected dense layer" if chosen != dense else "dense layer"
+                raise ConfigError(f"{text}: {pattern!r} matches no {where}; the {where}s are: "
+                                  + (", ".join(chosen[:12]) + (" ..." if len(chosen) > 12 else "") or "none"))
+            methods = {self.for_layer(n).method for n in matched}
+            for key in changes:
+                if key != "method" and not any(key in READS[m] for m in methods):
+                    raise ConfigError(f"{text}: {key} has no effect with method {'/'.join(sorted(methods))}")
+        if not chosen:
+            return
+        for key, flag in (given or {}).items():
+            readers = [n for n in chosen if key in READS[self.for_layer(n).method]]
+            if not readers:
+                methods = "/".join(sorted({self.for_layer(n).method for n in chosen}))
+                raise ConfigError(f"{flag} has no effect: the layers it could apply to use {methods}")
+            if all(any(key in c and glob_matches(n, p) for p, c in self.overrides) for n in readers):
+                raise ConfigError(f"{flag} has no effect: every layer that reads it has its own {key} from --override")
 
     def to_dict(self) -> dict:
         return {**self.quant.to_dict(), "layers": list(self.layers),

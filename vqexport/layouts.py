@@ -6,6 +6,8 @@ uses; a runtime whose file takes channels last transposes inside.
 """
 from __future__ import annotations
 
+import math
+
 CHANNELS_FIRST = {2: "NC", 3: "NCW", 4: "NCHW", 5: "NCDHW"}
 CHANNELS_LAST = {2: "NC", 3: "NWC", 4: "NHWC", 5: "NDHWC"}
 NAMES = sorted(set(CHANNELS_FIRST.values()) | set(CHANNELS_LAST.values()))
@@ -46,6 +48,9 @@ def last_perm(rank: int) -> tuple[int, ...]:
     return (0, *range(2, rank), 1) if rank >= 3 else tuple(range(rank))
 
 
+MAX_INPUT_ELEMENTS = 1 << 26  # 256 MiB of float32: a model is run once on zeros of this shape to check it
+
+
 def parse_shape(text: str, flag: str = "--input-shape") -> list[int]:
     """'1,3,224,224' -> [1, 3, 224, 224]: positive integers, rank 2 to 5 (the ranks the exporters take)."""
     from .errors import ConfigError
@@ -56,4 +61,6 @@ def parse_shape(text: str, flag: str = "--input-shape") -> list[int]:
         raise ConfigError(f"{flag} {text!r}: expected positive numbers like 1,3,224,224") from None
     if not 2 <= len(shape) <= 5 or any(v < 1 for v in shape):
         raise ConfigError(f"{flag} {text!r}: expected 2 to 5 positive numbers, batch first, like 1,3,224,224")
+    if math.prod(shape) > MAX_INPUT_ELEMENTS:
+        raise ConfigError(f"{flag} {text!r}: {math.prod(shape):,} values is more than the {MAX_INPUT_ELEMENTS:,} allowed")
     return shape

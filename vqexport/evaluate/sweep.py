@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from ..fileio import atomic_path
 from ..report import human_bytes, table
 from .datasets import fit_inputs, load_dataset
 
+OUTPUT_FILES = ("results.json", "results.md", "accuracy_vs_compression.png", "size_vs_accuracy.png")
 SMALL_LAYER = 32  # under svd a dense layer with min(m, n) at most this stays raw (see svd_overrides)
 
 
@@ -86,9 +86,9 @@ def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm
     """scale: divide the user's data by it (--scale 255); None feeds it as given.
     budget_rates: whole-model compression rates at which the budget search (vqexport.budget)
     also places a point, so the plots show its frontier beside the single settings."""
-    from tqdm import tqdm
-
     import vqexport
+
+    from ..progress import step_bar
 
     from .accuracy import evaluate_file, predict, topk
     from .runtimes import TorchRuntime
@@ -113,7 +113,7 @@ def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm
     grid = points if points is not None else (quick_grid() if quick else full_grid())
     results = []
     correct = {"uncompressed": ref_logits.argmax(1) == y}  # per image, for paired tests (not in the JSON)
-    bar = tqdm(total=len(grid) + len(svd_targets or []) + 1, desc="sweep", file=sys.stderr, disable=quiet)
+    bar = step_bar(len(grid) + len(svd_targets or []) + 1, "sweep", quiet)
 
     def measure(p: dict, config: CompressConfig, notes: dict | None = None) -> dict:
         bar.set_description_str(f"sweep: {label(p)}")
@@ -172,8 +172,7 @@ def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm
         tmp.write_text(markdown(summary))
     plot_accuracy(summary, out / "accuracy_vs_compression.png")
     plot_sizes(summary, out / "size_vs_accuracy.png")
-    summary["outputs"] = [str(out / n) for n in ("results.json", "results.md", "accuracy_vs_compression.png",
-                                                 "size_vs_accuracy.png")]
+    summary["outputs"] = [str(out / n) for n in OUTPUT_FILES]
     return summary
 
 
@@ -299,7 +298,8 @@ def plot_accuracy(s: dict, path: Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="lower left")
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
 
 
@@ -345,7 +345,8 @@ def plot_sizes(s: dict, path: Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, VqexportError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, check_target
 from ..ir import CompressedModel, CompressedTensor
 from ..layouts import channels_first, is_channels_last
 from ..progress import layer_bar, stage
@@ -390,7 +390,7 @@ def _save(proto, path) -> dict:
             data_name = path.name + ".data"
             onnx.save(proto, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
                       location=data_name, size_threshold=1024)
-            os.replace(tmp.parent / data_name, path.parent / data_name)
+            os.replace(tmp.parent / data_name, check_target(path.parent / data_name))
         else:
             onnx.save(proto, str(tmp))
     size = path.stat().st_size + ((path.parent / (path.name + ".data")).stat().st_size if external else 0)

@@ -1,14 +1,12 @@
 """Reproducible training of the reference CNN: explicit seeds, a torch.Generator, no global state."""
 from __future__ import annotations
 
-import sys
-
 
 def train_reference(dataset: str, cfg: dict, quiet: bool = True, network: str = "paper"):
     import torch
-    from tqdm import tqdm
 
     from ..evaluate.datasets import BUILT_IN, prepare
+    from ..progress import step_bar
     from .cnn import BUILDERS, accuracy, input_spec
 
     load = BUILT_IN[dataset]
@@ -22,7 +20,7 @@ def train_reference(dataset: str, cfg: dict, quiet: bool = True, network: str = 
     x_all = torch.from_numpy(prepare(xtr, spec))
     y_all = torch.from_numpy(ytr)
     steps = cfg["epochs"] * ((len(ytr) + cfg["batch"] - 1) // cfg["batch"])
-    bar = tqdm(total=steps, desc=f"training the {network} reference network on {dataset}", file=sys.stderr, disable=quiet, leave=False)
+    bar = step_bar(steps, f"training the {network} reference network on {dataset}", quiet, every=10.0, leave=False)
     # Dropout draws from torch's global generator, which takes no Generator argument: seed it
     # inside fork_rng, so training is reproducible and the caller's RNG state is left as it was.
     with torch.random.fork_rng(devices=[]):
