@@ -45,3 +45,24 @@ def run_cli(*args, cwd=None):
     p = subprocess.run([sys.executable, "-m", "vqexport.cli", *map(str, args)], capture_output=True, text=True,
                        cwd=cwd, timeout=600)
     return p.returncode, p.stdout, p.stderr
+
+
+def cli(*args):
+    """The real command line, in this process: (exit code, stdout, stderr). Faster than run_cli."""
+    import contextlib
+    import io
+    import warnings
+
+    from vqexport.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = warnings.showwarning
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:  # argparse's own errors exit from inside parse_args
+                code = e.code
+    finally:
+        warnings.showwarning = saved
+    return code, out.getvalue(), err.getvalue()

@@ -184,7 +184,7 @@ def test_layout_flag_overrides_the_guess(tflite_nhwc):
 
 def test_bench_input_shape_for_a_file_that_does_not_say(tmp_path):
     # Issue 14, item 13: bench --input-shape, for any rank; here an MLP saved without a shape.
-    from test_formats_agree import cli
+    from conftest import cli
 
     pt = tmp_path / "mlp.pt"
     torch.jit.save(torch.jit.script(torch.nn.Sequential(torch.nn.Linear(64, 10)).eval()), str(pt))
@@ -200,7 +200,7 @@ def test_bench_input_shape_for_a_file_that_does_not_say(tmp_path):
 
 
 def test_eval_announces_the_guess_on_stderr(tflite_nhwc, tmp_path):
-    from test_formats_agree import cli
+    from conftest import cli
 
     path, _ = tflite_nhwc
     np.savez(tmp_path / "d.npz", x=_x(4), y=np.arange(4))

@@ -12,7 +12,7 @@ from vqexport.evaluate.accuracy import evaluate_file, topk
 from vqexport.evaluate.datasets import class_indices, digits, load_dataset, mnist5k, prepare
 
 from conftest import run_cli
-from test_formats_agree import cli
+from conftest import cli
 
 
 def test_mnist5k_split_is_fixed_and_disjoint():

@@ -8,10 +8,7 @@ Conv1d net on 4x20 (rank 3), each saved as plain TorchScript and exported with -
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import warnings
 
 import numpy as np
 import pytest
@@ -19,7 +16,8 @@ import torch
 from PIL import Image
 
 import vqexport
-from vqexport.cli import main
+
+from conftest import cli
 
 DECODES = ("once", "every-run", "load")
 N = 64
@@ -42,18 +40,6 @@ def conv1d():
 
 
 MODELS = {"conv2d": (conv2d, [1, 1, 10, 14]), "mlp": (mlp, [1, 64]), "conv1d": (conv1d, [1, 4, 20])}
-
-
-def cli(*args):
-    """The real command line, in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    saved = warnings.showwarning
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main([str(a) for a in args])
-    finally:
-        warnings.showwarning = saved
-    return code, out.getvalue(), err.getvalue()
 
 
 def build(name: str, seed: int = 0) -> torch.nn.Module:

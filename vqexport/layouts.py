@@ -55,12 +55,15 @@ def parse_shape(text: str, flag: str = "--input-shape") -> list[int]:
     """'1,3,224,224' -> [1, 3, 224, 224]: positive integers, rank 2 to 5 (the ranks the exporters take)."""
     from .errors import ConfigError
 
+    where = f"{flag} {text!r}".strip()
     try:
         shape = [int(v) for v in str(text).split(",")]
     except ValueError:
-        raise ConfigError(f"{flag} {text!r}: expected positive numbers like 1,3,224,224") from None
-    if not 2 <= len(shape) <= 5 or any(v < 1 for v in shape):
-        raise ConfigError(f"{flag} {text!r}: expected 2 to 5 positive numbers, batch first, like 1,3,224,224")
+        raise ConfigError(f"{where}: expected whole numbers like 1,3,224,224") from None
+    if not 2 <= len(shape) <= 5:
+        raise ConfigError(f"{where}: expected 2 to 5 numbers, the batch first, like 1,3,224,224")
+    if any(v < 1 for v in shape):
+        raise ConfigError(f"{where}: every dimension must be at least 1")
     if math.prod(shape) > MAX_INPUT_ELEMENTS:
-        raise ConfigError(f"{flag} {text!r}: {math.prod(shape):,} values is more than the {MAX_INPUT_ELEMENTS:,} allowed")
+        raise ConfigError(f"{where}: {math.prod(shape):,} values is more than the {MAX_INPUT_ELEMENTS:,} allowed")
     return shape
