@@ -31,9 +31,13 @@ from .quant import get_quantizer
 # The settings a layer may take. Raw (uncompressed) is always a choice too.
 CANDIDATES = (
     {"method": "binary"},
-    *({"method": "kmeans", "k": k} for k in (2, 4, 16, 256)),
-    *({"method": "pq", "d": d, "k": k, "rows": False} for d, k in ((4, 16), (4, 256), (8, 16), (8, 256), (16, 256))),
-    *({"method": "pq", "d": d, "k": 16, "rows": True} for d in (8, 16, 32)),
+    *({"method": "kmeans", "k": k} for k in (2, 4, 8, 16, 256)),
+    *({"method": "pq", "d": d, "k": k, "rows": False} for d, k in ((2, 16), (4, 16), (4, 256), (8, 16), (8, 256),
+                                                                 (16, 256))),
+    *({"method": "pq", "d": d, "k": k, "rows": True} for d, k in ((4, 16), (8, 16), (8, 32), (16, 16), (32, 16))),
+    # Half-precision codebooks: the same indices for less; they matter where the codebooks are a
+    # large share of the bits (PQ by rows on a wide layer).
+    *({"method": "pq", "d": d, "k": k, "rows": True, "codebook_dtype": "float16"} for d, k in ((4, 16), (8, 32))),
 )
 RAW = {"method": "raw"}
 PRICE_STEPS = 60  # bisection steps on log(price): ample for a 1e-30 .. 1e10 range

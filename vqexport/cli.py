@@ -67,6 +67,13 @@ def _method_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--override", action="append", default=[], metavar="GLOB:KEY=V[,KEY=V]",
                    help="per-layer setting, e.g. '13:k=8' or 'classifier.*:method=svd,rank=16'")
     g.add_argument("--seed", type=int, help=f"kmeans, pq, rq, svd: random seed (default: {DEFAULTS['seed']})")
+    b = p.add_argument_group("budget (instead of the method flags: a setting per layer, from measured sensitivity)")
+    b.add_argument("--target-size", type=_size, metavar="SIZE",
+                   help="the largest file to write, e.g. 400KB or 1.5MiB; the budget picks each layer's setting")
+    b.add_argument("--max-drop", type=float, metavar="POINTS",
+                   help="the largest top-1 drop, in points, on held-out images of --data; the smallest file within it")
+    b.add_argument("--data", help="images for the budget's measurements: mnist5k | digits | fashion (their training "
+                                  "split) | FOLDER | FILE.npz")
 
 
 def resolve_method_flags(args) -> None:
@@ -74,10 +81,13 @@ def resolve_method_flags(args) -> None:
     given = [key for key in METHOD_FLAGS if getattr(args, key) is not None]
     if hasattr(args, "source") and Path(args.model).suffix == ".vqm":  # to-onnx / to-tflite of a .vqm
         flags = (["--method"] if args.method else []) + [METHOD_FLAGS[k] for k in given] \
-            + (["--layers"] if args.layers else []) + (["--override"] if args.override else [])
+            + (["--layers"] if args.layers else []) + (["--override"] if args.override else []) \
+            + [f for f, v in (("--target-size", args.target_size), ("--max-drop", args.max_drop),
+                              ("--data", args.data)) if v is not None]
         if flags:
             raise ConfigError(f"{flags[0]} has no effect with a .vqm input: {args.model} is already compressed; "
                               "give the model itself to compress it again")
+    _check_budget_flags(args, given)
     method = args.method or DEFAULTS["method"]
     methods = {method} | {value.strip() for text in args.override
                           for key, _, value in (item.partition("=") for item in text.rpartition(":")[2].split(","))
@@ -136,6 +146,22 @@ def _layout_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", choices=NAMES, metavar="LAYOUT",
                    help="the file's input layout (NCHW, NHWC, NCW, NWC, NC, ...) when it records none, or to "
                         "override it; data is always given channels first")
+
+
+def _check_budget_flags(args, given) -> None:
+    budget = [f for f, v in (("--target-size", args.target_size), ("--max-drop", args.max_drop)) if v is not None]
+    if len(budget) > 1:
+        raise ConfigError("--target-size and --max-drop: give one budget, not both")
+    if not budget:
+        if args.data is not None:
+            raise ConfigError("--data has no effect without --target-size or --max-drop")
+        return
+    chosen = (["--method"] if args.method else []) + [METHOD_FLAGS[k] for k in given if k != "seed"] \
+        + (["--layers"] if args.layers else []) + (["--override"] if args.override else [])
+    if chosen:
+        raise ConfigError(f"{chosen[0]} has no effect with {budget[0]}: the budget chooses each layer's setting")
+    if args.data is None:
+        raise ConfigError(f"{budget[0]} needs --data: the images on which each layer's sensitivity is measured")
 
 
 def _size(text: str) -> int:

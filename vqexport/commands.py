@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 from pathlib import Path
 
 from . import api
@@ -78,13 +80,43 @@ def _check_shape_fits(model, shape, path) -> None:
         raise ConfigError(f"--input-shape {','.join(map(str, shape))} does not fit the model {path}: {why}") from None
 
 
-def _compress(args, model):
-    config = _config(args)
-    config.check_used(model.dense_layers(), getattr(args, "given_method_flags", None))
+def _compress(args, model, overhead=(1.0, 0)):
+    """overhead: (factor, bytes) by which the written format may exceed the .vqm (docs/FORMAT.md's
+    size guarantees), so a --target-size budget is met by the file the command writes."""
+    if args.target_size is not None or args.max_drop is not None:
+        config = _budget_config(args, model, overhead)
+    else:
+        config = _config(args)
+        config.check_used(model.dense_layers(), getattr(args, "given_method_flags", None))
     cm = api.compress(model, config=config, quiet=args.quiet)
     if not model.dense_layers() and not args.quiet:
         print(f"vqexport: note: {args.model} has no dense (Linear) layer; nothing was compressed")
     return cm
+
+
+def _budget_config(args, model, overhead) -> CompressConfig:
+    from .budget import Budget
+
+    say = (lambda *a: None) if args.quiet else (lambda text: print(f"vqexport: {text}", file=sys.stderr))
+    say(f"budget: measuring each layer's sensitivity on {args.data} ...")
+    budget = Budget(model, args.data, seed=args.seed)
+    if args.target_size is not None:
+        factor, extra = overhead
+        plan = budget.for_size(int((args.target_size - extra) / factor))
+    else:
+        plan = budget.for_drop(args.max_drop)
+    args.plan = plan
+    say(f"budget: re-run this plan with: vqexport {args.command} {shlex.quote(str(args.model))} "
+        + " ".join(shlex.quote(a) for a in plan.override_args()))
+    return plan.config
+
+
+def _plan_result(args) -> dict:
+    plan = getattr(args, "plan", None)
+    if plan is None:
+        return {}
+    return {"plan": {"flags": plan.override_args(), "settings": plan.settings, "vqm_bytes": plan.file_bytes,
+                     "held_out_drop_points": plan.measured_drop}}
 
 
 def cmd_compress(args) -> int:
@@ -92,7 +124,7 @@ def cmd_compress(args) -> int:
     model = _load(args)
     cm = _compress(args, model)
     cm.save(args.output)
-    result = _summary(cm, args.output)
+    result = {**_summary(cm, args.output), **_plan_result(args)}
     emit(args, result, _summary_text(result))
     return 0
 
@@ -160,7 +192,7 @@ def _export(args, suffix: str, write):
     if not (isinstance(spec, dict) and spec.get("shape")):
         raise ConfigError(f"{src}: the model does not say its input shape; pass --input-shape, e.g. 1,3,224,224")
     if cm is None:
-        cm = _compress(args, model)
+        cm = _compress(args, model, OVERHEAD[suffix])
     if model is not None and model.input:
         cm.metadata["input"] = dict(model.input)
     # Without --model, a .vqm is rebuilt from the user's --arch, or from the architecture its
@@ -171,7 +203,10 @@ def _export(args, suffix: str, write):
     if vqm_path != src:
         cm.save(vqm_path)
     result = {"output": str(out), "bytes": os.path.getsize(out), "vqm": str(vqm_path),
-              "vqm_bytes": os.path.getsize(vqm_path), **cm.summary(), "export": info}
+              "vqm_bytes": os.path.getsize(vqm_path), **cm.summary(), "export": info, **_plan_result(args)}
+    if args.target_size is not None and result["bytes"] > args.target_size:
+        print(f"vqexport: note: {out} is {result['bytes']} bytes, over --target-size {args.target_size}: "
+              "the format's overhead was larger than its documented bound", file=sys.stderr)
     text = (f"wrote {out} ({human_bytes(result['bytes'])}) and {vqm_path} ({human_bytes(result['vqm_bytes'])}); "
             f"dense model {human_bytes(result['model_dense_bytes'])}, dense layers "
             f"{result['layer_compression']:.2f}x, whole model {result['model_compression']:.2f}x")
@@ -180,6 +215,11 @@ def _export(args, suffix: str, write):
                  "vqexport.formats.tflite_external.interpreter_source() or the demo app; a plain TFLite interpreter refuses it")
     emit(args, result, text)
     return 0
+
+
+# How much larger than the .vqm each export may be (docs/results/*: ONNX <= 1.01x + 16 KiB,
+# TFLite <= 1.02x + 16 KiB), so that a --target-size plan leaves room for it.
+OVERHEAD = {".onnx": (1.01, 16 << 10), ".tflite": (1.02, 16 << 10)}
 
 
 def cmd_to_onnx(args) -> int:
