@@ -84,7 +84,10 @@ def build(name: str):
     if name in ZOO:
         import torchvision
 
-        return torchvision.models.get_model(name, weights=None).eval(), (1, 3, 224, 224)
+        m = torchvision.models.get_model(name, weights=None)
+        if name == "vit_b_16":  # torchvision zero-initialises ViT's head: all logits 0, nothing to compare
+            torch.nn.init.normal_(m.heads.head.weight, std=0.02)
+        return m.eval(), (1, 3, 224, 224)
     rm = route_models()
     if name in ("samepad_mobile", "samepad_mobile_dynamic"):
         return rm.SamePadMobileNet(static=name == "samepad_mobile").eval(), (1, 3, 224, 224)
@@ -108,6 +111,21 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_s() -> float:
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
+def _stub_onnx2tf_download() -> None:
+    """onnx2tf downloads sample images from github.com when every input is a 3-channel image (no lifted
+    weight input); machines without network then fail. This stands in local random data, to see
+    whether the converter itself handles the model (it only uses them to check its own outputs)."""
+    import numpy as np
+    import onnx2tf.onnx2tf as o2t
+
+    o2t.download_test_image_data = lambda: np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32)
+
+
 def worker_convert(route: str, model: str, d: Path) -> None:
     """Child: build, torch reference, convert (timed), write <model>.<route>.tflite and .json."""
     import traceback
@@ -124,10 +142,15 @@ def worker_convert(route: str, model: str, d: Path) -> None:
     np.save(d / f"{model}.{route}.ref.npy", ref)
     out = d / f"{model}.{route}.tflite"
     res["rss_before_mib"] = round(_rss_mib(), 1)
+    cpu0 = _cpu_s()
     t0 = time.perf_counter()
     try:
         if route == "onnx2tf":
             from vqexport.formats.tflite_export import export_dense_tflite
+
+            if os.environ.get("ROUTE_STUB_ONNX2TF_DOWNLOAD"):
+                _stub_onnx2tf_download()
+                res["stubbed_download"] = True
 
             export_dense_tflite(m, out, list(shape))
         else:
@@ -140,6 +163,7 @@ def worker_convert(route: str, model: str, d: Path) -> None:
         res["error"] = _first_line(e)
         traceback.print_exc()
     res["convert_s"] = round(time.perf_counter() - t0, 2)
+    res["convert_cpu_s"] = round(_cpu_s() - cpu0, 1)  # all threads; less sensitive than seconds to the shared machine
     (d / f"{model}.{route}.json").write_text(json.dumps(res))
 
 
@@ -184,6 +208,8 @@ def worker_run(path: Path, inputs: Path, ref: Path, bench: bool, out: Path) -> N
         if got.shape != want.shape and got.ndim >= 3:  # a channels-last output back to torch's layout
             got = got.transpose((0, got.ndim - 1) + tuple(range(1, got.ndim - 1)))
         res["layout"] = "torch" if perm is None else "channels-last"
+        if not np.abs(want).max() > 0:
+            raise ValueError("the torch outputs are all zero: nothing to compare against")
         res["rel_diff"] = float(np.abs(got - want).max() / np.abs(want).max())
         if bench:
             for _ in range(WARMUP):
@@ -227,7 +253,7 @@ def run_child(argv: list, python: Path, log: Path, timeout: float = TIMEOUT_S, m
         time.sleep(0.2)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return {"wall_s": round(time.perf_counter() - t0, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
-            "rc": proc.returncode, "timed_out": timed_out}
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "rc": proc.returncode, "timed_out": timed_out}
 
 
 def inspect_ops(path: Path) -> dict:
@@ -266,12 +292,14 @@ def measure(model: str, routes, d: Path, keep: bool) -> list[dict]:
     rows = []
     for route in routes:
         log = d / f"{model}.{route}.log"
+        load = os.getloadavg()[0]  # the machine is shared: the 1-minute load when the conversion started
         child = run_child(["--worker", "convert", "--route", route, "--model", model, "--dir", str(d)],
                           python_for(route), log, main_venv=route == "onnx2tf")
         jf = d / f"{model}.{route}.json"
         row = json.loads(jf.read_text()) if jf.exists() else {"model": model, "route": route, "ok": False,
                                                                  "error": _log_error(log, child)}
-        row.update(peak_rss_mib=child["peak_rss_mib"], child_wall_s=child["wall_s"])
+        row.update(peak_rss_mib=child["peak_rss_mib"], child_wall_s=child["wall_s"], child_cpu_s=child["cpu_s"],
+                   loadavg_1m=round(load, 1))
         path = d / f"{model}.{route}.tflite"
         if row.get("ok") and path.exists():
             row["bytes"] = path.stat().st_size
@@ -306,7 +334,7 @@ def _log_error(log: Path, child: dict) -> str:
 # -- issue 12 item 3: a weight computed inside the graph, through litert-torch ---------------------
 PROBE_VARIANTS = ["linear_dense", "linear_gather_int64", "linear_gather_int32", "linear_gather_uint8",
                   "linear_gather_packed4_bitwise", "linear_gather_packed4_arith", "conv_dense", "conv_gather_uint8",
-                  "layout_probe"]
+                  "layout_probe", "layout_probe_transformer"]
 
 
 def probe_module(name: str):
@@ -350,6 +378,8 @@ def probe_module(name: str):
         return nn.Conv2d(64, 64, 3, padding=1).eval(), (1, 64, 16, 16), 4 * 64 * 64 * 9
     if name == "layout_probe":  # where do a Linear's and a Conv's weights land, in which layout?
         return nn.Sequential(nn.Conv2d(8, 16, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 6 * 6, 48)).eval(), (1, 8, 8, 8), 0
+    if name == "layout_probe_transformer":  # attention's in_proj_weight goes through F.linear inside MHA
+        return route_models().transformer_block(0), route_models().TRANSFORMER_SHAPE, 0
     dtype = {"int64": torch.int64, "int32": torch.int32}.get(name.split("_")[-1], torch.uint8)
     packed = {"linear_gather_packed4_bitwise": "bitwise", "linear_gather_packed4_arith": "arith"}.get(name)
     shape = conv if name.startswith("conv") else lin
@@ -374,9 +404,9 @@ def worker_probe(d: Path) -> None:
             ref = np.concatenate([m(torch.from_numpy(xi[None])).numpy() for xi in x])
         np.save(d / f"{name}.inputs.npy", x)
         np.save(d / f"{name}.litert-torch.ref.npy", ref)
-        if name == "layout_probe":
-            np.save(d / "layout_probe.weights.npy", {"conv": m[0].weight.detach().numpy(),
-                                                     "linear": m[3].weight.detach().numpy()}, allow_pickle=True)
+        if name.startswith("layout_probe"):
+            np.save(d / f"{name}.weights.npy", {n: p.detach().numpy() for n, p in m.named_parameters()
+                                                if p.ndim in (2, 4)}, allow_pickle=True)
         t0 = time.perf_counter()
         try:
             import litert_torch
@@ -392,26 +422,29 @@ def worker_probe(d: Path) -> None:
 
 
 def layout_of_weights(path: Path, weights_npy: Path) -> dict:
-    """Which buffer holds each probe weight, and in which layout (torch's, transposed, OHWI)."""
+    """Which buffer holds each weight whole, and in which layout (torch's, transposed, OHWI, ...)."""
     import numpy as np
 
     from vqexport.formats import tflite_rewrite as tr
 
-    w = np.load(weights_npy, allow_pickle=True).item()  # written by this tool's own child, not untrusted
-    layouts = {"linear": {"W": w["linear"], "WT": w["linear"].T},
-               "conv": {"OIHW": w["conv"], "OHWI": w["conv"].transpose(0, 2, 3, 1), "HWIO": w["conv"].transpose(2, 3, 1, 0)}}
+    weights = np.load(weights_npy, allow_pickle=True).item()  # written by this tool's own child, not untrusted
     model = tr.read_model(path.read_bytes())
+    by_size = {}
+    for bi, b in enumerate(model.buffers):
+        if b.data is not None and len(b.data):
+            by_size.setdefault(len(b.data), []).append(bi)
     found = {}
-    for layer, options in layouts.items():
-        for bi, b in enumerate(model.buffers):
-            if b.data is None or len(b.data) != options[next(iter(options))].size * 4:
-                continue
-            got = np.frombuffer(np.asarray(b.data, np.uint8).tobytes(), "<f4")
-            for lay, arr in options.items():
-                if np.array_equal(got, np.ascontiguousarray(arr, np.float32).ravel()):
-                    users = [i for g in model.subgraphs for i, t in enumerate(g.tensors) if t.buffer == bi]
-                    found[layer] = {"layout": lay, "buffer": bi, "tensors": len(users)}
-        found.setdefault(layer, {"layout": "not found as one buffer"})
+    for name, w in weights.items():
+        options = {"W": w, "WT": w.T} if w.ndim == 2 else {
+            "OIHW": w, "OHWI": w.transpose(0, 2, 3, 1), "HWIO": w.transpose(2, 3, 1, 0), "IHWO": w.transpose(1, 2, 3, 0)}
+        found[name] = {"layout": "not found whole in one buffer"}
+        for bi in by_size.get(w.size * 4, []):
+            got = np.frombuffer(np.asarray(model.buffers[bi].data, np.uint8).tobytes(), "<f4")
+            hit = [lay for lay, arr in options.items() if np.array_equal(got, np.ascontiguousarray(arr, np.float32).ravel())]
+            if hit:
+                users = sum(t.buffer == bi for g in model.subgraphs for t in g.tensors)
+                found[name] = {"layout": hit[0], "buffer": bi, "tensors": users}
+                break
     return found
 
 
@@ -426,8 +459,8 @@ def probe(d: Path, keep: bool) -> list[dict]:
         if row.get("ok") and path.exists():
             row["bytes"] = path.stat().st_size
             row.update(inspect_ops(path))
-            if name == "layout_probe":
-                row["weights"] = layout_of_weights(path, d / "layout_probe.weights.npy")
+            if name.startswith("layout_probe"):
+                row["weights"] = layout_of_weights(path, d / f"{name}.weights.npy")
             for tag, py in (("own", LITERT_PY), ("tf216", TF216_PY)):
                 rj = d / f"{name}.litert-torch.{tag}.json"
                 run_child(["--worker", "run", "--file", str(path), "--inputs", str(d / f"{name}.inputs.npy"),
@@ -442,7 +475,7 @@ def probe(d: Path, keep: bool) -> list[dict]:
 # -- table -------------------------------------------------------------------------------------------
 def _p50(r: dict, tag: str) -> str:
     t = r.get(tag) or {}
-    return f"{t['p50_ms']:.2f}" if t.get("ok") and "p50_ms" in t else ("fails" if t else "-")
+    return f"{t['p50_ms']:.3g}" if t.get("ok") and "p50_ms" in t else ("fails" if t else "-")
 
 
 def _tf216(r: dict) -> str:
