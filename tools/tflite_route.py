@@ -228,6 +228,50 @@ def worker_run(path: Path, inputs: Path, ref: Path, bench: bool, out: Path) -> N
     out.write_text(json.dumps(res))
 
 
+def worker_latency(files: list[Path], rounds: int, out: Path) -> None:
+    """Child: the routes' files of one model, timed in turns in this venv's interpreter (fairer on a shared machine)."""
+    import numpy as np
+
+    interpreter, runtime = _runtime()
+    its = []
+    for f in files:
+        it = interpreter(model_path=str(f), num_threads=THREADS)
+        it.allocate_tensors()
+        inp = it.get_input_details()[0]
+        it.set_tensor(inp["index"], np.random.default_rng(0).standard_normal(inp["shape"]).astype(np.float32))
+        its.append(it)
+    times = [[] for _ in files]
+    for _ in range(rounds):
+        for it, t in zip(its, times):
+            for _ in range(WARMUP):
+                it.invoke()
+            for _ in range(RUNS):
+                t0 = time.perf_counter()
+                it.invoke()
+                t.append(time.perf_counter() - t0)
+    out.write_text(json.dumps({"runtime": runtime, "rounds": rounds, "runs": RUNS,
+                               "p50_ms": [round(float(np.median(t)) * 1e3, 3) for t in times]}))
+
+
+def latency(models, d: Path, rounds: int) -> list[dict]:
+    """Interleaved p50 of both routes' kept files (from --keep), in LiteRT 2.3.0 and 2.1.0."""
+    rows = []
+    for model in models:
+        files = [d / f"{model}.{r}.tflite" for r in ROUTES]
+        if not all(f.exists() for f in files):
+            continue
+        row = {"model": model, "latency": {}}
+        for py, main_venv in ((LITERT_PY, False), (MAIN_PY, True)):
+            rj = d / f"{model}.latency.json"
+            run_child(["--worker", "latency", "--files", ",".join(map(str, files)), "--rounds", str(rounds),
+                       "--out", str(rj)], py, d / f"{model}.latency.log", 900, main_venv)
+            res = json.loads(rj.read_text())
+            row["latency"][res["runtime"]] = dict(zip(ROUTES, res["p50_ms"]))
+            rj.unlink()
+        rows.append(row)
+    return rows
+
+
 # -- parent ----------------------------------------------------------------------------------------
 def run_child(argv: list, python: Path, log: Path, timeout: float = TIMEOUT_S, main_venv: bool = True) -> dict:
     """Run this script as a niced child; returns wall seconds, peak RSS (MiB, from wait4) and the exit status."""
@@ -332,7 +376,7 @@ def _log_error(log: Path, child: dict) -> str:
 
 
 # -- issue 12 item 3: a weight computed inside the graph, through litert-torch ---------------------
-PROBE_VARIANTS = ["linear_dense", "linear_gather_int64", "linear_gather_int32", "linear_gather_uint8",
+PROBE_VARIANTS = ["linear_dense", "linear_gather_int64", "linear_gather_int32", "linear_gather_int8", "linear_gather_uint8",
                   "linear_gather_packed4_bitwise", "linear_gather_packed4_arith", "conv_dense", "conv_gather_uint8",
                   "layout_probe", "layout_probe_transformer"]
 
@@ -380,7 +424,7 @@ def probe_module(name: str):
         return nn.Sequential(nn.Conv2d(8, 16, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 6 * 6, 48)).eval(), (1, 8, 8, 8), 0
     if name == "layout_probe_transformer":  # attention's in_proj_weight goes through F.linear inside MHA
         return route_models().transformer_block(0), route_models().TRANSFORMER_SHAPE, 0
-    dtype = {"int64": torch.int64, "int32": torch.int32}.get(name.split("_")[-1], torch.uint8)
+    dtype = {"int64": torch.int64, "int32": torch.int32, "int8": torch.int8}.get(name.split("_")[-1], torch.uint8)
     packed = {"linear_gather_packed4_bitwise": "bitwise", "linear_gather_packed4_arith": "arith"}.get(name)
     shape = conv if name.startswith("conv") else lin
     m = Computed(shape, dtype, packed, conv=name.startswith("conv")).eval()
@@ -540,7 +584,11 @@ def main(argv=None) -> int:
     p.add_argument("--dir", help="work folder (default: a temporary one)")
     p.add_argument("--keep", action="store_true", help="keep the .tflite files in --dir")
     p.add_argument("--table", help="print the markdown table of a rows file and exit")
-    p.add_argument("--worker", choices=["convert", "run", "probe"], help=argparse.SUPPRESS)
+    p.add_argument("--latency", action="store_true",
+                   help="time both routes' files of each model (kept in --dir by --keep) in turns, in both LiteRTs")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--files", help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=["convert", "run", "probe", "latency"], help=argparse.SUPPRESS)
     p.add_argument("--route", help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
     p.add_argument("--file", help=argparse.SUPPRESS)
@@ -559,6 +607,9 @@ def main(argv=None) -> int:
     if a.worker == "probe":
         worker_probe(Path(a.dir))
         return 0
+    if a.worker == "latency":
+        worker_latency([Path(f) for f in a.files.split(",")], a.rounds, Path(a.out))
+        return 0
     if a.table:
         rows = [json.loads(ln) for ln in Path(a.table).read_text().splitlines() if ln.strip()]
         route_rows = [r for r in rows if r.get("model") not in PROBE_VARIANTS]
@@ -573,7 +624,12 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="vqexport-route-") as tmp:
         d = Path(a.dir or tmp)
         d.mkdir(parents=True, exist_ok=True)
-        batches = [lambda: probe(d, a.keep)] if a.probe else [lambda m=m: measure(m, routes, d, a.keep) for m in models]
+        if a.latency:
+            batches = [lambda: latency(models, d, a.rounds)]
+        elif a.probe:
+            batches = [lambda: probe(d, a.keep)]
+        else:
+            batches = [lambda m=m: measure(m, routes, d, a.keep) for m in models]
         for batch in batches:
             for row in batch():
                 line = json.dumps(row)
