@@ -178,3 +178,17 @@ def test_route_models_are_seeded():
     assert torch.equal(y1, y2) and not torch.allclose(y1, y3)
     w1, w2 = SamePadMobileNet(seed=0).classifier.weight, SamePadMobileNet(seed=3).classifier.weight
     assert torch.equal(w1, SamePadMobileNet(seed=0).classifier.weight) and not torch.equal(w1, w2)
+
+
+def test_litert_requirements_are_pinned_without_tensorflow():
+    # tools/tflite_route.py --setup installs exactly this set; an unpinned or TensorFlow line would
+    # make the measured route irreproducible or drag the 2 GB stack back in.
+    from pathlib import Path
+
+    lines = [ln.strip() for ln in (Path(__file__).parents[1] / "tools" / "litert-requirements.txt").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    pins = dict(ln.split("==", 1) for ln in lines)
+    assert len(pins) == len(lines) > 50
+    assert pins["litert-torch"] == "0.10.0" and pins["ai-edge-litert"].startswith("2.3.")
+    assert pins["torch"] == "2.9.1" and pins["torchao"] == "0.17.0"  # 2.8.0 fails; torchao 0.18 needs torch >= 2.10
+    assert not any(name.startswith(("tensorflow", "tf-keras", "onnx2tf")) for name in pins)

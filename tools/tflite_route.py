@@ -529,18 +529,24 @@ def _tf216(r: dict) -> str:
     return f"ok {t['rel_diff']:.0e}" if t.get("ok") else "**refuses**: " + t.get("error", "")[:80]
 
 
+def _secs(r: dict) -> str:
+    if "convert_s" not in r:
+        return "-"
+    return f"{r['convert_s']:.1f} ({r['convert_cpu_s']:.1f})" if "convert_cpu_s" in r else f"{r['convert_s']:.1f}"
+
+
 def table(rows: list[dict]) -> str:
-    out = ["| model | route | converts | convert s | peak RSS MiB | .tflite MB | rel diff | ops (kinds/total) "
+    out = ["| model | route | converts | convert s (CPU s) | peak RSS MiB | .tflite MB | rel diff | ops (kinds/total) "
            "| above 2.16.1 | p50 ms own | p50 ms other | TF 2.16.1 |", "|" + "---|" * 12]
     for r in rows:
         if not r.get("ok"):
-            out.append(f"| {r['model']} | {r['route']} | **no**: {r.get('error', '')[:140]} | {r.get('convert_s', '-')} "
-                       f"| {r.get('peak_rss_mib', '-'):,} | - | - | - | - | - | - | - |")
+            out.append(f"| {r['model']} | {r['route']} | **no**: {r.get('error', '')[:140]} | {_secs(r)} "
+                       f"| {r.get('peak_rss_mib', 0):,.0f} | - | - | - | - | - | - | - |")
             continue
         own = r.get("own") or {}
         diff = f"{own['rel_diff']:.1e}" if own.get("ok") else "-"
         ops = r.get("ops", {})
-        out.append(f"| {r['model']} | {r['route']} | yes | {r['convert_s']:.1f} | {r['peak_rss_mib']:,.0f} "
+        out.append(f"| {r['model']} | {r['route']} | yes | {_secs(r)} | {r['peak_rss_mib']:,.0f} "
                    f"| {r['bytes'] / 1e6:.1f} | {diff} | {len(ops)}/{sum(ops.values())} "
                    f"| {', '.join(r.get('beyond_2_16_1', [])) or 'none'} | {_p50(r, 'own')} | {_p50(r, 'other')} | {_tf216(r)} |")
     out.append("")
@@ -550,7 +556,9 @@ def table(rows: list[dict]) -> str:
             continue
         ok = [r for r in rs if r.get("ok")]
         out.append(f"- **{route}**: {len(ok)}/{len(rs)} converted; conversion time {sum(r['convert_s'] for r in ok):.0f} s "
-                   f"for the converted ones ({sum(r.get('convert_s', 0) for r in rs):.0f} s all tried); peak RSS max "
+                   f"({sum(r.get('convert_cpu_s', 0) for r in ok):.0f} CPU s) for the converted ones, "
+                   f"{sum(r.get('convert_s', 0) for r in rs):.0f} s ({sum(r.get('convert_cpu_s', 0) for r in rs):.0f} CPU s) "
+                   f"all tried; peak RSS max "
                    f"{max(r['peak_rss_mib'] for r in rs):,.0f} MiB ({max(rs, key=lambda r: r['peak_rss_mib'])['model']})")
     return "\n".join(out)
 
