@@ -68,7 +68,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("VQEXPORT_CACHE") or Path.home() / ".cache" / "vqexport")
 
 
-def _key(dataset: str, train: dict, network: str) -> str:
+def _key(dataset: str, train: dict, network: str = "paper") -> str:
     what = {"dataset": dataset, "train": train, "torch": torch.__version__.split("+")[0], "v": 2}
     if network != "paper":  # the paper CNN's key predates the other networks; kept so caches stay valid
         what["network"] = network
