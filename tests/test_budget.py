@@ -88,3 +88,17 @@ def test_impossible_and_ambiguous_budgets_are_errors(mlp_and_data):
         plan_budget(model, data, target_bytes=10_000, max_drop=1.0)
     with pytest.raises(ConfigError, match="already fits"):
         plan_budget(model, data, target_bytes=10 ** 9, images=200, holdout=200)
+
+
+def test_fill_spends_what_the_price_search_leaves():
+    from vqexport.budget import Option, _bits, _choose, _fill
+
+    # Two layers; the hull corners are "both 1 bit" and "both 8 bits": with room for one layer at
+    # 8 bits, the price search alone stays at the small corner, the fill upgrades one layer.
+    opts = {n: [Option({"method": "raw"}, 3200, 0.0), Option({"k": 2}, 100, 1.0), Option({"k": 256}, 800, 0.1)]
+            for n in ("a", "b")}
+    cheap = _choose(opts, 1.0)
+    assert _bits(cheap) == 200
+    filled = _fill(opts, cheap, 900)
+    assert _bits(filled) == 900 and sum(o.cost for o in filled.values()) == pytest.approx(1.1)
+    assert _fill(opts, cheap, 200) == cheap  # no room: nothing moves

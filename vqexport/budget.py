@@ -11,6 +11,7 @@
 2. Choice. A Lagrangian relaxation of the multiple-choice knapsack: for a price per bit,
    each layer takes the setting of least cost + price x bits; the price is searched until
    the file fits (target_bytes) or the accuracy drop on held-out images is within max_drop.
+   For a size, what the price search leaves unspent is then filled greedily (_fill).
 3. Check. The plan is compressed for real and its .vqm size measured, so the budget holds
    for the bytes on disk, not for an estimate.
 """
@@ -212,6 +213,27 @@ def _search(options: dict, fits) -> dict:
     return _choose(options, 10.0 ** hi)
 
 
+def _fill(options: dict, choice: dict, max_bits: int) -> dict:
+    """Spend what the price search left over. The Lagrangian choice only lands on the corners of
+    the cost-size hull, which can leave much of the budget unused; so, while anything fits, move
+    the layer whose cost falls most per added bit to that better setting."""
+    choice = dict(choice)
+    while True:
+        room = max_bits - _bits(choice)
+        best, best_gain = None, 0.0
+        for name, opts in options.items():
+            current = choice[name]
+            for o in opts:
+                extra = o.bits - current.bits
+                if o.cost < current.cost and extra <= room:
+                    gain = (current.cost - o.cost) / max(extra, 1)
+                    if gain > best_gain:
+                        best, best_gain = (name, o), gain
+        if best is None:
+            return choice
+        choice[best[0]] = best[1]
+
+
 def _fit_size(options: dict, fixed: int, target: int, model, seed: int) -> Plan:
     """Largest payload within target, verified on the written file (its header, table and
     alignment are not in the estimate, so the estimate's budget shrinks until the file fits)."""
@@ -220,13 +242,15 @@ def _fit_size(options: dict, fixed: int, target: int, model, seed: int) -> Plan:
         choice = _search(options, lambda c: fixed + math.ceil(_bits(c) / 8) <= budget)
         if not choice:
             break
-        plan = Plan({n: o.setting for n, o in choice.items()}, seed)
-        if all(s["method"] == "raw" for s in plan.settings.values()):
+        if all(o.setting["method"] == "raw" for o in choice.values()):
             raise ConfigError(f"the uncompressed model ({fixed + _bits(choice) // 8} bytes of tensors) already "
                               f"fits --target-size {target}; there is nothing to compress")
-        plan.file_bytes = _file_bytes(model, plan)
-        if plan.file_bytes <= target:
-            return plan
+        # The filled plan first; if the file's overhead pushes it over, the price search's own.
+        for candidate in (_fill(options, choice, (budget - fixed) * 8), choice):
+            plan = Plan({n: o.setting for n, o in candidate.items()}, seed)
+            plan.file_bytes = _file_bytes(model, plan)
+            if plan.file_bytes <= target:
+                return plan
         budget -= plan.file_bytes - target
     smallest = _choose(options, 10.0 ** 10)
     floor = _file_bytes(model, Plan({n: o.setting for n, o in smallest.items()}, seed))
