@@ -15,7 +15,9 @@ project, never here) and the 10,000 Fashion-MNIST test images:
 - coremltools `PostTrainingPalettizer`, 4 and 2 bits, per tensor and per grouped channel
   (tools/anchors/run_coreml.py, in .venv-anchors). Top-1 from its palettized weights in torch,
   here. Size by exact accounting: n_bits per palettized weight + each LUT in float32 + every
-  other tensor in float32 (coremltools writes .mlpackage files only on macOS).
+  other tensor in float32 (coremltools writes .mlpackage files only on macOS). Also its
+  data-aware `SKMPalettizer` (k-means weighted by squared gradients of the cross-entropy on 128
+  seeded training images), 4 and 2 bits.
 - vqexport's budget at each anchor's size: one Budget (sensitivities measured once on 1,000
   training images), Budget.for_size(that size), compress, the .vqm's size on disk and its
   top-1 in torch, and McNemar's exact test against the anchor on the same images.
@@ -47,6 +49,8 @@ TFMOT_REQUIREMENTS = ROOT / "tools" / "anchors" / "tfmot-requirements.txt"
 ANCHOR_VENV = ROOT / ".venv-anchors"
 TFMOT = [(16, 0), (16, 1), (4, 0), (4, 1)]  # (clusters, fine-tuning epochs)
 COREML = [(4, "per_tensor"), (4, "per_grouped_channel"), (2, "per_tensor"), (2, "per_grouped_channel")]
+SKM = [(4, "per_tensor"), (2, "per_tensor"), (2, "per_grouped_channel")]
+SKM_IMAGES = 128  # SKMPalettizer's default calibration_nsamples
 GROUP_SIZE = 8
 TIMEOUT = 3600
 
@@ -55,8 +59,7 @@ def setup() -> int:
     """Create .venv-tfmot from its pinned requirements; build .venv-anchors too when it is missing."""
     env = dict(os.environ, PIP_NO_CACHE_DIR="1")
     if not (TFMOT_VENV / "bin" / "python").exists():
-        subprocess.run([sys.executable if not os.environ.get("PYTHON") else os.environ["PYTHON"], "-m", "venv",
-                        str(TFMOT_VENV)], check=True)
+        subprocess.run([sys.executable, "-m", "venv", str(TFMOT_VENV)], check=True)
     rc = subprocess.run([str(TFMOT_VENV / "bin" / "python"), "-m", "pip", "install", "-r", str(TFMOT_REQUIREMENTS)],
                         env=env).returncode
     if rc == 0 and not (ANCHOR_VENV / "bin" / "python").exists():
@@ -126,19 +129,21 @@ def tfmot_points(work: Path, seed: int, threads: int, log) -> list[dict]:
     return out
 
 
-def coreml_points(work: Path, arch: str, module, x, y, seed: int, threads: int, log) -> list[dict]:
+def coreml_points(work: Path, arch: str, module, x, y, seed: int, threads: int, log, skm: bool = False) -> list[dict]:
     py = ANCHOR_VENV / "bin" / "python"
     out = []
-    for bits, gran in COREML:
-        name = f"coreml-{bits}b-{gran}"
-        log(f"coremltools {bits} bits {gran}")
+    for bits, gran in SKM if skm else COREML:
+        name = f"coreml-{'skm' if skm else 'pt'}-{bits}b-{gran}"
+        log(f"coremltools {'SKM' if skm else 'post-training'} {bits} bits {gran}")
+        extra = ["--algorithm", "skm", "--calib", str(work / "x_cal.npy"), str(work / "y_cal.npy")] if skm else []
         try:
             run([str(py), str(ROOT / "tools" / "anchors" / "run_coreml.py"), "--weights", str(work / "state.npz"),
                  "--arch", arch, "--bits", str(bits), "--granularity", gran, "--group-size", str(GROUP_SIZE),
-                 "--seed", str(seed), "--threads", str(threads), "--out", str(work / f"{name}.npz")],
+                 "--seed", str(seed), "--threads", str(threads), "--out", str(work / f"{name}.npz")] + extra,
                 work / f"{name}.log")
         except (RuntimeError, subprocess.TimeoutExpired) as e:
-            out.append({"anchor": "coremltools", "bits": bits, "granularity": gran, "error": str(e)})
+            out.append({"anchor": "coremltools", "algorithm": "SKMPalettizer" if skm else "PostTrainingPalettizer",
+                        "bits": bits, "granularity": gran, "error": str(e)})
             continue
         with np.load(work / f"{name}.npz") as z:
             info = json.loads(str(z["info"]))
@@ -244,7 +249,7 @@ def _setting(a: dict) -> str:
     if a["anchor"] == "tfmot":
         return f"k={a['k']}, " + (f"fine-tuned {a['epochs']} epoch" if a["epochs"] else "post-training")
     g = "per tensor" if a["granularity"] == "per_tensor" else f"per grouped channel (group {GROUP_SIZE})"
-    return f"{a['bits']} bits, {g}"
+    return f"{a['algorithm'].replace('Palettizer', '')}, {a['bits']} bits, {g}"
 
 
 def compare_rows(anchors: list[dict], matched: Matched, seed: int) -> list[dict]:
@@ -341,7 +346,8 @@ def main(argv=None) -> int:
     ap.add_argument("--setup", action="store_true", help=f"create {TFMOT_VENV.name} (and {ANCHOR_VENV.name} if missing)")
     ap.add_argument("--network", choices=("paper", "mobile"), default="paper")
     ap.add_argument("--model", help="a TorchScript reference network instead of the cached one (for dry runs)")
-    ap.add_argument("--anchors", default="tfmot,coreml", help="comma-separated: tfmot, coreml")
+    ap.add_argument("--anchors", default="tfmot,coreml,skm",
+                    help="comma-separated: tfmot, coreml (PostTrainingPalettizer), skm (SKMPalettizer)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--test-images", type=int, help="only the first N test images (dry runs; the table uses all)")
@@ -354,10 +360,10 @@ def main(argv=None) -> int:
     if args.setup:
         return setup()
     anchors = [a.strip() for a in args.anchors.split(",") if a.strip()]
-    bad = [a for a in anchors if a not in ("tfmot", "coreml")]
+    bad = [a for a in anchors if a not in ("tfmot", "coreml", "skm")]
     if bad:
-        raise SystemExit(f"--anchors: unknown {', '.join(bad)} (use tfmot, coreml)")
-    for a, venv in (("tfmot", TFMOT_VENV), ("coreml", ANCHOR_VENV)):
+        raise SystemExit(f"--anchors: unknown {', '.join(bad)} (use tfmot, coreml, skm)")
+    for a, venv in (("tfmot", TFMOT_VENV), ("coreml", ANCHOR_VENV), ("skm", ANCHOR_VENV)):
         if a in anchors and not (venv / "bin" / "python").exists():
             raise SystemExit(f"{venv} does not exist; run `python tools/anchors_testbed.py --setup`")
     if args.workdir:
@@ -414,10 +420,19 @@ def testbed(args, anchors: list[str], work: Path) -> int:
                     tflite_bytes=plain["tflite_bytes"], gzip_bytes=plain["gzip_bytes"], tflite_top1=plain["top1"])
         versions.update(plain["versions"])
         rows += points
-    if "coreml" in anchors:
-        from vqexport.zoo.cnn import NETWORKS
+    from vqexport.zoo.cnn import NETWORKS
 
-        points = coreml_points(work, NETWORKS[args.network], module, x_test, y_test, args.seed, args.threads, log)
+    for which in ("coreml", "skm"):
+        if which not in anchors:
+            continue
+        if which == "skm":  # a seeded sample of the training split, never the test images
+            x_train, y_train = fashion("train")
+            pick = np.random.default_rng(args.seed).permutation(len(y_train))[:SKM_IMAGES]
+            np.save(work / "x_cal.npy", prepare(x_train[pick], lm.input))
+            np.save(work / "y_cal.npy", y_train[pick])
+            del x_train
+        points = coreml_points(work, NETWORKS[args.network], module, x_test, y_test, args.seed, args.threads, log,
+                               skm=which == "skm")
         versions.update({f"{k} (anchors venv)" if k == "torch" else k: v for p in points if "error" not in p
                          for k, v in (("coremltools", p["version"]), ("torch", p["torch"]))})
         rows += points

@@ -1,11 +1,13 @@
-"""coremltools' PostTrainingPalettizer on a whole reference network; run in .venv-anchors.
+"""coremltools' PostTrainingPalettizer (or SKMPalettizer) on a whole reference network; run in .venv-anchors.
 
     .venv-anchors/bin/python tools/anchors/run_coreml.py --weights state.npz \\
         --arch vqexport.zoo.cnn:MnistCNN --bits 4 --granularity per_grouped_channel --group-size 8 --out p.npz
 
 The network is rebuilt from its class (the project's own module, imported from this checkout)
 and the float32 state dict; PostTrainingPalettizer runs with its defaults apart from n_bits,
-granularity and group_size (a group is group_size output channels sharing one LUT). Writes the
+granularity and group_size (a group is group_size output channels sharing one LUT). SKMPalettizer
+(--algorithm skm) weights its k-means by the squared gradients of the cross-entropy on the
+--calib images, one image per calibration sample. Writes the
 palettized state dict, every tensor, to --out, with a JSON `info`: seconds (compress() alone),
 versions, settings, and `palettized`: each weight holding at most 2^n_bits distinct values per
 group, with its n_bits and group size, so the caller can count its bytes exactly.
@@ -33,8 +35,13 @@ def main() -> None:
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--algorithm", choices=("post-training", "skm"), default="post-training",
+                    help="skm: SKMPalettizer, k-means weighted by Fisher information from --calib images")
+    ap.add_argument("--calib", nargs=2, metavar=("X.npy", "Y.npy"), help="normalised NCHW images and labels (skm)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
+    if args.algorithm == "skm" and not args.calib:
+        raise SystemExit("--algorithm skm needs --calib X.npy Y.npy")
 
     import coremltools
     import torch
@@ -53,10 +60,27 @@ def main() -> None:
     cfg = {"n_bits": args.bits, "granularity": args.granularity}
     if args.granularity == "per_grouped_channel":
         cfg["group_size"] = args.group_size
-    config = PostTrainingPalettizerConfig.from_dict({"global_config": cfg})
-    t0 = time.perf_counter()
-    out = PostTrainingPalettizer(model, config).compress()
-    seconds = time.perf_counter() - t0
+    if args.algorithm == "skm":
+        from coremltools.optimize.torch.palettization import SKMPalettizer, SKMPalettizerConfig
+
+        x, y = (torch.from_numpy(np.load(f)) for f in args.calib)
+        data = [(x[i:i + 1], y[i:i + 1]) for i in range(len(x))]  # one image per element, as SKM counts samples
+
+        def loss_fn(m, batch):
+            return torch.nn.functional.cross_entropy(m(batch[0]), batch[1])
+
+        config = SKMPalettizerConfig.from_dict({"global_config": cfg, "calibration_nsamples": len(data)})
+        t0 = time.perf_counter()
+        out = SKMPalettizer(model, config).compress(dataloader=data, loss_fn=loss_fn)
+        seconds = time.perf_counter() - t0
+        algo = "SKMPalettizer"
+    else:
+        config = PostTrainingPalettizerConfig.from_dict({"global_config": cfg})
+        t0 = time.perf_counter()
+        out = PostTrainingPalettizer(model, config).compress()
+        seconds = time.perf_counter() - t0
+        algo = "PostTrainingPalettizer"
+    out.eval()
 
     # coremltools keeps each LUT as a buffer "<module>._COREML_/<param>/lut": [groups.., 2^n_bits, cluster_dim].
     luts = {k.replace("._COREML_/", ".").removesuffix("/lut"): list(v.shape) for k, v in out.state_dict().items()
@@ -83,8 +107,11 @@ def main() -> None:
         palettized[name] = {"n_bits": args.bits, "group_size": group, "shape": list(t.shape), "most_values": int(most),
                             "lut_shape": luts[name]}
     info = {"library": "coremltools", "version": coremltools.__version__, "torch": torch.__version__,
-            "settings": f"PostTrainingPalettizer(n_bits={args.bits}, granularity={args.granularity}"
-                        + (f", group_size={args.group_size})" if group else ")") + ", defaults otherwise",
+            "algorithm": algo,
+            "settings": f"{algo}(n_bits={args.bits}, granularity={args.granularity}"
+                        + (f", group_size={args.group_size})" if group else ")")
+            + (f", {len(args.calib and np.load(args.calib[1]))} calibration images" if args.algorithm == "skm" else "")
+            + ", defaults otherwise",
             "seconds": seconds, "palettized": palettized, "left_float": untouched}
     np.savez(args.out, info=json.dumps(info), **state)
 
