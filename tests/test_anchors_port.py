@@ -1,4 +1,5 @@
-"""The torch -> Keras weight port of tools/anchors (tfmot's anchor needs the same model in Keras)."""
+"""tools/anchors: the torch -> Keras weight port (tfmot's anchor needs the same model in Keras), and
+the exact byte count of coremltools' palettized tensors in tools/anchors_testbed.py."""
 import importlib.util
 from pathlib import Path
 
@@ -74,3 +75,26 @@ def test_describe_torch_refuses_unknown_layers():
     port = _port()
     with pytest.raises(ValueError, match="GELU has no Keras port"):
         port.describe_torch(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2), torch.nn.GELU()), (1, 2, 2))
+
+
+def _testbed():
+    spec = importlib.util.spec_from_file_location("anchors_testbed", ROOT / "tools" / "anchors_testbed.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_exact_bytes_counts_index_bits_luts_and_float_tensors():
+    tb = _testbed()
+    rng = np.random.default_rng(0)
+    lut = rng.normal(size=(2, 4)).astype(np.float32)  # 16 rows in 2 groups of 8, 2 bits each
+    w = np.concatenate([lut[0][rng.integers(0, 4, (8, 10))], lut[1][rng.integers(0, 4, (8, 10))]])
+    state = {"fc.weight": w, "fc.bias": np.zeros(16, np.float32)}
+    pal = {"fc.weight": {"n_bits": 2, "group_size": 8, "lut_shape": [2, 1, 4, 1]}}
+    # 160 weights x 2 bits + 2 LUTs x 4 entries x 32 bits + 16 float32 biases
+    assert tb.exact_bytes(state, pal) == (160 * 2 + 2 * 4 * 32 + 16 * 32) // 8
+    assert tb.exact_bytes(state, {}) == (160 + 16) * 4
+    with pytest.raises(AssertionError, match="more than 4"):  # one LUT cannot hold both groups' values
+        tb.exact_bytes(state, {"fc.weight": {"n_bits": 2, "group_size": None, "lut_shape": [1, 4, 1]}})
+    with pytest.raises(AssertionError, match="not 2 tables"):
+        tb.exact_bytes(state, {"fc.weight": dict(pal["fc.weight"], lut_shape=[1, 4, 1])})

@@ -219,6 +219,9 @@ class Matched:
             if "already fits" in str(e):  # at this size the float model itself ships
                 return {"target": target, "note": "float model fits", "bytes": None}
             return {"target": target, "error": str(e)}
+        key = json.dumps(plan.settings, sort_keys=True)
+        if key in self.cache:  # another size that the same plan meets: already measured
+            return dict(self.cache[key], target=target)
         t0 = time.perf_counter()
         cm = vqexport.compress(self.lm, config=plan.config)
         seconds = time.perf_counter() - t0
@@ -232,6 +235,7 @@ class Matched:
         if self.tflite:
             t = vqexport.to_tflite(cm, self.work / f"vq-{target}.tflite", model=self.lm, decode="load")
             res["tflite_bytes"] = t["bytes"]
+        self.cache[key] = res
         return res
 
 
