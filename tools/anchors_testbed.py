@@ -339,6 +339,18 @@ def render(report: dict) -> str:
         lines += ["", "vqexport's plans as .tflite (decode=\"load\"): " + ", ".join(
             f"{_kb(r['vqexport']['target'])} \u2192 {_kb(r['vqexport']['tflite_bytes'])}"
             for r in report["rows"] if r.get("vqexport", {}).get("tflite_bytes"))]
+    lines += ["", "Notes:", "",
+              "- tfmot clusters every Conv2D, DepthwiseConv2D and Dense kernel; its post-training point is its "
+              "k-means++ initialisation (seeded inside tfmot) with each weight on its nearest centroid, and "
+              "fine-tuning (Adam, lr 1e-5, batch 500, as in tfmot's clustering example) trains the clustered model on "
+              f"{report['train_images']:,} labelled training images.",
+              "- coremltools palettizes every Conv2d and Linear weight with its defaults otherwise "
+              "(fast k-means mode, float LUTs); SKMPalettizer weights the k-means by squared gradients on "
+              f"{SKM_IMAGES} labelled training images.",
+              "- vqexport's budget compresses the dense layers only: the convolutions and all biases stay float32 "
+              "in the .vqm, and count in its size. It ranks its settings by the KL divergence of the softmax on "
+              "1,000 unlabelled training images.",
+              "- The test images are used only for the top-1 figures."]
     lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(report["versions"].items())), ""]
     return "\n".join(lines)
 
