@@ -370,7 +370,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train-images", type=int, help="only the first N training images for fine-tuning (dry runs)")
     ap.add_argument("--tflite", action="store_true", help="also write each vqexport plan as .tflite (decode=load)")
     ap.add_argument("--md", help="write the markdown table here")
-    ap.add_argument("--json", help="write every number here")
+    ap.add_argument("--append", action="store_true", help="add the table to the end of --md / --json (a second network)")
+    ap.add_argument("--json", help="write every number here (with --append: a list of reports)")
     ap.add_argument("--workdir", help="keep the intermediate files here (default: a temporary folder)")
     args = ap.parse_args(argv)
     if args.setup:
@@ -463,10 +464,15 @@ def testbed(args, anchors: list[str], work: Path) -> int:
     text = render(report)
     print(text)
     if args.md:
-        Path(args.md).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.md).write_text(text)
+        md = Path(args.md)
+        md.parent.mkdir(parents=True, exist_ok=True)
+        md.write_text((md.read_text().rstrip("\n") + "\n\n" if args.append and md.exists() else "") + text)
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1, default=_jsonable))
+        out = Path(args.json)
+        if args.append and out.exists():
+            before = json.loads(out.read_text())
+            report = (before if isinstance(before, list) else [before]) + [report]
+        out.write_text(json.dumps(report, indent=1, default=_jsonable))
     return 0
 
 
