@@ -15,7 +15,7 @@ project, never here) and the 10,000 Fashion-MNIST test images:
 - coremltools `PostTrainingPalettizer`, 4 and 2 bits, per tensor and per grouped channel
   (tools/anchors/run_coreml.py, in .venv-anchors). Top-1 from its palettized weights in torch,
   here. Size by exact accounting: n_bits per palettized weight + each LUT in float32 + every
-  other tensor in float32 (coremltools writes .mlpackage files only on macOS). Also its
+  other tensor in float32; the .mlpackage that ct.convert writes of it is shown beside. Also its
   data-aware `SKMPalettizer` (k-means weighted by squared gradients of the cross-entropy on 128
   seeded training images), 4 and 2 bits.
 - vqexport's budget at each anchor's size: one Budget (sensitivities measured once on 1,000
@@ -130,7 +130,8 @@ def tfmot_points(work: Path, seed: int, threads: int, log) -> list[dict]:
     return out
 
 
-def coreml_points(work: Path, arch: str, module, x, y, seed: int, threads: int, log, skm: bool = False) -> list[dict]:
+def coreml_points(work: Path, arch: str, module, x, y, seed: int, threads: int, log, skm: bool = False,
+                  shape=(1, 1, 28, 28)) -> list[dict]:
     py = ANCHOR_VENV / "bin" / "python"
     out = []
     for bits, gran in SKM if skm else COREML:
@@ -140,7 +141,8 @@ def coreml_points(work: Path, arch: str, module, x, y, seed: int, threads: int, 
         try:
             run([str(py), str(ROOT / "tools" / "anchors" / "run_coreml.py"), "--weights", str(work / "state.npz"),
                  "--arch", arch, "--bits", str(bits), "--granularity", gran, "--group-size", str(GROUP_SIZE),
-                 "--seed", str(seed), "--threads", str(threads), "--out", str(work / f"{name}.npz")] + extra,
+                 "--seed", str(seed), "--threads", str(threads), "--out", str(work / f"{name}.npz"),
+                 "--mlpackage", str(work / f"{name}.mlpackage"), "--input-shape", ",".join(map(str, shape))] + extra,
                 work / f"{name}.log")
         except (RuntimeError, subprocess.TimeoutExpired) as e:
             out.append({"anchor": "coremltools", "algorithm": "SKMPalettizer" if skm else "PostTrainingPalettizer",
@@ -291,9 +293,10 @@ def render(report: dict) -> str:
         f"float .tflite {_kb(b.get('tflite_bytes'))} / gzipped {_kb(b.get('gzip_bytes'))}. Seed {report['seed']}.",
         "",
         "Sizes: tfmot's is its whole-model float32 .tflite on disk and gzipped (-9); the gzipped one is "
-        "matched, as clustering alone does not shrink the file. coremltools' is exact accounting, since it "
-        "writes .mlpackage files only on macOS: n_bits per palettized weight, each LUT in float32, every other "
-        "tensor in float32. vqexport's is the .vqm file on disk (gzipped beside it), from "
+        "matched, as clustering alone does not shrink the file. coremltools' is exact accounting, matched: "
+        "n_bits per palettized weight, each LUT in float32, every other tensor in float32; beside it, the "
+        ".mlpackage that ct.convert writes of the same palettized model (ML program for iOS 18, float32 "
+        "precision; a few kB of program and alignment more). vqexport's is the .vqm file on disk (gzipped beside it), from "
         f"`Budget(model, 'fashion', seed={report['seed']}).for_size(anchor size)`; measuring its "
         f"sensitivities took {report['budget_s']:.0f} s once, and the time given is compress() for that plan. "
         "p: McNemar's exact two-sided test on the same images; \u0394 is vqexport minus the anchor, in points.",
@@ -305,7 +308,9 @@ def render(report: dict) -> str:
         if "error" in r:
             lines.append(f"| {r['anchor']} | {_setting(r)} | failed: {r['error'][:120]} |||||||||||")
             continue
-        size, gz = (r["tflite_bytes"], r["gzip_bytes"]) if r["anchor"] == "tfmot" else (r["bytes"], None)
+        size, gz = (_kb(r["tflite_bytes"]), _kb(r["gzip_bytes"])) if r["anchor"] == "tfmot" else (_kb(r["bytes"]), "-")
+        if r.get("mlpackage_bytes"):
+            size += f" (.mlpackage {_kb(r['mlpackage_bytes'])})"
         t = (f"{r['cluster_s']:.1f} s + {r['fine_tune_s']:.0f} s tuning" if r.get("fine_tune_s")
              else f"{r['seconds']:.1f} s")
         v = r["vqexport"]
@@ -319,7 +324,7 @@ def render(report: dict) -> str:
             d = 100 * (v["top1"] - r["top1"])
             vq = (f"{_kb(v['bytes'])} | {_kb(v['gzip_bytes'])} | {_pct(v['top1'])} | {v['seconds']:.1f} s | {d:+.2f} | "
                   f"{p['p_value']:.2g} | {'yes' if r['holds'] else 'no'}")
-        lines.append(f"| {r['anchor']} | {_setting(r)} | {_kb(size)} | {_kb(gz)} | {_pct(r['top1'])} | {t} | {vq} |")
+        lines.append(f"| {r['anchor']} | {_setting(r)} | {size} | {gz} | {_pct(r['top1'])} | {t} | {vq} |")
     post = [r for r in report["rows"] if "holds" in r and not r.get("epochs")]
     held = [r["holds"] for r in post]
     target = "Target (issue 11): at every matched size the budget's top-1 is \u2265 the post-training anchors'"
@@ -345,6 +350,9 @@ def render(report: dict) -> str:
         lines += ["", "coremltools palettized " + ", ".join(f"`{n}`" for n in coreml[0]["palettized"])
                   + (("; left float: " + ", ".join(f"`{n}`" for n in coreml[0]["left_float"])) if coreml[0]["left_float"]
                      else "") + "."]
+        lines += [f"With {_setting(r)}, coremltools left float: " + ", ".join(f"`{n}`" for n in r["left_float"])
+                  + " (its group size does not divide the output channels)."
+                  for r in coreml[1:] if r["left_float"] != coreml[0]["left_float"]]
     if any(r.get("vqexport", {}).get("tflite_bytes") for r in report["rows"]):
         lines += ["", "vqexport's plans as .tflite (decode=\"load\"): " + ", ".join(
             f"{_kb(r['vqexport']['target'])} \u2192 {_kb(r['vqexport']['tflite_bytes'])}"
@@ -459,7 +467,7 @@ def testbed(args, anchors: list[str], work: Path) -> int:
             np.save(work / "y_cal.npy", y_train[pick])
             del x_train
         points = coreml_points(work, NETWORKS[args.network], module, x_test, y_test, args.seed, args.threads, log,
-                               skm=which == "skm")
+                               skm=which == "skm", shape=tuple(lm.input["shape"]))
         versions.update({f"{k} (anchors venv)" if k == "torch" else k: v for p in points if "error" not in p
                          for k, v in (("coremltools", p["version"]), ("torch", p["torch"]))})
         rows += points

@@ -10,7 +10,8 @@ granularity and group_size (a group is group_size output channels sharing one LU
 --calib images, one image per calibration sample. Writes the
 palettized state dict, every tensor, to --out, with a JSON `info`: seconds (compress() alone),
 versions, settings, and `palettized`: each weight holding at most 2^n_bits distinct values per
-group, with its n_bits and group size, so the caller can count its bytes exactly.
+group, with its n_bits and group size, so the caller can count its bytes exactly. --mlpackage also converts it with ct.convert (an ML
+program for iOS 18, float32) and reports the package's bytes on disk.
 """
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ def main() -> None:
     ap.add_argument("--algorithm", choices=("post-training", "skm"), default="post-training",
                     help="skm: SKMPalettizer, k-means weighted by Fisher information from --calib images")
     ap.add_argument("--calib", nargs=2, metavar=("X.npy", "Y.npy"), help="normalised NCHW images and labels (skm)")
+    ap.add_argument("--mlpackage", help="also convert the palettized model with ct.convert and save it here")
+    ap.add_argument("--input-shape", default="1,1,28,28", help="NCHW shape to trace with (--mlpackage)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     if args.algorithm == "skm" and not args.calib:
@@ -113,7 +116,28 @@ def main() -> None:
             + (f", {len(args.calib and np.load(args.calib[1]))} calibration images" if args.algorithm == "skm" else "")
             + ", defaults otherwise",
             "seconds": seconds, "palettized": palettized, "left_float": untouched}
+    if args.mlpackage:
+        info.update(_mlpackage(out, args.mlpackage, tuple(int(v) for v in args.input_shape.split(","))))
     np.savez(args.out, info=json.dumps(info), **state)
+
+
+def _mlpackage(model, path: str, shape: tuple) -> dict:
+    """The palettized model as Core ML writes it: an ML program (iOS 18, float32 compute precision,
+    so the LUTs and the raw tensors stay float32 like every other file in the comparison)."""
+    import os
+
+    import coremltools as ct
+    import torch
+
+    t0 = time.perf_counter()
+    traced = torch.jit.trace(model, torch.zeros(shape))
+    ml = ct.convert(traced, inputs=[ct.TensorType(shape=shape)], minimum_deployment_target=ct.target.iOS18,
+                    compute_precision=ct.precision.FLOAT32)
+    ml.save(path)
+    seconds = time.perf_counter() - t0
+    size = sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
+    ops = [op.op_type for f in ml._mil_program.functions.values() for op in f.operations]
+    return {"mlpackage_bytes": size, "convert_s": seconds, "lut_ops": ops.count("constexpr_lut_to_dense")}
 
 
 if __name__ == "__main__":
