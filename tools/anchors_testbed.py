@@ -296,7 +296,7 @@ def render(report: dict) -> str:
         "matched, as clustering alone does not shrink the file. coremltools' is exact accounting, matched: "
         "n_bits per palettized weight, each LUT in float32, every other tensor in float32; beside it, the "
         ".mlpackage that ct.convert writes of the same palettized model (ML program for iOS 18, float32 "
-        "precision; a few kB of program and alignment more). vqexport's is the .vqm file on disk (gzipped beside it), from "
+        "precision; its program and alignment add to it). vqexport's is the .vqm file on disk (gzipped beside it), from "
         f"`Budget(model, 'fashion', seed={report['seed']}).for_size(anchor size)`; measuring its "
         f"sensitivities took {report['budget_s']:.0f} s once, and the time given is compress() for that plan. "
         "p: McNemar's exact two-sided test on the same images; \u0394 is vqexport minus the anchor, in points.",
