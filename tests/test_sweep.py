@@ -63,12 +63,13 @@ def test_budget_points_and_paired_correctness(tmp_path):
     save_torchscript(net, tmp_path / "m.pt", {"input": TINY_CNN_INPUT})
     data = _data(tmp_path, net)
     s = run_sweep(tmp_path / "m.pt", data, tmp_path / "out", points=[{"method": "kmeans", "k": 4}],
-                  svd_targets=[4], budget_rates=[3.0, 6.0], quiet=True)
+                  svd_targets=[4], budget_rates=[3.0, 6.0, 1000.0], quiet=True)
     budget = [p for p in s["points"] if p["method"] == "budget"]
     assert [p["label"] for p in budget] == ["budget @3x", "budget @6x"]
     for p in budget:  # each budget point meets its whole-model rate, counted on the ideal payload
         assert p["model_compression"] >= p["target"] * 0.98 and "--override" in p["plan"]
     assert budget[1]["model_compression"] > budget[0]["model_compression"]
+    assert "cannot be met" in s["unreachable"]["budget @1000x"]  # recorded, and the sweep goes on
     n = s["images"]
     assert set(s["correct"]) == {"uncompressed"} | {p["label"] for p in s["points"]}
     assert all(v.shape == (n,) and v.dtype == bool for v in s["correct"].values())
