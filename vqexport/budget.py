@@ -39,6 +39,8 @@ CANDIDATES = (
     # Half-precision codebooks: the same indices for less; they matter where the codebooks are a
     # large share of the bits (PQ by rows on a wide layer).
     *({"method": "pq", "d": d, "k": k, "rows": True, "codebook_dtype": "float16"} for d, k in ((4, 16), (8, 32))),
+    # The paper's SVD baseline is a candidate too: on some layers a low rank costs less than any VQ.
+    *({"method": "svd", "rank": r} for r in (8, 16, 24, 32, 48, 64)),
 )
 RAW = {"method": "raw"}
 PRICE_STEPS = 60  # bisection steps on log(price): ample for a 1e-30 .. 1e10 range
