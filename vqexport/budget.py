@@ -66,25 +66,18 @@ class Plan:
     def config(self) -> CompressConfig:
         chosen = [n for n, s in self.settings.items() if s["method"] != "raw"]
         if not chosen:
-            raise ConfigError("the budget leaves every layer uncompressed; raise the target size")
+            raise ConfigError("the budget leaves every layer uncompressed: no setting keeps within it")
         return CompressConfig(quant=QuantConfig(), layers=tuple(chosen),
-                              overrides=tuple((n, _override(s)) for n, s in self.settings.items()
+                              overrides=tuple((n, dict(s)) for n, s in self.settings.items()
                                               if s["method"] != "raw"), seed=self.seed)
 
     def override_args(self) -> list[str]:
         """The plan as command-line flags that reproduce it exactly."""
-        args = []
-        for name, s in self.settings.items():
-            if s["method"] != "raw":
-                args += ["--layers", name]
-        for name, s in self.settings.items():
-            if s["method"] != "raw":
-                args += ["--override", f"{name}:" + ",".join(f"{k}={_flag(v)}" for k, v in _override(s).items())]
+        chosen = {n: s for n, s in self.settings.items() if s["method"] != "raw"}
+        args = [a for name in chosen for a in ("--layers", name)]
+        args += [a for name, s in chosen.items()
+                 for a in ("--override", f"{name}:" + ",".join(f"{k}={_flag(v)}" for k, v in s.items()))]
         return args + ["--seed", str(self.seed)]
-
-
-def _override(s: dict) -> dict:
-    return {k: v for k, v in s.items()}
 
 
 def _flag(v) -> str:
@@ -151,7 +144,8 @@ class _Probe:
         self.torch = torch
         self.module = copy.deepcopy(model.module).eval()
         self.state = self.module.state_dict()
-        self.original = {k: v.clone() for k, v in self.state.items() if k in model.dense_layers()}
+        layers = set(model.dense_layers())  # walked once, not once per tensor
+        self.original = {k: v.clone() for k, v in self.state.items() if k in layers}
         self.x = x
         self.reference = self.log_softmax(x)
 
