@@ -26,6 +26,8 @@ import torch
 
 import vqexport
 from vqexport.errors import VqmError
+from vqexport.torch_bridge import decoded_state_dict
+from vqexport import write_vqm
 
 HEADER = struct.Struct("<4sHHIIQQQQQII")
 SECTION = struct.Struct("<BBBB4IQQI")
@@ -83,12 +85,12 @@ def write_vqm_cases(out: Path) -> list[dict]:
         model = tiny_model(i)
         cm = vqexport.compress(model, seed=0, **kw)
         path = out / "vqm" / f"{name}.vqm"
-        cm.save(path)
+        write_vqm(cm, path)
         back = vqexport.read_vqm(path)  # what the Python reader decodes from the file itself
         tdir = out / "vqm" / name
         tdir.mkdir(exist_ok=True)
         tensors = []
-        decoded = back.decoded_state_dict()
+        decoded = decoded_state_dict(back)
         for j, t in enumerate(back.tensors):
             arr = decoded[t.name].numpy()
             # astype(copy=True) keeps a 0-d shape (np.ascontiguousarray would make it 1-d)
@@ -256,7 +258,7 @@ def write_onnx(out: Path) -> dict:
 
 
 def write_tflite(out: Path) -> dict:
-    from vqexport.formats import tflite_rewrite
+    from vqexport.formats.tflite import flatbuffer as tflite_rewrite
 
     d = out / "tflite"
     d.mkdir(parents=True, exist_ok=True)
@@ -272,7 +274,7 @@ def write_tflite(out: Path) -> dict:
 
 def write_tflite_load(d: Path, cm, net) -> dict:
     """decode="load": the file, Python's expansion of it (the reference), and a tampered copy."""
-    from vqexport.formats import tflite_external, tflite_rewrite
+    from vqexport.formats.tflite import external as tflite_external, flatbuffer as tflite_rewrite
 
     cm.metadata["input"] = {"shape": [1, 1, 28, 28], "layout": "NCHW", "mean": [0.1307], "std": [0.3081]}
     vqexport.to_tflite(cm, d / "load.tflite", model=net, decode="load")
@@ -295,7 +297,7 @@ def write_tflite_load(d: Path, cm, net) -> dict:
 def write_tflite_big(out: Path) -> dict:
     """A decode="load" file whose decoded weights (64 MiB) are larger than the heap the Java test
     gives its loader (-Xmx32m), and Python's expansion of it: issue 13 item 4."""
-    from vqexport.formats import tflite_external
+    from vqexport.formats.tflite import external as tflite_external
 
     d = out / "tflite"
     d.mkdir(parents=True, exist_ok=True)

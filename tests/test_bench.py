@@ -12,7 +12,7 @@ import vqexport
 from vqexport.errors import ConfigError, DataError, VqexportError
 from vqexport.evaluate import EvalNote, bench
 from vqexport.evaluate.runtimes import LiteRtRuntime, OrtRuntime, TorchRuntime, open_runtime, tflite_metadata
-from vqexport.formats.onnx_export import export_dense_onnx, export_onnx
+from vqexport.formats.onnx import export_dense_onnx, export_onnx
 
 SPEC = {"shape": [1, 3, 8, 8], "layout": "NCHW", "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
 
@@ -31,7 +31,7 @@ def loaded():
 def onnx_files(loaded, tmp_path_factory):
     d = tmp_path_factory.mktemp("onnx")
     cm = vqexport.compress(loaded, "kmeans", k=16, seed=0)
-    export_onnx(cm, d / "vq.onnx")
+    export_onnx(cm, d / "vq.onnx", model=loaded)
     export_dense_onnx(loaded, d / "dense.onnx")
     return cm, d / "vq.onnx", d / "dense.onnx"
 

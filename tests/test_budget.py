@@ -7,6 +7,7 @@ from vqexport.budget import plan_budget
 from vqexport.errors import ConfigError
 
 from conftest import run_cli, tiny_mlp
+from vqexport import write_vqm
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def test_target_size_is_met_on_disk(mlp_and_data, tmp_path):
     plan = plan_budget(model, data, target_bytes=target, images=500, holdout=500)
     assert 0 < plan.file_bytes <= target
     cm = vqexport.compress(model, config=plan.config)
-    cm.save(tmp_path / "m.vqm")
+    write_vqm(cm, tmp_path / "m.vqm")
     assert (tmp_path / "m.vqm").stat().st_size == plan.file_bytes  # the accounting is the file
     assert plan.file_bytes > 0.5 * target  # the budget is used, not thrown away
 
@@ -72,7 +73,7 @@ def test_the_printed_flags_reproduce_the_plan(mlp_and_data, tmp_path):
     model, data, d = mlp_and_data
     dense = sum(v.numel() * 4 for v in model.state_dict().values())
     plan = plan_budget(model, data, target_bytes=dense // 6, images=500, holdout=500)
-    vqexport.compress(model, config=plan.config).save(tmp_path / "api.vqm")
+    write_vqm(vqexport.compress(model, config=plan.config), tmp_path / "api.vqm")
     code, _, err = run_cli("compress", d / "mlp.pt", *plan.override_args(), "-o", tmp_path / "cli.vqm", "--quiet")
     assert code == 0, err
     assert (tmp_path / "cli.vqm").read_bytes() == (tmp_path / "api.vqm").read_bytes()

@@ -13,6 +13,7 @@ from vqexport.evaluate.datasets import class_indices, digits, load_dataset, mnis
 
 from conftest import run_cli
 from conftest import cli
+from vqexport import write_vqm
 
 
 def test_mnist5k_split_is_fixed_and_disjoint():
@@ -56,7 +57,7 @@ def test_eval_pt_and_vqm_on_the_same_images(torchscript_cnn, tmp_path):
     y = rng.integers(0, 10, 50)
     np.savez(tmp_path / "d.npz", x=x, y=y)
     cm = vqexport.compress(vqexport.load_model(torchscript_cnn), "kmeans", k=256)
-    cm.save(tmp_path / "m.vqm")
+    write_vqm(cm, tmp_path / "m.vqm")
     a = evaluate_file(torchscript_cnn, str(tmp_path / "d.npz"))
     b = evaluate_file(tmp_path / "m.vqm", str(tmp_path / "d.npz"), source=torchscript_cnn)
     assert a["images"] == b["images"] == 50

@@ -143,7 +143,7 @@ def test_progress_is_plain_lines_when_stderr_is_not_a_terminal(torchscript_cnn, 
 
 
 def test_progress_bar_on_a_terminal(monkeypatch, capsys):
-    from vqexport import progress
+    from vqexport.util import progress
 
     monkeypatch.setattr(progress, "_terminal", lambda: True)
     bar = progress.layer_bar([("a", 10), ("b", 30)], quiet=False, step="compress")

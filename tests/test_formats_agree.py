@@ -18,6 +18,7 @@ from PIL import Image
 import vqexport
 
 from conftest import cli
+from vqexport import to_torch
 
 DECODES = ("once", "every-run", "load")
 N = 64
@@ -75,7 +76,7 @@ def exported(request, tmp_path_factory):
         assert code == 0, err
     files = [pt, d / "m.vqm", d / "m.onnx", *(d / f"m-{mode}.tflite" for mode in DECODES)]
     cm = vqexport.read_vqm(d / "m.vqm")
-    decoded = cm.to_torch(vqexport.load_model(pt))
+    decoded = to_torch(cm, vqexport.load_model(pt))
     return name, shape, d, files, decoded
 
 
@@ -131,7 +132,7 @@ def test_every_format_agrees_on_an_image_folder(exported):
 
 
 def test_tflite_metadata_records_the_layout(exported):
-    from vqexport.formats.tflite_export import read_tflite_metadata
+    from vqexport.formats.tflite.export import read_tflite_metadata
 
     name, shape, d, files, _ = exported
     spec = read_tflite_metadata(d / "m-once.tflite")["input"]

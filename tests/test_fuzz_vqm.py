@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vqexport.errors import VqexportError
-from vqexport.formats import limits, tflite_external
+from vqexport.formats import limits
+from vqexport.formats.tflite import external as tflite_external
 from vqexport.formats.vqm import parse_vqm
 
 ROOT = Path(__file__).resolve().parents[1]

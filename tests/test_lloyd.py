@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from sklearn.cluster import KMeans
 
-from vqexport.quant.lloyd import kmeans1d, lloyd
+from vqexport.methods.kmeans1d import kmeans1d
+from vqexport.methods.lloyd import lloyd
 
 
 def mse(x, c, idx):
@@ -65,7 +66,7 @@ def test_lloyd_batched_equals_one_by_one():
 
 
 def test_batched_1d_assigns_nearest_and_is_close_to_single():
-    from vqexport.quant.lloyd import kmeans1d_batched
+    from vqexport.methods.kmeans1d import kmeans1d_batched
 
     X = np.random.default_rng(4).standard_normal((20, 512)).astype(np.float32)
     C, idx = kmeans1d_batched(X, 16)
@@ -80,7 +81,7 @@ def test_batched_1d_assigns_nearest_and_is_close_to_single():
 def test_cluster_sums_agree_between_bincount_and_onehot():
     # The two ways of summing clusters (bincount for short vectors, one-hot matmul for long
     # rows) must give the same sums; float32 matmul against float64 bincount: 1e-4 relative.
-    from vqexport.quant.lloyd import _cluster_sums
+    from vqexport.methods.lloyd import _cluster_sums
 
     rng = np.random.default_rng(3)
     s, N, d, k = 3, 500, 40, 8
@@ -100,7 +101,7 @@ def test_cluster_sums_agree_between_bincount_and_onehot():
 def test_assign1d_table_equals_searchsorted(dist, k):
     # Above ASSIGN_BINS values assign1d looks bins up in a table; it must give exactly the
     # answer of a binary search over the midpoints, also for far outliers and heavy tails.
-    from vqexport.quant.lloyd import ASSIGN_BINS, assign1d
+    from vqexport.methods.kmeans1d import ASSIGN_BINS, assign1d
 
     rng = np.random.default_rng(k)
     n = 2 * ASSIGN_BINS + 17

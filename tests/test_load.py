@@ -6,6 +6,8 @@ import vqexport
 from vqexport.errors import LoadError
 
 from conftest import tiny_cnn, tiny_mlp
+from vqexport import to_torch
+from vqexport import write_vqm
 
 
 def test_torchscript_keeps_labels_and_input(torchscript_cnn):
@@ -26,7 +28,7 @@ def test_torch_export_program(tmp_path):
     assert m.dense_layers() == ["4.weight", "6.weight"]
     cm = vqexport.compress(m, "kmeans", k=4)
     x = torch.randn(2, 1, 12, 12)
-    assert cm.to_torch()(x).shape == (2, 10)
+    assert to_torch(cm, m)(x).shape == (2, 10)
 
 
 def test_state_dict_with_torchvision_arch(tmp_path):
@@ -123,8 +125,8 @@ def test_to_torch_from_vqm_uses_arch(tmp_path):
 
     torch.save(MnistCNN().state_dict(), tmp_path / "sd.pt")
     m = vqexport.load_model(tmp_path / "sd.pt", arch="vqexport.zoo.cnn:MnistCNN")
-    vqexport.compress(m, "kmeans", k=4).save(tmp_path / "m.vqm")
-    rebuilt = vqexport.read_vqm(tmp_path / "m.vqm").to_torch()
+    write_vqm(vqexport.compress(m, "kmeans", k=4), tmp_path / "m.vqm")
+    rebuilt = to_torch(vqexport.read_vqm(tmp_path / "m.vqm"))
     assert rebuilt(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
 
 
@@ -134,9 +136,9 @@ def test_to_torch_names_what_does_not_fit():
 
     cm = vqexport.compress(torch.nn.Sequential(torch.nn.Linear(8, 8)), "kmeans", k=4, seed=0)
     with pytest.raises(LoadError, match="the model's tensor 1.bias is not in the .vqm"):
-        cm.to_torch(torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 2)))
+        to_torch(cm, torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 2)))
     with pytest.raises(LoadError, match=r"0.weight: shape \(8, 8\) in the .vqm, \(4, 8\) in the model"):
-        cm.to_torch(torch.nn.Sequential(torch.nn.Linear(8, 4)))
+        to_torch(cm, torch.nn.Sequential(torch.nn.Linear(8, 4)))
     net = torch.nn.Sequential(torch.nn.Linear(8, 8))
-    copy = cm.to_torch(net)
+    copy = to_torch(cm, net)
     assert copy[0].weight is not net[0].weight and copy[0].bias.data_ptr() != net[0].bias.data_ptr()

@@ -12,8 +12,10 @@ ort = pytest.importorskip("onnxruntime")
 
 import vqexport  # noqa: E402
 from vqexport.errors import ConfigError  # noqa: E402
-from vqexport.formats.onnx_export import decode_subgraph, export_dense_onnx, export_onnx, unpack_matrix  # noqa: E402
+from vqexport.formats.onnx import decode_subgraph, export_dense_onnx, export_onnx, unpack_matrix  # noqa: E402
 from vqexport.ir import CompressedTensor, dense_section, packed_section  # noqa: E402
+from vqexport.methods.registry import decode
+from vqexport import to_torch
 
 SPEC = {"shape": [1, 3, 8, 8], "layout": "NCHW", "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
 LABELS = [f"class{i}" for i in range(10)]
@@ -80,13 +82,13 @@ def _ort(path):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def _check_agreement(cm, path, n=100):
+def _check_agreement(cm, model, path, n=100):
     sess = _ort(path)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, *cm.metadata["input"]["shape"][1:])).astype(np.float32)
     got = np.concatenate([sess.run(None, {"input": x[i:i + 25]})[0] for i in range(0, n, 25)])
     with torch.no_grad():
-        want = cm.to_torch()(torch.from_numpy(x)).numpy()
+        want = to_torch(cm, model)(torch.from_numpy(x)).numpy()
     assert got.shape == want.shape
     assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
     assert np.array_equal(got.argmax(1), want.argmax(1))
@@ -99,13 +101,13 @@ def test_export_every_method(seq, tmp_path, case):
     method, kw = case
     cm = vqexport.compress(seq, method, seed=0, **kw)
     path = tmp_path / "m.onnx"
-    info = export_onnx(cm, path)
+    info = export_onnx(cm, path, model=seq)
     onnx.checker.check_model(str(path), full_check=True)
     assert info["bytes"] == path.stat().st_size
     assert info["ideal_bytes"] == cm.ideal_bits() / 8
     assert info["initializer_bytes"] <= 1.01 * info["ideal_bytes"] + 1024
     assert info["bytes"] <= 1.01 * info["ideal_bytes"] + 16 * 1024
-    _check_agreement(cm, path)
+    _check_agreement(cm, seq, path)
 
 
 @pytest.mark.parametrize("case", [("kmeans", {"k": 16}), ("pq", {"k": 4, "d": 4}), ("pq", {"k": 4, "d": 2, "rows": True}),
@@ -113,11 +115,11 @@ def test_export_every_method(seq, tmp_path, case):
 def test_transposed_weights(tokens, tmp_path, case):
     method, kw = case
     cm = vqexport.compress(tokens, method, seed=0, **kw)
-    info = export_onnx(cm, tmp_path / "m.onnx")
+    info = export_onnx(cm, tmp_path / "m.onnx", model=tokens)
     assert info["layers"]["fc1.weight"]["transposed"]  # MatMul(x, W^T)
     onnx.checker.check_model(str(tmp_path / "m.onnx"), full_check=True)
     assert info["bytes"] <= 1.01 * info["ideal_bytes"] + 16 * 1024
-    _check_agreement(cm, tmp_path / "m.onnx", n=50)
+    _check_agreement(cm, tokens, tmp_path / "m.onnx", n=50)
 
 
 def _weights_from_onnx(path, layers):
@@ -139,10 +141,10 @@ def test_decoded_weights_bit_exact(seq, tokens, tmp_path, case, kind):
     if method == "pq" and kind == "tokens":
         kw = {**kw, "d": 2}
     cm = vqexport.compress(lm, method, seed=0, **kw)
-    info = export_onnx(cm, tmp_path / "m.onnx")
+    info = export_onnx(cm, tmp_path / "m.onnx", model=lm)
     got = _weights_from_onnx(tmp_path / "m.onnx", info["layers"])
     for t in cm.compressed:
-        want = t.decode().T if info["layers"][t.name]["transposed"] else t.decode()
+        want = decode(t).T if info["layers"][t.name]["transposed"] else decode(t)
         assert got[t.name].dtype == np.float32
         assert np.array_equal(got[t.name], want), t.name
 
@@ -168,8 +170,8 @@ def test_unpack_every_width(bits):
     cb = rng.standard_normal(k).astype(np.float32)
     t = CompressedTensor("w", "kmeans", (m, n), {"codebook": dense_section("codebook", cb),
                                                  "indices": packed_section(idx, bits)}, k=k, bits=bits)
-    assert np.array_equal(_run_subgraph(t), t.decode())
-    assert np.array_equal(_run_subgraph(t, transposed=True), t.decode().T)
+    assert np.array_equal(_run_subgraph(t), decode(t))
+    assert np.array_equal(_run_subgraph(t, transposed=True), decode(t).T)
 
 
 def test_unpack_matrix_is_exact_in_float32():
@@ -182,7 +184,7 @@ def test_unpack_matrix_is_exact_in_float32():
 
 def test_metadata_and_names(seq, tmp_path):
     cm = vqexport.compress(seq, "kmeans", k=4)
-    export_onnx(cm, tmp_path / "m.onnx")
+    export_onnx(cm, tmp_path / "m.onnx", model=seq)
     model = onnx.load(str(tmp_path / "m.onnx"))
     assert [i.name for i in model.graph.input] == ["input"]
     assert [o.name for o in model.graph.output] == ["logits"]
@@ -214,17 +216,17 @@ def test_missing_input_shape(seq, tmp_path):
     cm = vqexport.compress(seq, "kmeans", k=4)
     del cm.metadata["input"]
     with pytest.raises(ConfigError, match="--input-shape"):
-        export_onnx(cm, tmp_path / "m.onnx")
+        export_onnx(cm, tmp_path / "m.onnx", model=seq)
     assert not (tmp_path / "m.onnx").exists()
-    info = export_onnx(cm, tmp_path / "m.onnx", input_shape=[1, 3, 8, 8])
+    info = export_onnx(cm, tmp_path / "m.onnx", model=seq, input_shape=[1, 3, 8, 8])
     assert info["bytes"] > 0
 
 
 def test_via_api(seq, tmp_path):
     cm = vqexport.compress(seq, "kmeans", k=4)
-    info = vqexport.to_onnx(cm, tmp_path / "m.onnx", opset=18)
+    info = vqexport.to_onnx(cm, tmp_path / "m.onnx", model=seq, opset=18)
     assert onnx.load(str(tmp_path / "m.onnx")).opset_import[0].version == 18
-    _check_agreement(cm, tmp_path / "m.onnx", n=25)
+    _check_agreement(cm, seq, tmp_path / "m.onnx", n=25)
     assert info["opset"] == 18
 
 
@@ -235,10 +237,10 @@ def test_reference_model(tmp_path):
         pytest.skip("the reference CNN is not trained yet (vqexport.zoo.reference_model())")
     lm = zoo.reference_model()
     cm = vqexport.compress(lm, "pq", k=16, d=4, seed=0)
-    info = export_onnx(cm, tmp_path / "ref.onnx")
+    info = export_onnx(cm, tmp_path / "ref.onnx", model=lm)
     onnx.checker.check_model(str(tmp_path / "ref.onnx"), full_check=True)
     assert info["bytes"] <= 1.01 * info["ideal_bytes"] + 16 * 1024
-    _check_agreement(cm, tmp_path / "ref.onnx", n=100)
+    _check_agreement(cm, lm, tmp_path / "ref.onnx", n=100)
 
 
 @pytest.mark.parametrize("case", [("kmeans", {"k": 5}), ("pq", {"k": 4, "d": 2, "rows": True}), ("rq", {"k": 4, "stages": 3}),
@@ -247,7 +249,7 @@ def test_runtime_folds_the_decode(tokens, tmp_path, case):
     """Even ORT's basic level folds every decode node: the session runs the dense graph."""
     method, kw = case
     cm = vqexport.compress(tokens, method, seed=0, **kw)
-    export_onnx(cm, tmp_path / "vq.onnx")
+    export_onnx(cm, tmp_path / "vq.onnx", model=tokens)
     export_dense_onnx(tokens, tmp_path / "dense.onnx")
     ops = {}
     for name in ("vq", "dense"):

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import run_cli
 from vqexport.errors import VqexportError
+from vqexport import write_vqm
 
 
 @pytest.fixture
@@ -81,7 +82,7 @@ def test_sweep_never_writes_over_its_input(d, tmp_path_factory):
 
 
 def test_check_outputs_compares_inodes_and_resolved_names(tmp_path):
-    from vqexport.fileio import OutputError, check_outputs
+    from vqexport.util.fileio import OutputError, check_outputs
 
     a = tmp_path / "a.pt"
     a.write_bytes(b"x")
@@ -128,7 +129,7 @@ def test_a_device_is_not_replaced(d):
 
 def test_atomic_path_checks_the_target_again_before_renaming(tmp_path):
     """Every writer goes through atomic_path: a link or FIFO made while it works is not replaced."""
-    from vqexport.fileio import atomic_path
+    from vqexport.util.fileio import atomic_path
 
     out = tmp_path / "m.vqm"
     with pytest.raises(VqexportError, match="symbolic link"):
@@ -150,7 +151,7 @@ def test_api_writers_refuse_links(tmp_path, torchscript_cnn):
     (tmp_path / "real.vqm").write_bytes(b"keep")
     os.symlink("real.vqm", tmp_path / "link.vqm")
     with pytest.raises(VqexportError, match="symbolic link"):
-        cm.save(tmp_path / "link.vqm")
+        write_vqm(cm, tmp_path / "link.vqm")
     assert (tmp_path / "real.vqm").read_bytes() == b"keep"
 
 

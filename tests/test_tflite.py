@@ -1,4 +1,4 @@
-"""TFLite export: every method x every decode mode, run in LiteRT against cm.to_torch().
+"""TFLite export: every method x every decode mode, run in LiteRT against to_torch(cm).
 
 onnx2tf is slow, so the tiny CNN is converted once: the exporter converts a probe copy of the
 model whose weights do not depend on the method, and caches the conversion in-process.
@@ -20,9 +20,10 @@ pytest.importorskip("ai_edge_litert")
 
 import vqexport  # noqa: E402
 from vqexport.errors import ConfigError, VqexportError  # noqa: E402
-from vqexport.formats import tflite_decode, tflite_external, tflite_rewrite  # noqa: E402
-from vqexport.formats.tflite_export import export_dense_tflite, export_tflite, read_tflite_metadata  # noqa: E402
+from vqexport.formats.tflite import decode as tflite_decode, external as tflite_external, flatbuffer as tflite_rewrite  # noqa: E402
+from vqexport.formats.tflite.export import export_dense_tflite, export_tflite, read_tflite_metadata  # noqa: E402
 from vqexport.load import load_model  # noqa: E402
+from vqexport import to_torch
 
 CASES = {
     "kmeans16": ("kmeans", {"k": 16}),
@@ -59,10 +60,10 @@ def exported(cnn, inputs, tmp_path_factory):
     for case, (method, params) in CASES.items():
         cm = vqexport.compress(cnn, method, seed=0, **params)
         with torch.no_grad():
-            ref = cm.to_torch()(inputs).numpy()
+            ref = to_torch(cm, cnn)(inputs).numpy()
         for mode in MODES:
             path = out / f"{case}-{mode}.tflite"
-            result[case, mode] = (export_tflite(cm, path, decode=mode), path, ref, cm)
+            result[case, mode] = (export_tflite(cm, path, model=cnn, decode=mode), path, ref, cm)
     return result
 
 
@@ -165,12 +166,12 @@ def test_dense_baseline_and_errors(cnn, inputs, tmp_path):
     assert report["input"]["layout"] == "NHWC" and read_tflite_metadata(path)["labels"] == cnn.labels
     cm = vqexport.compress(cnn, "kmeans", k=4, seed=0)
     with pytest.raises(ConfigError, match="decode"):
-        export_tflite(cm, tmp_path / "x.tflite", decode="sometimes")
+        export_tflite(cm, tmp_path / "x.tflite", model=cnn, decode="sometimes")
     bare = load_model(tiny_cnn())
     with pytest.raises(ConfigError, match="input shape"):
-        export_tflite(vqexport.compress(bare, "kmeans", k=4, seed=0), tmp_path / "x.tflite")
+        export_tflite(vqexport.compress(bare, "kmeans", k=4, seed=0), tmp_path / "x.tflite", model=bare)
     with pytest.raises(VqexportError, match="does not exist"):
-        export_tflite(cm, tmp_path / "no" / "x.tflite")
+        export_tflite(cm, tmp_path / "no" / "x.tflite", model=cnn)
     assert not (tmp_path / "x.tflite").exists()
 
 
@@ -197,7 +198,7 @@ def test_runs_in_tflite_2_16_1(exported, inputs, tmp_path):
             path = tmp_path / path.name
             path.write_bytes(tflite_external.expand(exported[k][1].read_bytes()))
         files.append(str(path))
-    script = Path(tflite_rewrite.__file__).with_name("tflite_runcheck.py")
+    script = Path(__file__).parent / "helpers" / "tflite_runcheck.py"
     p = subprocess.run([python, str(script), str(tmp_path / "x.npy"), str(tmp_path / "o.npz"), *files],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
@@ -216,11 +217,11 @@ def test_reference_cnn(tmp_path):
         pytest.skip("reference CNN not trained on this machine")
     lm = load_model(path)
     cm = vqexport.compress(lm, "kmeans", k=16, seed=0)
-    report = export_tflite(cm, tmp_path / "ref.tflite")
+    report = export_tflite(cm, tmp_path / "ref.tflite", model=lm)
     assert report["within_bound"]
     x = torch.from_numpy(np.random.default_rng(0).random((20, *lm.input["shape"][1:]), dtype=np.float32))
     with torch.no_grad():
-        ref = cm.to_torch()(x).numpy()
+        ref = to_torch(cm, lm)(x).numpy()
     got = run_litert(tmp_path / "ref.tflite", x)
     assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
     assert np.array_equal(got.argmax(1), ref.argmax(1))
@@ -231,7 +232,7 @@ def test_onnx2tf_float32_only_restores_tensorflow():
     import tensorflow as tf
     from tensorflow.lite.python import lite
 
-    from vqexport.formats import onnx2tf_float32
+    from vqexport.formats.tflite import onnx2tf_float32
 
     before = (tf.saved_model.save, lite.TFLiteKerasModelConverterV2.convert, lite.TFLiteFrozenGraphConverterV2.convert)
     with pytest.raises(RuntimeError, match="boom"):

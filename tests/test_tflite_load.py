@@ -11,10 +11,11 @@ pytest.importorskip("onnx2tf")
 pytest.importorskip("ai_edge_litert")
 
 import vqexport  # noqa: E402
-from vqexport.formats import tflite_external, tflite_rewrite  # noqa: E402
-from vqexport.formats.tflite_export import export_tflite  # noqa: E402
-from vqexport.formats.tflite_external import TfliteLoadError  # noqa: E402
+from vqexport.formats.tflite import external as tflite_external, flatbuffer as tflite_rewrite  # noqa: E402
+from vqexport.formats.tflite.export import export_tflite  # noqa: E402
+from vqexport.formats.tflite.external import TfliteLoadError  # noqa: E402
 from vqexport.load import load_model  # noqa: E402
+from vqexport.methods.registry import decode
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def load_file(tmp_path_factory):
     lm.input = dict(TINY_CNN_INPUT)
     cm = vqexport.compress(lm, "pq", k=8, d=4, seed=0)
     path = tmp_path_factory.mktemp("load") / "m.tflite"
-    report = export_tflite(cm, path, decode="load")
+    report = export_tflite(cm, path, model=lm, decode="load")
     return path, cm, report
 
 
@@ -47,7 +48,7 @@ def test_slots_hold_the_reference_decode(load_file):
     model = tflite_rewrite.read_model(full)  # now every buffer lies inside: a plain .tflite
     assert {s["layer"] for s in slots} == {t.name for t in cm.compressed}
     for s in slots:
-        w = cm[s["layer"]].decode()
+        w = decode(cm[s["layer"]])
         got = np.frombuffer(bytes(model.buffers[s["buffer"]].data), dtype="<f4").reshape(s["shape"])
         assert np.array_equal(got, w if s["layout"] == "W" else w.T)
 
@@ -79,7 +80,7 @@ def test_other_files_pass_through_unchanged(tmp_path):
     lm = load_model(tiny_cnn())
     lm.input = dict(TINY_CNN_INPUT)
     path = tmp_path / "once.tflite"
-    export_tflite(vqexport.compress(lm, "kmeans", k=4, seed=0), path)
+    export_tflite(vqexport.compress(lm, "kmeans", k=4, seed=0), path, model=lm)
     data = path.read_bytes()
     assert tflite_external.expand(data) is data
     with tflite_external.interpreter_source(path) as source:

@@ -11,6 +11,9 @@ from vqexport.errors import VqmError
 from vqexport.formats.vqm import HEADER, SECTION, parse_vqm
 
 from conftest import tiny_cnn
+from vqexport.methods.registry import decode
+from vqexport.torch_bridge import decoded_state_dict
+from vqexport import write_vqm
 
 SETTINGS = [
     ("binary", {}),
@@ -33,9 +36,9 @@ def model():
 def test_round_trip_is_exact(model, tmp_path, method, params):
     cm = vqexport.compress(model, method, **params)
     path = tmp_path / "m.vqm"
-    cm.save(path)
+    write_vqm(cm, path)
     back = vqexport.read_vqm(path)
-    a, b = cm.decoded_state_dict(), back.decoded_state_dict()
+    a, b = decoded_state_dict(cm), decoded_state_dict(back)
     assert list(a) == list(b) == list(model.state_dict())
     for name in a:
         assert a[name].dtype == b[name].dtype and torch.equal(a[name], b[name]), name
@@ -46,7 +49,7 @@ def test_round_trip_is_exact(model, tmp_path, method, params):
 def test_file_size_matches_accounting(model, tmp_path, method, params):
     cm = vqexport.compress(model, method, **params)
     path = tmp_path / "m.vqm"
-    cm.save(path)
+    write_vqm(cm, path)
     ideal = cm.ideal_bits() / 8
     size = path.stat().st_size
     assert ideal <= size <= ideal + 4096 + 0.001 * ideal, (size, ideal)
@@ -56,7 +59,7 @@ def test_reference_cnn_file_size_bound(tmp_path):
     from vqexport.zoo import reference_model
 
     cm = vqexport.compress(reference_model(), "kmeans", k=16)
-    cm.save(tmp_path / "r.vqm")
+    write_vqm(cm, tmp_path / "r.vqm")
     ideal = cm.ideal_bits() / 8
     assert (tmp_path / "r.vqm").stat().st_size <= ideal + 4096 + 0.001 * ideal
     assert cm.summary()["layer_compression"] > 7.9  # 32 / 4 bits, less the codebooks
@@ -64,13 +67,13 @@ def test_reference_cnn_file_size_bound(tmp_path):
 
 def test_same_seed_gives_identical_bytes(model, tmp_path):
     for i in range(2):
-        vqexport.compress(model, "pq", k=8, d=4, seed=7).save(tmp_path / f"{i}.vqm")
+        write_vqm(vqexport.compress(model, "pq", k=8, d=4, seed=7), tmp_path / f"{i}.vqm")
     assert (tmp_path / "0.vqm").read_bytes() == (tmp_path / "1.vqm").read_bytes()
 
 
 def test_payloads_are_64_byte_aligned(model, tmp_path):
     cm = vqexport.compress(model, "pq", k=8, d=4)
-    cm.save(tmp_path / "m.vqm")
+    write_vqm(cm, tmp_path / "m.vqm")
     for off, _length in _sections(( tmp_path / "m.vqm").read_bytes()):
         assert off % 64 == 0
 
@@ -103,7 +106,7 @@ def _sections(data):
 @pytest.fixture(scope="module")
 def good(model, tmp_path_factory):
     path = tmp_path_factory.mktemp("vqm") / "good.vqm"
-    vqexport.compress(model, "kmeans", k=16).save(path)
+    write_vqm(vqexport.compress(model, "kmeans", k=16), path)
     return path.read_bytes()
 
 
@@ -180,7 +183,7 @@ def test_index_beyond_k_is_rejected(model, tmp_path):
     raw = bytearray(t.sections["indices"].data.tobytes())
     raw[0] |= 0b111
     t.sections["indices"].data = np.frombuffer(bytes(raw), dtype=np.uint8)
-    cm.save(tmp_path / "m.vqm")
+    write_vqm(cm, tmp_path / "m.vqm")
     with pytest.raises(VqmError, match="index is >= k=5"):
         vqexport.read_vqm(tmp_path / "m.vqm")
 
@@ -191,7 +194,7 @@ def test_overlapping_sections_are_rejected(tmp_path):
     net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 8))
     with torch.no_grad():
         net[1].bias.copy_(net[0].bias)
-    vqexport.compress(net, "kmeans", k=4).save(tmp_path / "m.vqm")
+    write_vqm(vqexport.compress(net, "kmeans", k=4), tmp_path / "m.vqm")
     data = bytearray((tmp_path / "m.vqm").read_bytes())
     h = _header(data)
     table_off, table_len = h[7], h[8]
@@ -234,7 +237,7 @@ def _pq_bomb(path, m=131072, n=65536):
     cb = dense_section("codebook", np.zeros((1, 2, n), np.float32))
     idx = packed_bytes_section(bytes(m // 8), (1, m), 1)
     t = CompressedTensor("fc.weight", "pq", (m, n), {"codebook": cb, "indices": idx}, k=2, d=n, bits=1)
-    CompressedModel([t], {"format": "vqm"}).save(path)
+    write_vqm(CompressedModel([t], {"format": "vqm"}), path)
     return path
 
 
@@ -242,8 +245,8 @@ def _svd_bomb(path, m=1 << 20, n=1 << 20):
     """SVD of rank 1: an 8 MiB file that declares a 4096 GiB weight."""
     a = dense_section("factor_a", np.ones((m, 1), np.float32))
     b = dense_section("factor_b", np.ones((1, n), np.float32))
-    CompressedModel([CompressedTensor("fc.weight", "svd", (m, n), {"factor_a": a, "factor_b": b}, rank=1)],
-                    {"format": "vqm"}).save(path)
+    write_vqm(CompressedModel([CompressedTensor("fc.weight", "svd", (m, n), {"factor_a": a, "factor_b": b}, rank=1)],
+                    {"format": "vqm"}), path)
     return path
 
 
@@ -337,7 +340,7 @@ def _tensor(name, method, shape, sections, **fields):
 def _build(tensors, meta=b"{}", gap=b""):
     """A .vqm from explicit fields: payloads 64-byte aligned (after `gap` bytes of padding), then
     the table, then the metadata; every checksum correct."""
-    from vqexport.formats.vqm import METHOD_CODES
+    from vqexport.methods.registry import CODE_OF
     from vqexport.ir import DTYPES, ROLES
 
     body = bytearray(64)
@@ -345,7 +348,7 @@ def _build(tensors, meta=b"{}", gap=b""):
     for t in tensors:
         name = t["name"].encode()
         rec = struct.pack("<H", len(name)) + name
-        rec += struct.pack(f"<BB{len(t['shape'])}I", METHOD_CODES[t["method"]], len(t["shape"]), *t["shape"])
+        rec += struct.pack(f"<BB{len(t['shape'])}I", CODE_OF[t["method"]], len(t["shape"]), *t["shape"])
         rec += struct.pack("<IIBBIBB", t["k"], t["d"], t["rows"], t["stages"], t["rank"], t["bits"],
                            len(t["sections"]))
         for s in t["sections"]:
@@ -391,7 +394,7 @@ def _raw(name="bias", values=(1.0, 2.0, 3.0), **fields):
 def test_the_builder_makes_valid_files():
     cm = parse_vqm(_build([_kmeans(), _svd(), _raw()], b'{"format":"vqm","skipped":{"bias":"why"}}'))
     assert [t.name for t in cm.tensors] == ["fc.weight", "svd.weight", "bias"]
-    assert np.array_equal(cm["fc.weight"].decode(), np.tile(np.arange(4, dtype=np.float32), 4).reshape(4, 4))
+    assert np.array_equal(decode(cm["fc.weight"]), np.tile(np.arange(4, dtype=np.float32), 4).reshape(4, 4))
     assert cm.summary()["layers_compressed"] == 2
 
 
@@ -455,9 +458,9 @@ def test_writer_refuses_what_readers_reject(tmp_path):
     t = CompressedTensor("w", "kmeans", (2, 2), {"codebook": dense_section("codebook", np.array([0, np.nan], np.float32)),
                                                   "indices": packed_bytes_section(b"\x05", (4,), 1)}, k=2, bits=1)
     with pytest.raises(ConfigError, match="codebook holds NaN or Inf"):
-        CompressedModel([t], {}).save(tmp_path / "nan.vqm")
+        write_vqm(CompressedModel([t], {}), tmp_path / "nan.vqm")
     with pytest.raises(ConfigError, match="NaN or Infinity"):
-        CompressedModel([], {"x": float("nan")}).save(tmp_path / "meta.vqm")
+        write_vqm(CompressedModel([], {"x": float("nan")}), tmp_path / "meta.vqm")
     assert not list(tmp_path.iterdir())
 
 

@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from vqexport import to_torch
+from vqexport import write_vqm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -229,9 +231,9 @@ class Matched:
         cm = vqexport.compress(self.lm, config=plan.config)
         seconds = time.perf_counter() - t0
         path = self.work / f"vq-{target}.vqm"
-        cm.save(path)
+        write_vqm(cm, path)
         data = path.read_bytes()
-        correct = logits_of(cm.to_torch(self.lm), self.x).argmax(1) == self.y
+        correct = logits_of(to_torch(cm, self.lm), self.x).argmax(1) == self.y
         res = {"target": target, "bytes": len(data), "gzip_bytes": len(gzip.compress(data, 9, mtime=0)),
                "top1": float(correct.mean()), "correct": correct, "seconds": seconds,
                "plan": {n: s for n, s in plan.settings.items()}, "override_args": plan.override_args()}

@@ -39,6 +39,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from vqexport.methods.registry import decode
+from vqexport import write_vqm
 
 ROOT = Path(__file__).resolve().parents[1]
 ANCHOR_VENV = ROOT / ".venv-anchors"
@@ -157,7 +159,7 @@ def worker_run(spec: dict) -> dict:
         t0 = time.perf_counter()
         cm = vqexport.compress(lm, method, seed=spec["seed"], **params)
         t1 = time.perf_counter()
-        cm.save(path)
+        write_vqm(cm, path)
         t2 = time.perf_counter()
     peak = _peak_kib()
     state = lm.state_dict()
@@ -175,7 +177,7 @@ def worker_run(spec: dict) -> dict:
         sse = ss = 0.0
         for rows in t.row_blocks():
             block = w[rows].astype(np.float64)
-            sse += float(np.sum((block - t.decode(rows).astype(np.float64)) ** 2))
+            sse += float(np.sum((block - decode(t, rows).astype(np.float64)) ** 2))
             ss += float(np.sum(block * block))
         layers[name] = {"shape": list(w.shape), "sse": sse, "sum_sq": ss, "rel_error": (sse / ss) ** 0.5 if ss else 0.0,
                         "rel_error_metadata": layers_meta[name]["rel_error"]}

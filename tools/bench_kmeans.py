@@ -25,7 +25,7 @@ def main() -> None:
 
     from sklearn.cluster import KMeans
 
-    from vqexport.quant.lloyd import kmeans1d
+    from vqexport.methods.kmeans1d import kmeans1d
 
     # A trained dense layer's weights are roughly Gaussian with heavier tails: Student t, 5 dof.
     w = (np.random.default_rng(args.seed).standard_t(5, (args.n, args.n)) * 0.01).astype(np.float32)

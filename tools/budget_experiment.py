@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from vqexport import to_torch
+from vqexport import write_vqm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,10 +57,10 @@ def run(network: str, rates, drops, seed: int) -> dict:
         cm = vqexport.compress(model, config=plan.config)
         with tempfile.TemporaryDirectory() as d:
             path = Path(d) / "plan.vqm"
-            cm.save(path)
+            write_vqm(cm, path)
             size = os.path.getsize(path)
             back = read_vqm(path)
-        ok = predict(TorchRuntime(back.to_torch(model), model.input), x).argmax(1) == y
+        ok = predict(TorchRuntime(to_torch(back, model), model.input), x).argmax(1) == y
         p = compare(ok, base_ok, seed=seed)
         rows.append({"kind": kind, "target": value, "bytes": size, "rate": dense_bytes / size,
                      "top1": float(ok.mean()), "drop_points": 100 * float(base_ok.mean() - ok.mean()),

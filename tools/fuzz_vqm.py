@@ -43,6 +43,7 @@ from vqm_mutations import mutate_load, mutate_vqm, seed_loads, seed_vqms  # noqa
 from vqexport.errors import VqexportError  # noqa: E402
 from vqexport.formats import limits  # noqa: E402
 from vqexport.formats.vqm import parse_vqm  # noqa: E402
+from vqexport.methods.registry import decode
 
 
 # --- the oracle --------------------------------------------------------------------------------
@@ -71,11 +72,11 @@ def check_vqm(data: bytes, scratch: Path | None = None) -> str:
     if decoded > cap:
         raise AssertionError(f"accepted a file that declares {decoded} decoded bytes, over the cap {cap}")
     for t in cm.tensors:
-        w = t.decode()
+        w = decode(t)
         if w.shape != tuple(t.shape):
             raise AssertionError(f"{t.name}: decoded {w.shape}, the table says {t.shape}")
         if t.method != "raw":
-            blocks = [t.decode(rows) for rows in t.row_blocks(elements=max(1, t.numel // 3))]
+            blocks = [decode(t, rows) for rows in t.row_blocks(elements=max(1, t.numel // 3))]
             if not np.array_equal(np.concatenate(blocks), w, equal_nan=True):
                 raise AssertionError(f"{t.name}: row blocks differ from the whole decode")
     cm.summary()
@@ -90,7 +91,7 @@ def check_vqm(data: bytes, scratch: Path | None = None) -> str:
 def check_load(data: bytes) -> str:
     import io
 
-    from vqexport.formats import tflite_external
+    from vqexport.formats.tflite import external as tflite_external
 
     out = io.BytesIO()
     try:

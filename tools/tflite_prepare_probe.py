@@ -30,8 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vqexport.formats import tflite_rewrite  # noqa: E402
-from vqexport.native_output import silenced  # noqa: E402
+from vqexport.formats.tflite import flatbuffer as tflite_rewrite  # noqa: E402
+from vqexport.util.native_output import silenced  # noqa: E402
 
 
 def one_op_model(op: str, inputs: list[np.ndarray], expect: np.ndarray, options=None) -> bytes:

@@ -146,7 +146,7 @@ def worker_convert(route: str, model: str, d: Path) -> None:
     t0 = time.perf_counter()
     try:
         if route == "onnx2tf":
-            from vqexport.formats.tflite_export import export_dense_tflite
+            from vqexport.formats.tflite.export import export_dense_tflite
 
             if os.environ.get("ROUTE_STUB_ONNX2TF_DOWNLOAD"):
                 _stub_onnx2tf_download()
@@ -302,7 +302,7 @@ def run_child(argv: list, python: Path, log: Path, timeout: float = TIMEOUT_S, m
 
 def inspect_ops(path: Path) -> dict:
     """Builtin ops of a .tflite (counts, max versions), the ones above the TFLite 2.16.1 table, subgraphs."""
-    from vqexport.formats import tflite_rewrite as tr
+    from vqexport.formats.tflite import flatbuffer as tflite_rewrite as tr
 
     s, names, table = tr.schema(), tr.op_names(), tr.op_table()["max_version"]
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
@@ -469,7 +469,7 @@ def layout_of_weights(path: Path, weights_npy: Path) -> dict:
     """Which buffer holds each weight whole, and in which layout (torch's, transposed, OHWI, ...)."""
     import numpy as np
 
-    from vqexport.formats import tflite_rewrite as tr
+    from vqexport.formats.tflite import flatbuffer as tflite_rewrite as tr
 
     weights = np.load(weights_npy, allow_pickle=True).item()  # written by this tool's own child, not untrusted
     model = tr.read_model(path.read_bytes())
@@ -567,7 +567,7 @@ def op_table(rows: list[dict]) -> str:
     """Per route: every op kind the converted models use, with its max version and the 2.16.1 maximum."""
     import json as _json
 
-    limit = _json.loads((ROOT / "vqexport" / "formats" / "tflite_op_versions.json").read_text())["max_version"]
+    limit = _json.loads((ROOT / "vqexport" / "formats" / "tflite" / "op_versions.json").read_text())["max_version"]
     out = []
     for route in ROUTES:
         top = {}

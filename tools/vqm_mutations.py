@@ -38,9 +38,9 @@ SETTINGS = [("binary", {}), ("kmeans", {"k": 16}), ("kmeans", {"k": 5, "codebook
 
 def _fit(name: str, w: np.ndarray, method: str, params: dict, seed: int) -> CompressedTensor:
     from vqexport.config import QuantConfig
-    from vqexport.quant import get_quantizer
+    from vqexport.methods import registry
 
-    t = get_quantizer(method).fit(w, QuantConfig(method=method, **params), seed)
+    t = registry.get(method).fit(w, QuantConfig(method=method, **params), seed)
     t.name = name
     return t
 

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from vqexport import to_torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -60,7 +61,7 @@ def one(name: str, method: str, outdir: Path, keep: bool) -> dict:
     import torch
 
     import vqexport
-    from vqexport.formats.onnx_export import export_dense_onnx, export_onnx
+    from vqexport.formats.onnx import export_dense_onnx, export_onnx
     from vqexport.load import IMAGENET_INPUT, LoadedModel
 
     row = {"arch": name}
@@ -80,7 +81,7 @@ def one(name: str, method: str, outdir: Path, keep: bool) -> dict:
     row["compressed_layers"] = len(cm.compressed)
     dense_path, vq_path = outdir / f"{name}.dense.onnx", outdir / f"{name}.{method}.onnx"
     dense = export_dense_onnx(lm, dense_path)
-    info = export_onnx(cm, vq_path)
+    info = export_onnx(cm, vq_path, model=lm)
     onnx.checker.check_model(str(vq_path), full_check=True)
     bound = 1.01 * info["ideal_bytes"] + SIZE_SLACK
     row.update(dense_bytes=dense["bytes"], vq_bytes=info["bytes"], ideal_bytes=info["ideal_bytes"],
@@ -95,7 +96,7 @@ def one(name: str, method: str, outdir: Path, keep: bool) -> dict:
     got = sess.run(None, {"input": x})[0]
     del sess
     with torch.no_grad():
-        want = cm.to_torch(lm).eval()(torch.from_numpy(x)).numpy()
+        want = to_torch(cm, lm).eval()(torch.from_numpy(x)).numpy()
     scale = float(np.abs(want).max()) or 1.0
     row.update(rel_diff=float(np.abs(got - want).max()) / scale,
                top1_agree=int((got.argmax(1) == want.argmax(1)).sum()), inputs=INPUTS)
@@ -205,7 +206,7 @@ def bench(args) -> int:
 
     import vqexport
     from vqexport.evaluate.bench import run_bench
-    from vqexport.formats.onnx_export import export_dense_onnx, export_onnx
+    from vqexport.formats.onnx import export_dense_onnx, export_onnx
     from vqexport.load import IMAGENET_INPUT, LoadedModel
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="zoo-bench-"))
@@ -222,7 +223,7 @@ def bench(args) -> int:
         cm = vqexport.compress(lm, args.method, seed=0, **({"k": 16} if args.method == "kmeans" else {"k": 16, "d": 4}))
         dense, vq = workdir / f"{name}.dense.onnx", workdir / f"{name}.{args.method}.onnx"
         export_dense_onnx(lm, dense)
-        export_onnx(cm, vq)
+        export_onnx(cm, vq, model=lm)
         del lm, cm
         probe = run_bench(dense, runs=3, warmup=1, threads=args.threads)
         runs = int(min(2000, max(args.runs, 3000 / max(probe["p50_ms"], 1e-3))))  # at least ~3 s of runs

@@ -3,7 +3,7 @@
     .venv/bin/python tools/zoo_tflite.py --arch alexnet,resnet18 --decode once --out docs/results/zoo_tflite.json
 
 Each architecture is one row; a failure is a row naming the error, never a skip. Agreement is
-LiteRT (num_threads=2) against cm.to_torch() on --inputs random ImageNet-shaped inputs:
+LiteRT (num_threads=2) against to_torch(cm) on --inputs random ImageNet-shaped inputs:
 max |diff| / max |logit| and top-1 equality.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+from vqexport import to_torch
 
 ARCHS = ["alexnet", "vgg11", "vgg16", "resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
          "efficientnet_b0", "densenet121", "convnext_tiny", "regnet_y_400mf", "vit_b_16"]
@@ -27,7 +28,7 @@ def run_arch(arch: str, decode: str, n_inputs: int, workdir: Path) -> dict:
     import torchvision
 
     import vqexport
-    from vqexport.formats.tflite_export import export_tflite
+    from vqexport.formats.tflite.export import export_tflite
     from vqexport.load import IMAGENET_INPUT, load_model
 
     row = {"arch": arch, "decode": decode}
@@ -39,16 +40,16 @@ def run_arch(arch: str, decode: str, n_inputs: int, workdir: Path) -> dict:
         cm = vqexport.compress(lm, "kmeans", k=16, seed=0)
         row["dense_layers"] = len(cm.compressed)
         path = workdir / f"{arch}.tflite"
-        r = export_tflite(cm, path, decode=decode)
+        r = export_tflite(cm, path, model=lm, decode=decode)
         row.update(bytes=r["bytes"], ideal_bytes=int(r["ideal_bytes"]), bound_bytes=int(r["bound_bytes"]),
                    within_bound=r["within_bound"], ratio=round(r["bytes"] / r["ideal_bytes"], 4),
                    dense_bytes=int(cm.dense_bits() // 8))
         x = torch.from_numpy(np.random.default_rng(0).standard_normal((n_inputs, 3, 224, 224)).astype(np.float32))
         with torch.no_grad():
-            ref = cm.to_torch()(x).numpy()
+            ref = to_torch(cm, lm)(x).numpy()
         from ai_edge_litert.interpreter import Interpreter
 
-        from vqexport.formats.tflite_external import interpreter_source
+        from vqexport.formats.tflite.external import interpreter_source
 
         with interpreter_source(path) as source:
             it = Interpreter(**source, num_threads=2)

@@ -20,7 +20,7 @@ def compress(model, method: str = "kmeans", *, layers="*", seed: int = 0, overri
              config: CompressConfig | None = None, quiet: bool = True, **params) -> CompressedModel:
     """Compress the dense layers of `model` (a LoadedModel, an nn.Module, or a path).
 
-    Example: compress(load_model("model.pt"), "pq", k=16, d=4, seed=0).save("model.vqm")
+    Example: write_vqm(compress(load_model("model.pt"), "pq", k=16, d=4, seed=0), "model.vqm")
     """
     from .compressor import compress_model
 
@@ -38,19 +38,35 @@ def read_vqm(path) -> CompressedModel:
     return _read(path)
 
 
+def write_vqm(compressed: CompressedModel, path) -> None:
+    """Write `compressed` as a .vqm file (docs/FORMAT.md); the file appears only when complete."""
+    from .formats.vqm import write_vqm as _write
+
+    _write(compressed, path)
+
+
+def to_torch(compressed: CompressedModel, model=None, quiet: bool = True):
+    """The network with the decoded weights loaded: a copy of `model` (a LoadedModel, an nn.Module,
+    or an architecture string you trust); default: the architecture the metadata names, when
+    vqexport.arch allows it."""
+    from .torch_bridge import to_torch as _to_torch
+
+    return _to_torch(compressed, model, quiet=quiet)
+
+
 def to_onnx(compressed: CompressedModel, path, model=None, **options):
     """Write an ONNX graph that keeps the compressed weights and decodes them with Gather.
 
     model: the network the weights belong to (a LoadedModel, an nn.Module, or an architecture
-    string you trust); default: the model it was compressed from, see CompressedModel.to_torch.
+    string you trust); default: the architecture the metadata names, as for to_torch.
     """
-    from .formats.onnx_export import export_onnx
+    from .formats.onnx import export_onnx
 
     return export_onnx(compressed, path, model=model, **options)
 
 
 def to_tflite(compressed: CompressedModel, path, model=None, **options):
     """Write a .tflite that keeps the compressed weights and decodes them with builtin ops (model: as to_onnx)."""
-    from .formats.tflite_export import export_tflite
+    from .formats.tflite.export import export_tflite
 
     return export_tflite(compressed, path, model=model, **options)

@@ -27,7 +27,7 @@ import numpy as np
 
 from .config import CompressConfig, QuantConfig
 from .errors import ConfigError
-from .quant import get_quantizer
+from .methods import registry
 
 # The settings a layer may take. Raw (uncompressed) is always a choice too.
 CANDIDATES = (
@@ -169,13 +169,13 @@ def _options(probe: _Probe, name: str, candidates, seed: int, progress) -> list[
     opts = [Option(RAW, 32 * w.size, 0.0)]
     for setting in candidates:
         q = QuantConfig(**setting)
-        quantizer = get_quantizer(q.method)
+        quantizer = registry.get(q.method)
         try:
             quantizer.check(w.shape, q)
         except ConfigError:
             continue
         t = quantizer.fit(w, q, seed)
-        probe.set(name, t.decode())
+        probe.set(name, registry.decode(t))
         opts.append(Option(dict(setting), t.ideal_bits, max(probe.kl(), 0.0), t))
         if progress:
             progress(name, setting)
@@ -257,7 +257,7 @@ def _fit_drop(options: dict, probe: _Probe, model, x_val, y_val, max_drop: float
     """Smallest file whose top-1 on the held-out images is within max_drop points."""
     def top1(choice: dict | None) -> float:
         for name, opt in (choice or {}).items():
-            probe.set(name, None if opt.tensor is None else opt.tensor.decode())
+            probe.set(name, None if opt.tensor is None else registry.decode(opt.tensor))
         pred = probe.log_softmax(x_val).argmax(1)
         for name in choice or {}:
             probe.set(name, None)

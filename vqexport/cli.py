@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
 from pathlib import Path
 
-from .config import METHODS, READS, CompressConfig, QuantConfig
+from .config import CompressConfig
 from .errors import ConfigError, VqexportError
+from .methods import registry
 
 EPILOG = {
     "compress": "example:\n  vqexport compress model.pt --method pq --d 4 --k 16 -o model.vqm",
@@ -46,14 +46,12 @@ class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpF
 # resolve_method_flags fills in these documented defaults after checking what was given.
 METHOD_FLAGS = {"k": "--k", "d": "--d", "rows": "--rows", "stages": "--stages", "rank": "--rank",
                 "codebook_dtype": "--codebook-dtype", "seed": "--seed"}
-DEFAULTS = {"method": QuantConfig.method, "k": QuantConfig.k, "d": QuantConfig.d, "rows": QuantConfig.rows,
-            "stages": QuantConfig.stages, "rank": QuantConfig.rank, "codebook_dtype": QuantConfig.codebook_dtype,
-            "seed": CompressConfig.seed}
+DEFAULTS = {"method": CompressConfig().quant.method, **registry.defaults(), "seed": CompressConfig.seed}
 
 
 def _method_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("compression")
-    g.add_argument("--method", choices=METHODS, help=f"(default: {DEFAULTS['method']})")
+    g.add_argument("--method", choices=registry.NAMES, help=f"(default: {DEFAULTS['method']})")
     g.add_argument("--k", type=int, help=f"kmeans, pq, rq: codebook entries, 2 to 65536 (default: {DEFAULTS['k']})")
     g.add_argument("--d", type=int, help=f"pq: sub-vector length (default: {DEFAULTS['d']})")
     g.add_argument("--rows", action="store_true", default=None,
@@ -93,7 +91,7 @@ def resolve_method_flags(args) -> None:
                           for key, _, value in (item.partition("=") for item in text.rpartition(":")[2].split(","))
                           if key.strip() == "method"}
     for key in given:
-        if not any(key in READS.get(m, ()) for m in methods):
+        if not any(key in registry.reads(m) for m in methods if m in registry.NAMES):
             raise ConfigError(f"{METHOD_FLAGS[key]} has no effect with --method {method}")
     # Kept for the check against the model's layers (CompressConfig.check_used).
     args.given_method_flags = {key: METHOD_FLAGS[key] for key in given}
@@ -291,22 +289,6 @@ def _one_line_warning(quiet: bool):
         print(f"vqexport: note: {message}", file=sys.stderr)
 
     return show
-
-
-def emit(args, result: dict, table: str) -> None:
-    """Print a human table, or the JSON result with --json."""
-    if getattr(args, "json", False):
-        print(json.dumps(result, indent=2, sort_keys=True, default=_jsonable))
-    else:
-        print(table)
-
-
-def _jsonable(o):
-    if isinstance(o, Path):
-        return str(o)
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
 
 
 if __name__ == "__main__":

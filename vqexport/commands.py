@@ -7,18 +7,31 @@ import sys
 from pathlib import Path
 
 from . import api
-from .cli import emit
 from .config import CompressConfig, QuantConfig
 from .errors import ConfigError, VqexportError
-from .fileio import check_output_folder, check_outputs
-from .report import human_bytes, table
+from .methods import registry
+from .util.fileio import check_output_folder, check_outputs
+from .util.report import emit, human_bytes, table
 
 
 def _config(args) -> CompressConfig:
-    quant = QuantConfig(method=args.method, k=args.k, d=args.d, rows=args.rows, stages=args.stages,
-                        rank=args.rank, codebook_dtype=args.codebook_dtype)
-    return CompressConfig(quant=quant, layers=tuple(args.layers or ("*",)),
-                          overrides=tuple(_parse_override(o) for o in args.override), seed=args.seed)
+    own = registry.get(args.method).Config.settings()
+    quant = QuantConfig(args.method, **{key: getattr(args, key) for key in own})
+    overrides = [_parse_override(o) for o in args.override]
+    # A flag that the global method does not read is meant for the layers an override turns to a
+    # method that does (resolve_method_flags refused it otherwise): it goes into those overrides.
+    given = getattr(args, "given_method_flags", {})
+    moved = set()
+    for key in given:
+        for _, changes in overrides:
+            method = changes.get("method")
+            if key not in own and key not in changes and method in registry.NAMES \
+                    and key in registry.get(method).Config.settings():
+                changes[key] = getattr(args, key)
+                moved.add(key)
+    args.given_method_flags = {key: flag for key, flag in given.items() if key not in moved}  # used, by those
+    return CompressConfig(quant=quant, layers=tuple(args.layers or ("*",)), overrides=tuple(overrides),
+                          seed=args.seed)
 
 
 def _parse_override(text: str):
@@ -123,7 +136,7 @@ def cmd_compress(args) -> int:
     check_outputs([(args.output, "the output")], inputs=[args.model])
     model = _load(args)
     cm = _compress(args, model)
-    cm.save(args.output)
+    api.write_vqm(cm, args.output)
     result = {**_summary(cm, args.output), **_plan_result(args)}
     emit(args, result, _summary_text(result))
     return 0
@@ -148,7 +161,7 @@ def _summary(cm, path) -> dict:
                      "bits_per_weight": t.bits_per_weight, "compression": t.compression,
                      "rel_error": info.get("rel_error")})
     return {"file": str(path), "bytes": os.path.getsize(path), **cm.summary(), "layers": rows,
-            "skipped": cm.metadata.get("skipped", {}), "tied": cm.tied(), "source": cm.metadata.get("source", {})}
+            "skipped": cm.metadata.get("skipped", {}), "tied": cm.tied, "source": cm.metadata.get("source", {})}
 
 
 def _summary_text(r: dict) -> str:
@@ -201,7 +214,7 @@ def _export(args, suffix: str, write):
         model = args.arch
     info = write(cm, out, model)
     if vqm_path != src:
-        cm.save(vqm_path)
+        api.write_vqm(cm, vqm_path)
     result = {"output": str(out), "bytes": os.path.getsize(out), "vqm": str(vqm_path),
               "vqm_bytes": os.path.getsize(vqm_path), **cm.summary(), "export": info, **_plan_result(args)}
     if args.target_size is not None and result["bytes"] > args.target_size:
@@ -212,7 +225,7 @@ def _export(args, suffix: str, write):
             f"{result['layer_compression']:.2f}x, whole model {result['model_compression']:.2f}x")
     if isinstance(info, dict) and info.get("decode") == "load":
         text += ("\n--decode load: its weights are filled in when it is loaded, by `vqexport eval/bench`, "
-                 "vqexport.formats.tflite_external.interpreter_source() or the demo app; a plain TFLite interpreter refuses it")
+                 "vqexport.formats.tflite.external.interpreter_source() or the demo app; a plain TFLite interpreter refuses it")
     emit(args, result, text)
     return 0
 

@@ -10,8 +10,8 @@ from .config import CompressConfig, glob_matches
 from .errors import ConfigError
 from .ir import CompressedModel, CompressedTensor, dense_section
 from .load import LoadedModel
-from .progress import layer_bar
-from .quant import get_quantizer
+from .util.progress import layer_bar
+from .methods import registry
 
 
 def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = True) -> CompressedModel:
@@ -32,7 +32,7 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
     for name in chosen:
         q = config.for_layer(name)
         try:
-            get_quantizer(q.method).check(tuple(state[name].shape), q)
+            registry.get(q.method).check(tuple(state[name].shape), q)
         except ConfigError as e:
             reason = f"layer {name} {tuple(state[name].shape)}: {e}"
             if config.layers != ("*",) or len(chosen) == 1:
@@ -57,7 +57,7 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
             continue
         q = plans[name]
         w = value.detach().to("cpu").float().numpy()
-        t = get_quantizer(q.method).fit(w, q, config.seed)
+        t = registry.get(q.method).fit(w, q, config.seed)
         t.name = name
         err = _rel_error(w, t)
         layers[name] = {"method": q.method, "shape": list(t.shape), "bits_per_weight": round(t.bits_per_weight, 6),
@@ -80,7 +80,7 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
         metadata["labels"] = list(model.labels)
     if model.input:
         metadata["input"] = dict(model.input)
-    cm = CompressedModel(tensors=tensors, metadata=metadata, source_model=model)
+    cm = CompressedModel(tensors=tensors, metadata=metadata)
     # Carried by every writer, so an .onnx or .tflite can report its own compression rates.
     metadata["summary"] = {k: round(v, 6) if isinstance(v, float) else v for k, v in cm.summary().items()}
     return cm
@@ -124,8 +124,8 @@ class SkippedLayerWarning(UserWarning):
 
 
 def _params(q) -> dict:
-    keys = {"binary": (), "kmeans": ("k",), "pq": ("k", "d", "rows"), "rq": ("k", "stages"), "svd": ("rank",)}
-    return {k: getattr(q, k) for k in keys[q.method]}
+    """The settings that shape the tensor (the codebook's storage dtype shows in its bits)."""
+    return {k: v for k, v in q.fields().items() if k != "codebook_dtype"}
 
 
 def _raw(name: str, value) -> CompressedTensor:
@@ -146,6 +146,6 @@ def _rel_error(w: np.ndarray, t: CompressedTensor) -> float:
     num = den = 0.0
     for rows in t.row_blocks():
         block = w[rows].astype(np.float64)
-        num += float(np.sum((block - t.decode(rows)) ** 2))
+        num += float(np.sum((block - registry.decode(t, rows)) ** 2))
         den += float(np.sum(block * block))
     return float(np.sqrt(num / den)) if den else 0.0

@@ -1,7 +1,8 @@
 """The one intermediate representation: per tensor, its codebooks, packed indices and layout.
 
-Quantizers produce it, the .vqm / ONNX / TFLite writers read it, and nothing re-derives it.
-Field names follow docs/FORMAT.md one to one.
+Methods produce it, the .vqm / ONNX / TFLite writers read it, and nothing re-derives it.
+Field names follow docs/FORMAT.md one to one. Data and sizes only: the decode of each method is
+in vqexport/methods, the way back to torch in vqexport/torch_bridge.py.
 """
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ class CompressedTensor:
     """A tensor of the model: raw, or a compressed 2-D weight (m outputs x n inputs)."""
 
     name: str
-    method: str  # raw | binary | kmeans | pq | rq | svd
+    method: str  # "raw", or a method of vqexport.methods.registry
     shape: tuple[int, ...]
     sections: dict[str, Section]
     k: int = 0
@@ -109,18 +110,6 @@ class CompressedTensor:
         sec = self.sections["indices"]
         return bitpack.unpack_range(sec.data, start, count, sec.bits)
 
-    def decode(self, rows: slice | None = None) -> np.ndarray:
-        """The reference decode, defined once per method in vqexport/quant/<method>.py.
-
-        rows: decode only W[rows] (a slice with step 1), so big layers can be read in blocks.
-        """
-        if self.method == "raw":
-            full = self.sections["raw"].data.reshape(self.shape)
-            return full if rows is None else full[rows]
-        from .quant import get_quantizer
-
-        return get_quantizer(self.method).decode(self, rows)
-
     def row_blocks(self, elements: int = 1 << 22):
         """Row slices of about `elements` weights each, covering the whole tensor."""
         m = self.shape[0]
@@ -134,7 +123,6 @@ class CompressedModel:
 
     tensors: list[CompressedTensor]
     metadata: dict = field(default_factory=dict)
-    source_model: object | None = None  # the loaded model it came from, when known
 
     def __getitem__(self, name: str) -> CompressedTensor:
         for t in self.tensors:
@@ -170,56 +158,10 @@ class CompressedModel:
             "model_compression": self.dense_bits() / self.ideal_bits() if self.ideal_bits() else 1.0,  # no weights
         }
 
+    @property
     def tied(self) -> dict[str, str]:
-        """{alias: stored name} for a tensor the model uses under two names (tied weights), stored once."""
-        from .errors import VqmError
-
-        tied = self.metadata.get("tied") or {}
-        stored = {t.name for t in self.tensors}
-        if not isinstance(tied, dict) or not all(
-                isinstance(a, str) and isinstance(b, str) and a not in stored and b in stored for a, b in tied.items()):
-            raise VqmError("the metadata's \"tied\" must map names not stored to names stored in the file")
-        return tied
-
-    def decoded_state_dict(self, quiet: bool = True, copy_raw: bool = True):
-        """{name: torch tensor}; copy_raw=False shares the uncompressed tensors' memory (read-only use).
-
-        A tied tensor is decoded once and appears under each of its names, as the same tensor."""
-        import torch
-
-        from .progress import layer_bar
-
-        bar = layer_bar([(t.name, t.numel) for t in self.compressed], quiet, "decode")
-        out = {}
-        for t in self.tensors:
-            value = t.decode()  # a new array, except for raw tensors, which are the stored data
-            if t.method == "raw" and (copy_raw or not value.flags.writeable):
-                value = np.array(value, copy=True)
-            out[t.name] = torch.from_numpy(value)
-            if t.method != "raw":
-                bar.done(t.name)
-        bar.close()
-        for alias, name in self.tied().items():
-            out[alias] = out[name]
-        return out
-
-    def save(self, path) -> None:
-        from .formats.vqm import write_vqm
-
-        write_vqm(self, path)
-
-    def to_torch(self, model=None, quiet: bool = True, share_raw: bool = False):
-        """The source model with its decoded weights loaded (a copy; the source is untouched).
-
-        model: a LoadedModel or nn.Module, or an architecture string you trust (torchvision:NAME or
-        package.module:Class); default: the model it was compressed from, else the architecture the
-        metadata names, when vqexport.arch allows it. share_raw=True: the uncompressed tensors are
-        shared with this CompressedModel, not copied.
-        """
-        from .load import rebuild_with_state
-
-        return rebuild_with_state(model if model is not None else self.source_model, self, quiet=quiet,
-                                  share_raw=share_raw)
+        """{alias: stored name}: a tensor the model uses under two names (tied weights), stored once."""
+        return self.metadata.get("tied") or {}
 
 
 def _dense_dtype(t: CompressedTensor) -> str:

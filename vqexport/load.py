@@ -8,7 +8,6 @@ nn.Module, or a .pt2 that needs Python objects, is unpickled only with trust_pic
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import itertools
 import json
@@ -72,7 +71,7 @@ def load_model(path_or_module, arch: str | None = None, trust_pickle: bool = Fal
         try:
             module = pt2.exported_module(program)
         except Exception as e:  # noqa: BLE001 - torch raises many types for a program it cannot unlift
-            raise LoadError(f"{path}: not a loadable torch.export program ({_first_line(e)})") from None
+            raise LoadError(f"{path}: not a loadable torch.export program ({first_line(e)})") from None
         return LoadedModel(module, "export", path.name, digest, arch, input=pt2.example_input_spec(program))
     return _load_pickled(path, digest, arch, trust_pickle)
 
@@ -84,7 +83,7 @@ def _load_torchscript(path: Path, digest: str, arch: str | None) -> LoadedModel:
     try:
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except RuntimeError as e:
-        raise LoadError(f"{path}: not a loadable TorchScript archive ({_first_line(e)})") from None
+        raise LoadError(f"{path}: not a loadable TorchScript archive ({first_line(e)})") from None
     try:
         spec = json.loads(extra[EXTRA_FILE]) if extra[EXTRA_FILE] else {}
     except (ValueError, RecursionError):
@@ -117,7 +116,7 @@ def _load_pickled(path: Path, digest: str, arch: str | None, trust_pickle: bool)
             raise LoadError(f"{path}: not a model file (TorchScript, .pt2 or state_dict)") from None
         obj = _trusted_load(path)
     except Exception as e:  # noqa: BLE001 - the weights-only unpickler raises KeyError, IndexError, ... on non-pickles
-        raise LoadError(f"{path}: not a model file (TorchScript, .pt2 or state_dict): {_first_line(e)}") from None
+        raise LoadError(f"{path}: not a model file (TorchScript, .pt2 or state_dict): {first_line(e)}") from None
     if isinstance(obj, torch.nn.Module):
         return LoadedModel(obj.eval(), "pickle", path.name, digest, arch)
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -127,7 +126,7 @@ def _load_pickled(path: Path, digest: str, arch: str | None, trust_pickle: bool)
         try:
             module = build_with_state(arch, obj)
         except RuntimeError as e:
-            raise LoadError(f"{path}: does not fit --arch {arch}: {_first_line(e)}") from None
+            raise LoadError(f"{path}: does not fit --arch {arch}: {first_line(e)}") from None
         labels, spec = _arch_defaults(arch, module)
         return LoadedModel(module.eval(), "state_dict", path.name, digest, arch, labels, spec)
     raise LoadError(f"{path}: holds a {type(obj).__name__}, not a model or a state_dict")
@@ -139,7 +138,7 @@ def _trusted_load(path: Path):
     try:
         return torch.load(str(path), map_location="cpu", weights_only=False)
     except Exception as e:  # unpickling can raise anything the file's code raises
-        raise LoadError(f"{path}: could not be unpickled: {_first_line(e)}") from None
+        raise LoadError(f"{path}: could not be unpickled: {first_line(e)}") from None
 
 
 def build_arch(arch: str, state_dict: dict | None = None, *, from_file: bool = False):
@@ -217,58 +216,6 @@ def dense_layer_names(module) -> list[str]:
     return [k for k, v in module.state_dict().items() if k.endswith(".weight") and v.ndim == 2]
 
 
-def rebuild_with_state(model, cm, quiet: bool = True, share_raw: bool = False):
-    """A copy of `model` with cm's weights.
-
-    model: a LoadedModel or nn.Module; an architecture string the caller trusts (the user's
-    --arch); or None to use the architecture the .vqm names, which is taken only from
-    vqexport.arch's allow-list and never imported otherwise. share_raw=True lets the copy use
-    the .vqm's uncompressed tensors without copying them (for exporters, which only read them).
-    """
-    import torch
-
-    source = cm.metadata.get("source")
-    named = source.get("arch") if isinstance(source, dict) else None
-    if model is None and not named:
-        raise LoadError("this .vqm does not name an architecture; pass the model it came from with --model, "
-                        "or its architecture with --arch")
-    if model is None:
-        archs.constructor(named, from_file=True)  # refused before any decoding or import
-    state = cm.decoded_state_dict(quiet=quiet, copy_raw=not share_raw)
-    try:
-        if model is None or isinstance(model, str):
-            return build_with_state(named if model is None else model, state, from_file=model is None).eval()
-        src = getattr(model, "module", model)
-        if isinstance(src, torch.jit.ScriptModule):
-            module = copy.deepcopy(src)
-            module.load_state_dict(state)
-            return module.eval()
-        return _copy_with_tensors(src, state).eval()
-    except RuntimeError as e:
-        raise LoadError(f"the compressed weights do not fit the model: {_first_line(e)}") from None
-
-
-def _copy_with_tensors(src, state: dict):
-    """deepcopy(src) whose parameters and buffers are `state`'s tensors: the source's weights are
-    never copied (the memo hands deepcopy the replacement for each original tensor)."""
-    import torch
-
-    original = src.state_dict(keep_vars=True)
-    only_model, only_vqm = sorted(set(original) - set(state)), sorted(set(state) - set(original))
-    if only_model:
-        raise RuntimeError(f"the model's tensor {only_model[0]} is not in the .vqm")
-    if only_vqm:
-        raise RuntimeError(f"the .vqm's tensor {only_vqm[0]} is not in the model")
-    memo = {}
-    for name, t in original.items():
-        new = state[name]
-        if tuple(new.shape) != tuple(t.shape):
-            raise RuntimeError(f"{name}: shape {tuple(new.shape)} in the .vqm, {tuple(t.shape)} in the model")
-        new = new.to(t.dtype)
-        memo[id(t)] = torch.nn.Parameter(new, requires_grad=t.requires_grad) if isinstance(t, torch.nn.Parameter) else new
-    return copy.deepcopy(src, memo)
-
-
 def _zip_names(path: Path):
     try:
         with zipfile.ZipFile(path) as z:
@@ -285,6 +232,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0][:200] if text else type(e).__name__

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-PREIMPORT = {"vqexport": ("vqexport.quant", "vqexport.config"), "sklearn": ("sklearn.cluster",), "faiss": ("faiss",),
+PREIMPORT = {"vqexport": ("vqexport.methods.registry", "vqexport.config"), "sklearn": ("sklearn.cluster",), "faiss": ("faiss",),
              "coreml": ("torch", "coremltools.optimize.torch.palettization")}
 SCALAR = ("vqexport-kmeans", "sklearn-kmeans", "sklearn-minibatch", "faiss-kmeans", "coreml-palettizer")
 PRODUCT = ("vqexport-pq", "faiss-pq")
@@ -73,10 +73,10 @@ def probe() -> dict:
 def _vqexport(method, w, k, d, seed):
     import vqexport
     from vqexport.config import QuantConfig
-    from vqexport.quant import get_quantizer
+    from vqexport.methods import registry
 
     # The per-layer step of compress(): fit() alone, without the error check compress adds.
-    t = get_quantizer(method).fit(w, QuantConfig(method=method, k=k, d=d), seed)
+    t = registry.get(method).fit(w, QuantConfig(method=method, k=k, d=d), seed)
     return t.codebook(), t.indices(), {"library": "vqexport", "version": vqexport.__version__}
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..report import human_bytes, table
+from ..util.report import human_bytes, table
 from .datasets import fit_inputs, load_dataset, prepare
 from .runtimes import open_runtime, settle_layout
 
@@ -35,13 +35,14 @@ def open_for_eval(path, source=None, arch=None, trust_pickle=False, layout=None)
     path = Path(path)
     if path.suffix == ".vqm" and (source or arch):
         from ..formats.vqm import read_vqm
+        from ..torch_bridge import to_torch
         from .runtimes import TorchRuntime
 
         cm = read_vqm(path)
         if source and not isinstance(source, LoadedModel):
             source = load_model(source, arch=arch, trust_pickle=trust_pickle)
         # without --model, the user's --arch (never the one the file names) builds the network
-        rt = TorchRuntime(cm.to_torch(source or arch), cm.metadata.get("input"), cm.metadata.get("labels"),
+        rt = TorchRuntime(to_torch(cm, source or arch), cm.metadata.get("input"), cm.metadata.get("labels"),
                           path=path, metadata=cm.metadata)
         return settle_layout(rt, layout)
     if path.suffix not in (".vqm", ".onnx", ".tflite") and (arch or trust_pickle):

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, VqexportError
 from ..layouts import CHANNELS_LAST, channels_first, is_channels_last, last_perm, layout_name, to_first, to_last
-from ..native_output import silenced
+from ..util.native_output import silenced
 from . import EvalNote
 
 METADATA_KEY = "vqexport"
@@ -143,9 +143,10 @@ def settle_layout(rt: Runtime, layout: str | None) -> Runtime:
 def _open(obj, threads):
     from ..ir import CompressedModel
     from ..load import LoadedModel
+    from ..torch_bridge import to_torch
 
     if isinstance(obj, CompressedModel):
-        return TorchRuntime(obj.to_torch(), obj.metadata.get("input"), obj.metadata.get("labels"), threads,
+        return TorchRuntime(to_torch(obj), obj.metadata.get("input"), obj.metadata.get("labels"), threads,
                             metadata=obj.metadata)
     if isinstance(obj, LoadedModel):
         return TorchRuntime(obj.module, obj.input, obj.labels, threads, path=obj.name)
@@ -163,7 +164,7 @@ def _open(obj, threads):
         from ..formats.vqm import read_vqm
 
         cm = read_vqm(path)
-        return TorchRuntime(cm.to_torch(), cm.metadata.get("input"), cm.metadata.get("labels"), threads, path=path,
+        return TorchRuntime(to_torch(cm), cm.metadata.get("input"), cm.metadata.get("labels"), threads, path=path,
                             metadata=cm.metadata)
     from ..load import load_model
 
@@ -254,7 +255,7 @@ class LiteRtRuntime(Runtime):
     def __init__(self, path, threads=None):
         from ai_edge_litert.interpreter import Interpreter
 
-        from ..formats.tflite_external import interpreter_source
+        from ..formats.tflite.external import interpreter_source
 
         try:
             # A decode="load" file is decoded here, before the interpreter exists. silenced():
@@ -390,7 +391,7 @@ def _reason(e: BaseException) -> str:
 def tflite_metadata(path, name: str) -> bytes | None:
     """The bytes of the flatbuffer Metadata entry `name` of a .tflite, or None (also for a malformed table:
     the interpreter has loaded the file already, so its metadata is only ever a hint)."""
-    from ..formats.tflite_external import TfliteLoadError, read_metadata
+    from ..formats.tflite.external import TfliteLoadError, read_metadata
 
     try:
         return read_metadata(path, name)

@@ -18,8 +18,8 @@ import numpy as np
 
 from ..config import CompressConfig, QuantConfig
 from ..errors import ConfigError
-from ..fileio import atomic_path
-from ..report import human_bytes, table
+from ..util.fileio import atomic_path
+from ..util.report import human_bytes, table
 from .datasets import fit_inputs, load_dataset
 
 OUTPUT_FILES = ("results.json", "results.md", "accuracy_vs_compression.png", "size_vs_accuracy.png")
@@ -88,9 +88,10 @@ def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm
     also places a point, so the plots show its frontier beside the single settings."""
     import vqexport
 
-    from ..progress import step_bar
+    from ..util.progress import step_bar
 
     from .accuracy import evaluate_file, predict, topk
+    from ..torch_bridge import to_torch
     from .runtimes import TorchRuntime
 
     formats = [f.strip() for f in formats if f.strip()]
@@ -121,7 +122,7 @@ def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm
         start = time.perf_counter()
         cm = vqexport.compress(model, config=config)
         seconds = time.perf_counter() - start
-        logits = predict(TorchRuntime(cm.to_torch(), model.input), x)
+        logits = predict(TorchRuntime(to_torch(cm, model), model.input), x)
         s = cm.summary()
         noise = float(np.sum((ref_logits.astype(np.float64) - logits) ** 2))
         r = {**p, "label": label(p), "layer_compression": s["layer_compression"],

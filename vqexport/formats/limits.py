@@ -167,6 +167,6 @@ def _first_line(e: BaseException) -> str:
 
 
 def _human(n: float) -> str:
-    from ..report import human_bytes
+    from ..util.report import human_bytes
 
     return human_bytes(n) if n < 2**40 else f"{n / 2**40:.2f} TiB"

@@ -13,8 +13,9 @@ import numpy as np
 
 from .. import bitpack
 from ..errors import ConfigError, VqmError
-from ..fileio import atomic_path
+from ..util.fileio import atomic_path
 from ..ir import DTYPES, ITEMSIZE, ROLES, CompressedModel, CompressedTensor, Section
+from ..methods import registry
 from .limits import loads_untrusted, one_line, over_cap_message
 from .vqm_meta import check_metadata, check_names
 
@@ -23,8 +24,6 @@ VERSION = (1, 0)
 ALIGN = 64
 HEADER = struct.Struct("<4sHHIIQQQQQII")  # 64 bytes; see FORMAT.md "Header"
 SECTION = struct.Struct("<BBBB4IQQI")  # 40 bytes
-METHOD_CODES = {"raw": 0, "binary": 1, "kmeans": 2, "pq": 3, "rq": 4, "svd": 5}
-METHOD_NAMES = {v: k for k, v in METHOD_CODES.items()}
 assert HEADER.size == 64 and SECTION.size == 40
 
 
@@ -59,7 +58,7 @@ class VqmWriter:
                                       *dims, offset, len(payload), zlib.crc32(payload)))
         name = t.name.encode("utf-8")
         rec = struct.pack("<H", len(name)) + name
-        rec += struct.pack(f"<BB{len(t.shape)}I", METHOD_CODES[t.method], len(t.shape), *t.shape)
+        rec += struct.pack(f"<BB{len(t.shape)}I", registry.CODE_OF[t.method], len(t.shape), *t.shape)
         rec += struct.pack("<IIBBIBB", t.k, t.d, int(t.rows), t.stages, t.rank, t.bits, len(descs))
         self._records.append(rec + b"".join(descs))
 
@@ -220,10 +219,7 @@ def _check_gaps(data: bytes, regions, fail) -> None:
         pos = max(pos, end)
 
 
-_UNUSED = {  # FORMAT.md "Tensor table": each field is read by the methods listed, and is 0 otherwise
-    "k": ("binary", "kmeans", "pq", "rq"), "d": ("pq",), "rows": ("pq",), "stages": ("rq",),
-    "rank": ("svd",), "bits": ("binary", "kmeans", "pq", "rq"),
-}
+TABLE_FIELDS = ("k", "d", "rows", "stages", "rank", "bits")  # FORMAT.md "Tensor table"; 0 where unused
 
 
 def _read_record(table: bytes, pos: int, data: bytes, fail, regions: list, budget: _Budget):
@@ -245,29 +241,26 @@ def _read_record(table: bytes, pos: int, data: bytes, fail, regions: list, budge
         fail("a tensor name is not UTF-8")
     pos += nlen
     code, ndim = take("BB")
-    if code not in METHOD_NAMES:
+    if code not in registry.NAME_OF:
         fail(f"{tname}: unknown method code {code}")
     if ndim > 8:
         fail(f"{tname}: ndim {ndim} > 8")
     shape = take(f"{ndim}I")
     k, d, rows, stages, rank, bits, nsec = take("IIBBIBB")
-    method = METHOD_NAMES[code]
-    if method not in ("raw", "svd") and not 1 <= bits <= 16:
+    method = registry.NAME_OF[code]
+    uses = () if method == registry.RAW else registry.get(method).TABLE
+    if "bits" in uses and not 1 <= bits <= 16:
         fail(f"{tname}: index width {bits} bits is outside 1..16")
     if rows > 1:
         fail(f"{tname}: rows is {rows}, must be 0 or 1")
     fields = {"k": k, "d": d, "rows": rows, "stages": stages, "rank": rank, "bits": bits}
-    for field, users in _UNUSED.items():
-        if fields[field] and method not in users:
+    for field in TABLE_FIELDS:
+        if fields[field] and field not in uses:
             fail(f"{tname}: {field} is {fields[field]} but {method} does not use it (must be 0)")
     if method != "raw" and (len(shape) != 2 or min(shape) < 1):
         fail(f"{tname}: a {method} tensor must be 2-D, table says {tuple(shape)}")
-    if method in ("binary", "kmeans", "pq", "rq") and k < 1:
+    if "k" in uses and k < 1:
         fail(f"{tname}: {method} with k=0")
-    if method == "rq" and stages < 1:
-        fail(f"{tname}: rq with 0 stages")
-    if method == "svd" and not 1 <= rank <= min(shape):
-        fail(f"{tname}: svd rank {rank} is outside 1..min(m, n) = {min(shape)}")
     budget.add(tname, math.prod(shape))  # before any section is looked at: Python ints, no wrap
     sections = {}
     for _ in range(nsec):
@@ -311,10 +304,8 @@ def _check_layout(t: CompressedTensor, fail) -> None:
     if t.method == "raw":
         want = {"raw": tuple(t.shape)}
     else:
-        from ..quant import get_quantizer
-
         try:
-            want = get_quantizer(t.method).layout(t)
+            want = registry.get(t.method).layout(t)
         except ValueError as e:
             fail(f"{t.name}: {e}")
     got = {role: sec.shape for role, sec in t.sections.items()}

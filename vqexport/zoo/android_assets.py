@@ -15,11 +15,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from vqexport import write_vqm
 
 
 def write_eval_set(path: Path) -> None:
     from ..evaluate.datasets import mnist5k
-    from ..fileio import atomic_path
+    from ..util.fileio import atomic_path
 
     x, y = mnist5k("test")
     n, c, h, w = x.shape
@@ -30,8 +31,8 @@ def write_eval_set(path: Path) -> None:
 
 def main(argv=None) -> int:
     import vqexport
-    from vqexport.formats.onnx_export import export_dense_onnx
-    from vqexport.formats.tflite_export import export_dense_tflite
+    from vqexport.formats.onnx import export_dense_onnx
+    from vqexport.formats.tflite.export import export_dense_tflite
 
     from .cnn import reference_path
 
@@ -48,7 +49,7 @@ def main(argv=None) -> int:
     export_dense_onnx(model, m / "mnist_dense.onnx", model.input)
     for name, method, params in (("mnist_kmeans16", "kmeans", {"k": 16}), ("mnist_pq_d8_k16", "pq", {"d": 8, "k": 16})):
         cm = vqexport.compress(model, method, **params)
-        cm.save(m / f"{name}.vqm")
+        write_vqm(cm, m / f"{name}.vqm")
         vqexport.to_tflite(cm, m / f"{name}.tflite", model=model)
         vqexport.to_onnx(cm, m / f"{name}.onnx", model=model)
         if method == "kmeans":  # the app's loader decodes it before the interpreter: dense speed

@@ -109,7 +109,7 @@ def reference_path(dataset: str = "mnist5k", quiet: bool = True, train: dict | N
 
 def save_torchscript(module, path: Path, spec: dict) -> None:
     """TorchScript with the labels and input spec inside, so a plain `vqexport ... model.pt` knows them."""
-    from ..fileio import atomic_path
+    from ..util.fileio import atomic_path
     from ..load import EXTRA_FILE
 
     path.parent.mkdir(parents=True, exist_ok=True)

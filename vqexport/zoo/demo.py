@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from vqexport import write_vqm
 
 
 def main(argv=None) -> int:
@@ -21,7 +22,7 @@ def main(argv=None) -> int:
     import vqexport
     from vqexport.evaluate.accuracy import evaluate_file
     from vqexport.evaluate.datasets import mnist5k
-    from vqexport.report import human_bytes, table
+    from vqexport.util.report import human_bytes, table
     from vqexport.zoo.cnn import reference_path
 
     out = Path(args.out)
@@ -35,7 +36,7 @@ def main(argv=None) -> int:
     say("compressing the dense layers with k-means, k=16 ...")
     cm = vqexport.compress(model, "kmeans", k=16, seed=0, quiet=args.quiet)
     files = [("dense TorchScript", dense), ("k-means 16 .vqm", out / "model.vqm")]
-    cm.save(files[1][1])
+    write_vqm(cm, files[1][1])
     for label, suffix, export in (("k-means 16 .onnx", ".onnx", vqexport.to_onnx),
                                   ("k-means 16 .tflite", ".tflite", vqexport.to_tflite)):
         say(f"writing {label} ...")

@@ -6,7 +6,7 @@ def train_reference(dataset: str, cfg: dict, quiet: bool = True, network: str = 
     import torch
 
     from ..evaluate.datasets import BUILT_IN, prepare
-    from ..progress import step_bar
+    from ..util.progress import step_bar
     from .cnn import BUILDERS, accuracy, input_spec
 
     load = BUILT_IN[dataset]

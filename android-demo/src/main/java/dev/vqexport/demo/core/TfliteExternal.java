@@ -17,7 +17,7 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * The loader of decode="load" .tflite files (vqexport/formats/tflite_external.py is the
+ * The loader of decode="load" .tflite files (vqexport/formats/tflite/external.py is the
  * reference). Such a file keeps each compressed weight as a constant whose Buffer points past the
  * end of the file; the compressed tensors travel in the file as a .vqm (metadata entry
  * "vqexport.vqm"). expand() copies the file into a memory-mapped temporary file that also holds

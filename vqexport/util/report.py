@@ -1,5 +1,8 @@
-"""Plain-text tables and sizes for the CLI."""
+"""Plain-text tables and sizes for the CLI, and --json output."""
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 
 def table(rows: list[list], headers: list[str]) -> str:
@@ -22,3 +25,19 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
         n /= 1024
     return f"{n:.2f} GiB"
+
+
+def emit(args, result: dict, table: str) -> None:
+    """Print a human table, or the JSON result with --json."""
+    if getattr(args, "json", False):
+        print(json.dumps(result, indent=2, sort_keys=True, default=_jsonable))
+    else:
+        print(table)
+
+
+def _jsonable(o):
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(type(o).__name__)

@@ -3,13 +3,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from dataclasses import dataclass
+
 from ..bitpack import bits_for
 from ..ir import packed_bytes_section
-from ._common import codebook_tensor, flat_gather, need
-from .lloyd import assign1d_packed, kmeans1d_centroids
+from .base import MethodConfig, codebook_tensor, flat_gather, need
+from .kmeans1d import assign1d_packed, kmeans1d_centroids
 
 NAME = "kmeans"
-CODE = 2
+TABLE = ("k", "bits")
+
+
+@dataclass(frozen=True, repr=False)
+class Config(MethodConfig):
+    NAME = NAME
+    k: int = 16
+    codebook_dtype: str = "float32"
 
 
 def check(shape, q) -> None:
@@ -18,7 +27,7 @@ def check(shape, q) -> None:
     need(q.k <= n, f"k={q.k} is larger than the {n} weights to cluster")
 
 
-def fit(w: np.ndarray, q, seed: int, progress=None):
+def fit(w: np.ndarray, q: Config, seed: int):
     bits = bits_for(q.k)
     centroids = kmeans1d_centroids(w, q.k, seed)
     if q.codebook_dtype == "float16":  # assign to the centroids as they will be stored

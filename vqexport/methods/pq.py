@@ -7,12 +7,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from dataclasses import dataclass
+
 from ..bitpack import bits_for
-from ._common import codebook_tensor, need
+from .base import MethodConfig, codebook_tensor, need
 from .lloyd import lloyd
 
 NAME = "pq"
-CODE = 3
+TABLE = ("k", "d", "rows", "bits")
+
+
+@dataclass(frozen=True, repr=False)
+class Config(MethodConfig):
+    NAME = NAME
+    k: int = 16
+    d: int = 4
+    rows: bool = False
+    codebook_dtype: str = "float32"
 
 
 def _split(shape, rows: bool):
@@ -28,12 +39,12 @@ def check(shape, q) -> None:
     need(q.k <= vectors, f"k={q.k} is larger than the {vectors} vectors in each segment")
 
 
-def fit(w: np.ndarray, q, seed: int, progress=None):
+def fit(w: np.ndarray, q: Config, seed: int):
     wt = w.T if q.rows else w
     vectors, length = wt.shape
     s = length // q.d
     segments = wt.reshape(vectors, s, q.d).transpose(1, 0, 2)  # [s, vectors, d]
-    codebooks, idx = lloyd(segments, q.k, seed, progress=progress)
+    codebooks, idx = lloyd(segments, q.k, seed)
     return codebook_tensor(NAME, w.shape, codebooks, idx, bits_for(q.k), q, d=q.d, rows=q.rows)
 
 

@@ -21,7 +21,7 @@ The rewrite drops each weight input and feeds its tensor from the compressed pay
                       ASSIGN_VARIABLE) and the main graph reads it (READ_VARIABLE) each invoke.
   decode="every-run"  the chain runs in the main graph before the first op, on every invoke.
   decode="load"       no chain: the weight becomes a constant whose bytes the loader decodes
-                      before building the interpreter (tflite_external.py), so XNNPACK packs
+                      before building the interpreter (external.py), so XNNPACK packs
                       it like a dense weight. Needs vqexport's loader or the demo app's.
 """
 from __future__ import annotations
@@ -36,12 +36,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, VqexportError
-from ..fileio import atomic_path
-from ..layouts import channels_first, is_channels_last, layout_name, to_last
-from ..native_output import silenced
-from ..progress import layer_bar, stage
-from . import onnx2tf_float32, tflite_decode, tflite_external, tflite_rewrite
+from ...errors import ConfigError, VqexportError
+from ...torch_bridge import to_torch
+from ...util.fileio import atomic_path
+from ...layouts import channels_first, is_channels_last, layout_name, to_last
+from ...util.native_output import silenced
+from ...util.progress import layer_bar, stage
+from . import external, flatbuffer, onnx2tf_float32
+from .decode import build as build_decode
 
 DECODE_MODES = ("once", "every-run", "load")
 # Buffer offset/size (decode="load") is tested in TF 2.16.1 and LiteRT 2.1; older runtimes are not.
@@ -64,7 +66,7 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
                   quiet: bool = True) -> dict:
     """Write `compressed` as a .tflite whose dense layers stay compressed; returns a report.
 
-    model: the LoadedModel / nn.Module the weights belong to (default: compressed.source_model).
+    model: the LoadedModel / nn.Module the weights belong to (default: the architecture the metadata names).
     decode: "once" (default), "every-run" or "load" (see the module doc). input_shape: NCHW shape when the model has no input spec.
     The report holds path, bytes, ideal_bytes (cm.ideal_bits()/8), bound_bytes, within_bound,
     decode, min_runtime_version, ops, and per-layer info. quiet=False shows progress on stderr.
@@ -74,21 +76,21 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
     comp = compressed.compressed
     if not comp:
         raise ConfigError("nothing is compressed in this model; use export_dense_tflite for a dense .tflite")
-    spec = _input_spec(compressed.metadata.get("input") or _source_input(compressed, model), input_shape)
-    module = compressed.to_torch(model, quiet=quiet, share_raw=True)
+    spec = _input_spec(compressed.metadata.get("input") or getattr(model, "input", None), input_shape)
+    module = to_torch(compressed, model, quiet=quiet, share_raw=True)
     probes = _set_probes(module, comp)
     with stage("converting PyTorch -> ONNX -> TFLite (torch.onnx, onnx2tf)", quiet):
         flat, lifted = _convert(module, spec["shape"], probes)
-    tfl = tflite_rewrite.read_model(flat)
-    ed = tflite_rewrite.Editor(tfl)
+    tfl = flatbuffer.read_model(flat)
+    ed = flatbuffer.Editor(tfl)
     bar = layer_bar([(t.name, t.numel) for t in comp], quiet, "decode graph")
     layers, slots = _rewrite(tfl, ed, {t.name: t for t in comp}, lifted, decode, bar)
     bar.close()
     ed.finish()
     if slots:
-        tflite_external.embed(ed, compressed, [s["layer"] for s in slots])
+        external.embed(ed, compressed, [s["layer"] for s in slots])
     report = _finish_model(tfl, ed, compressed.metadata, spec, decode, layers, slots)
-    data, area = tflite_external.place(tfl, slots) if slots else (tflite_rewrite.serialize(tfl), 0)
+    data, area = external.place(tfl, slots) if slots else (flatbuffer.serialize(tfl), 0)
     _leftover_probes(data, probes)
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data)
@@ -105,7 +107,7 @@ def export_dense_tflite(model, path, input_spec=None, *, labels=None) -> dict:
     input_spec: {"shape": [1, C, H, W], "mean", "std"} or just the NCHW shape; defaults to the
     LoadedModel's own spec.
     """
-    from ..load import LoadedModel
+    from ...load import LoadedModel
 
     loaded = model if isinstance(model, LoadedModel) else None
     module = getattr(model, "module", model)
@@ -114,15 +116,15 @@ def export_dense_tflite(model, path, input_spec=None, *, labels=None) -> dict:
     spec = _input_spec(input_spec if isinstance(input_spec, dict) else None,
                        None if isinstance(input_spec, dict) else input_spec)
     module = copy.deepcopy(module).eval()
-    from ..load import dense_layer_names
+    from ...load import dense_layer_names
 
     state = module.state_dict()
     names = [n for n in dense_layer_names(module) if n in state and state[n].ndim == 2]
     real = {n: state[n].detach().float().cpu().numpy().copy() for n in names}
     probes = _set_probes(module, [_Shape(n, tuple(real[n].shape)) for n in names])
     flat, lifted = _convert(module, spec["shape"], probes)
-    tfl = tflite_rewrite.read_model(flat)
-    ed = tflite_rewrite.Editor(tfl)
+    tfl = flatbuffer.read_model(flat)
+    ed = flatbuffer.Editor(tfl)
     # the lifted weights go back in as plain constants, in the converter's layout
     for tensor, (name, perm) in _take_lifted_inputs(tfl, lifted).items():
         sg, ti = tensor
@@ -131,7 +133,7 @@ def export_dense_tflite(model, path, input_spec=None, *, labels=None) -> dict:
     if loaded is not None:
         meta["source"] = loaded.source_metadata()
     report = _finish_model(tfl, ed, meta, spec, None, {})
-    data = tflite_rewrite.serialize(tfl)
+    data = flatbuffer.serialize(tfl)
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data)
     return {"path": str(path), "bytes": len(data), **report}
@@ -139,18 +141,13 @@ def export_dense_tflite(model, path, input_spec=None, *, labels=None) -> dict:
 
 def read_tflite_metadata(path) -> dict:
     """The JSON of the "vqexport" metadata entry of a .tflite written here."""
-    raw = tflite_rewrite.get_metadata(tflite_rewrite.read_model(Path(path).read_bytes()), tflite_rewrite.METADATA_NAME)
+    raw = flatbuffer.get_metadata(flatbuffer.read_model(Path(path).read_bytes()), flatbuffer.METADATA_NAME)
     if raw is None:
         raise TfliteExportError(f"{path}: has no vqexport metadata")
     return json.loads(raw.decode())
 
 
 # -- input spec ----------------------------------------------------------------------------------
-def _source_input(cm, model):
-    src = model if model is not None else cm.source_model
-    return getattr(src, "input", None)
-
-
 def _input_spec(spec, input_shape) -> dict:
     spec = dict(spec or {})
     if input_shape is not None:
@@ -351,9 +348,9 @@ def _rewrite(tfl, ed, tensors: dict, lifted: dict, decode: str, bar) -> dict:
         prefix = f"vqexport/{name}/{k}"
         before = len(tfl.buffers)
         if decode == "every-run":
-            _, ops = tflite_decode.build(ed, si, t, shape, layout, ti, prefix)
+            _, ops = build_decode(ed, si, t, shape, layout, ti, prefix)
         else:
-            w, ops = tflite_decode.build(ed, init_sg, t, shape, layout, None, prefix)
+            w, ops = build_decode(ed, init_sg, t, shape, layout, None, prefix)
             var = f"vqexport/{name}/{k}"
             hi = ed.tensor(init_sg, prefix + "/handle", [], "resource")
             ed.op(init_sg, "VAR_HANDLE", [], [hi], ed.options("VarHandleOptions", container=b"",
@@ -367,7 +364,7 @@ def _rewrite(tfl, ed, tensors: dict, lifted: dict, decode: str, bar) -> dict:
         info["stored_bytes"] += sum(len(b.data) for b in tfl.buffers[before:] if b.data is not None)
         info["decode_ops"] += ops
         bar.done(name)
-    return layers, tflite_external.attach(tfl, ed, at_load, tensors) if at_load else []
+    return layers, external.attach(tfl, ed, at_load, tensors) if at_load else []
 
 
 def _layout(perm: np.ndarray, shape, m: int, n: int):
@@ -379,8 +376,8 @@ def _layout(perm: np.ndarray, shape, m: int, n: int):
 
 
 def _finish_model(tfl, ed, meta: dict, spec: dict, decode, layers, slots=None) -> dict:
-    tflite_rewrite.lower_op_versions(tfl)
-    bad = tflite_rewrite.unsupported_ops(tfl)
+    flatbuffer.lower_op_versions(tfl)
+    bad = flatbuffer.unsupported_ops(tfl)
     if bad:
         raise TfliteExportError("the .tflite needs ops that TFLite 2.16.1 lacks: " + "; ".join(bad))
     main = tfl.subgraphs[0]
@@ -401,9 +398,9 @@ def _finish_model(tfl, ed, meta: dict, spec: dict, decode, layers, slots=None) -
     }
     if slots:
         payload["slots"] = slots
-    ed.set_metadata(tflite_rewrite.METADATA_NAME, json.dumps(payload, sort_keys=True).encode())
-    runtime = tflite_rewrite.set_min_runtime_version(tfl, ed, LOAD_MIN_RUNTIME if slots else "1.5.0")
-    return {"min_runtime_version": runtime, "ops": [f"{n}/v{v}" for n, v in tflite_rewrite.used_ops(tfl)],
+    ed.set_metadata(flatbuffer.METADATA_NAME, json.dumps(payload, sort_keys=True).encode())
+    runtime = flatbuffer.set_min_runtime_version(tfl, ed, LOAD_MIN_RUNTIME if slots else "1.5.0")
+    return {"min_runtime_version": runtime, "ops": [f"{n}/v{v}" for n, v in flatbuffer.used_ops(tfl)],
             "input": payload["input"]}
 
 
@@ -425,6 +422,6 @@ def _converted_layout(in_shape, source_shape) -> str:
 
 
 def _producer() -> str:
-    from .. import __version__
+    from ... import __version__
 
     return f"vqexport {__version__}"

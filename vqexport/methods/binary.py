@@ -8,20 +8,29 @@ from __future__ import annotations
 
 import numpy as np
 
+from dataclasses import dataclass
+
 from ..bitpack import pack_stream
 from ..ir import packed_bytes_section
-from ._common import codebook_tensor, flat_gather, need
-from .lloyd import CHUNK
+from .base import MethodConfig, codebook_tensor, flat_gather, need
+from .kmeans1d import CHUNK
 
 NAME = "binary"
-CODE = 1
+TABLE = ("k", "bits")  # the tensor-table fields it uses (docs/FORMAT.md); the others are 0
+
+
+@dataclass(frozen=True, repr=False)
+class Config(MethodConfig):
+    NAME = NAME
+    SEEDED = False
+    codebook_dtype: str = "float32"
 
 
 def check(shape, q) -> None:
     need(len(shape) == 2, f"binary needs a 2-D weight, got shape {tuple(shape)}")
 
 
-def fit(w: np.ndarray, q, seed: int, progress=None):
+def fit(w: np.ndarray, q: Config, seed: int):
     flat = w.ravel()
     alpha = float(sum(np.abs(flat[a:a + CHUNK], dtype=np.float64).sum() for a in range(0, flat.size, CHUNK)) / flat.size)
     packed = pack_stream(((flat[a:a + CHUNK] >= 0) for a in range(0, flat.size, CHUNK)), 1)

@@ -3,12 +3,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from dataclasses import dataclass
+
 from ..ir import CompressedTensor, dense_section
-from ._common import need
+from .base import MethodConfig, need
 
 NAME = "svd"
-CODE = 5
+TABLE = ("rank",)
 EXACT_LIMIT = 2048  # above this many rows and columns, a seeded randomized SVD is far faster
+
+
+@dataclass(frozen=True, repr=False)
+class Config(MethodConfig):
+    NAME = NAME
+    rank: int = 32
 
 
 def check(shape, q) -> None:
@@ -16,7 +24,7 @@ def check(shape, q) -> None:
     need(q.rank <= min(shape), f"rank={q.rank} is larger than min{tuple(shape)} = {min(shape)}")
 
 
-def fit(w: np.ndarray, q, seed: int, progress=None):
+def fit(w: np.ndarray, q: Config, seed: int):
     r = q.rank
     if min(w.shape) <= EXACT_LIMIT:
         u, s, vt = np.linalg.svd(w.astype(np.float64), full_matrices=False)
@@ -36,4 +44,6 @@ def decode(t, rows=None) -> np.ndarray:
 
 
 def layout(t) -> dict:
+    if not 1 <= t.rank <= min(t.shape):
+        raise ValueError(f"svd rank {t.rank} is outside 1..min(m, n) = {min(t.shape)}")
     return {"factor_a": (t.shape[0], t.rank), "factor_b": (t.rank, t.shape[1])}

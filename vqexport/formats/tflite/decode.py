@@ -30,7 +30,7 @@ from math import gcd
 
 import numpy as np
 
-from .. import bitpack
+from ... import bitpack
 
 
 def word_layout(bits: int) -> tuple[int, int]:

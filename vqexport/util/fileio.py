@@ -14,7 +14,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .errors import VqexportError
+from ..errors import VqexportError
 
 
 class OutputError(VqexportError):

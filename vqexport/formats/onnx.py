@@ -30,10 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, VqexportError
-from ..fileio import atomic_path, check_target
+from ..util.fileio import atomic_path, check_target
 from ..ir import CompressedModel, CompressedTensor
+from ..methods.registry import decode
+from ..torch_bridge import to_torch
 from ..layouts import channels_first, is_channels_last
-from ..progress import layer_bar, stage
+from ..util.progress import layer_bar, stage
 
 OPSET = 17  # LayerNormalization is 17; ONNX Runtime 1.23 (desktop) and Android 1.2x load 17
 IR_VERSION = {17: 8, 18: 8, 19: 9, 20: 9, 21: 10}  # the IR version of each opset (<= 10: Android ORT)
@@ -49,8 +51,8 @@ def export_onnx(compressed: CompressedModel, path, model=None, opset: int | None
                 input_shape=None, quiet: bool = True) -> dict:
     """Write `compressed` as an ONNX graph that stores the compressed payload and decodes it.
 
-    model: the network (nn.Module or LoadedModel); default compressed.source_model, else the
-    architecture named in the metadata. Returns {"path", "bytes", "initializer_bytes",
+    model: the network (nn.Module or LoadedModel); default: the architecture named in the
+    metadata. Returns {"path", "bytes", "initializer_bytes",
     "ideal_bytes", "opset", "layers": {tensor: {"initializer", "transposed", "method"}}}.
     quiet=False shows progress on stderr.
     """
@@ -59,8 +61,7 @@ def export_onnx(compressed: CompressedModel, path, model=None, opset: int | None
     # as torch.onnx is done with it, before the proto is parsed back. (torch.onnx.export itself
     # still holds about three copies of the weights while it serialises: docs/results/scale.md.)
     def decoded_network():
-        return compressed.to_torch(model if model is not None else compressed.source_model, quiet=quiet,
-                                   share_raw=True)
+        return to_torch(compressed, model, quiet=quiet, share_raw=True)
 
     opset = opset or OPSET
     with stage("exporting the network to ONNX (torch.onnx)", quiet):
@@ -71,7 +72,7 @@ def export_onnx(compressed: CompressedModel, path, model=None, opset: int | None
     new_nodes, new_inits, layers = [], [], {}
     bar = layer_bar([(t.name, t.numel) for t in compressed.compressed], quiet, "decode graph")
     for t in compressed.compressed:
-        w = np.ascontiguousarray(t.decode(), dtype=np.float32)
+        w = np.ascontiguousarray(decode(t), dtype=np.float32)
         name, transposed = _find_weight(t, w, inits, consumers)
         del w
         nodes, payload = decode_subgraph(t, name, transposed)

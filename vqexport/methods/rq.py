@@ -3,13 +3,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from dataclasses import dataclass
+
 from ..bitpack import bits_for
-from ._common import codebook_tensor, need
+from .base import MethodConfig, codebook_tensor, need
 from .lloyd import lloyd
 
 NAME = "rq"
-CODE = 4
+TABLE = ("k", "stages", "bits")
 ROW_BLOCK = 256
+
+
+@dataclass(frozen=True, repr=False)
+class Config(MethodConfig):
+    NAME = NAME
+    k: int = 16
+    stages: int = 2
+    codebook_dtype: str = "float32"
 
 
 def check(shape, q) -> None:
@@ -17,7 +27,7 @@ def check(shape, q) -> None:
     need(q.k <= shape[0], f"k={q.k} is larger than the {shape[0]} rows to cluster")
 
 
-def fit(w: np.ndarray, q, seed: int, progress=None):
+def fit(w: np.ndarray, q: Config, seed: int):
     residual = np.array(w, dtype=np.float32)
     codebooks, indices = [], []
     for stage in range(q.stages):
@@ -43,4 +53,6 @@ def decode(t, rows=None) -> np.ndarray:
 
 
 def layout(t) -> dict:
+    if t.stages < 1:
+        raise ValueError("rq with 0 stages")
     return {"codebook": (t.stages, t.k, t.shape[1]), "indices": (t.stages, t.shape[0])}

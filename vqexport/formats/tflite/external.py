@@ -31,11 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import VqexportError
-from ..ir import CompressedModel
-from . import tflite_rewrite
-from .limits import loads_untrusted, one_line, over_cap_message
-from .vqm import parse_vqm, write_vqm
+from ...errors import VqexportError
+from ...ir import CompressedModel
+from ...methods.registry import decode
+from . import flatbuffer
+from ..limits import loads_untrusted, one_line, over_cap_message
+from ..vqm import parse_vqm, write_vqm
 
 EMBED_NAME = "vqexport.vqm"
 AREA_ALIGN = 64
@@ -89,13 +90,13 @@ def place(tfl, slots: list[dict]) -> tuple[bytes, int]:
 
     Returns the file and the bytes the loader adds after it (the decode area, alignment included).
     """
-    first = tflite_rewrite.serialize(tfl)
+    first = flatbuffer.serialize(tfl)
     pos = _align(len(first))
     for s in slots:
         b = tfl.buffers[s["buffer"]]
         b.offset = pos
         pos = _align(pos + b.size)
-    data = tflite_rewrite.serialize(tfl)
+    data = flatbuffer.serialize(tfl)
     if len(data) != len(first):  # cannot happen with fixed-width offsets; a slot would point wrong
         raise TfliteLoadError("the flatbuffer changed length when the slot offsets were set")
     end = max(tfl.buffers[s["buffer"]].offset + tfl.buffers[s["buffer"]].size for s in slots)
@@ -133,11 +134,11 @@ def _write(data, plan, f) -> None:
         n = t.shape[1]
         if s["layout"] == "WT":  # a transposed slot takes whole columns of W: decode it at once
             f.seek(offset)
-            f.write(np.ascontiguousarray(t.decode().T, dtype="<f4").tobytes())
+            f.write(np.ascontiguousarray(decode(t).T, dtype="<f4").tobytes())
             continue
         for rows in t.row_blocks():
             f.seek(offset + 4 * rows.start * n)
-            f.write(np.ascontiguousarray(t.decode(rows), dtype="<f4").tobytes())
+            f.write(np.ascontiguousarray(decode(t, rows), dtype="<f4").tobytes())
 
 
 def _plan(data: bytes, name: str, max_decoded_size: int | None = None):
@@ -159,8 +160,8 @@ def _plan_checked(data: bytes, name: str, max_decoded_size: int | None):
         raise TfliteLoadError(one_line(f"{name}: {msg}"))
 
     model = schema.Model.GetRootAs(data, 0)
-    meta = _metadata(model, data, (tflite_rewrite.METADATA_NAME, EMBED_NAME))
-    info = meta.get(tflite_rewrite.METADATA_NAME)
+    meta = _metadata(model, data, (flatbuffer.METADATA_NAME, EMBED_NAME))
+    info = meta.get(flatbuffer.METADATA_NAME)
     if info is None:
         return None
     try:

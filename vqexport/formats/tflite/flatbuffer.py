@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 ALIGN = 16
-OP_VERSIONS_FILE = Path(__file__).with_name("tflite_op_versions.json")
+OP_VERSIONS_FILE = Path(__file__).with_name("op_versions.json")
 METADATA_NAME = "vqexport"
 MIN_RUNTIME = "min_runtime_version"
 
@@ -24,7 +24,7 @@ _NP_TYPE = {"float32": "FLOAT32", "float16": "FLOAT16", "int32": "INT32", "int64
 
 @lru_cache(maxsize=1)
 def schema():
-    from ..native_output import silenced
+    from ...util.native_output import silenced
 
     with silenced():  # the first import of TensorFlow prints C++ log lines to fd 2
         from tensorflow.lite.python import schema_py_generated
@@ -75,7 +75,7 @@ def serialize(model) -> bytes:
             s.BufferStart(builder)
             if data is not None:
                 s.BufferAddData(builder, data)
-            if self.offset:  # data placed after the flatbuffer (see tflite_external)
+            if self.offset:  # data placed after the flatbuffer (see external.py)
                 s.BufferAddOffset(builder, self.offset)
                 s.BufferAddSize(builder, self.size)
             return s.BufferEnd(builder)

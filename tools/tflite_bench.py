@@ -1,7 +1,7 @@
 """Latency of compressed .tflite files (decode once / every-run / load) against the dense baseline.
 
-    python -m vqexport.formats.tflite_bench --model big4096 --method kmeans --k 16 --runs 50
-    python -m vqexport.formats.tflite_bench --model reference
+    python tools/tflite_bench.py --model big4096 --method kmeans --k 16 --runs 50
+    python tools/tflite_bench.py --model reference
 
 Each file runs in the LiteRT Interpreter with num_threads=2: init (for "load" it includes the
 decode into the buffer handed to the interpreter), the first invoke timed on its own (for "once"
@@ -31,7 +31,7 @@ def big_model(width: int = 4096):
 def time_tflite(path, runs: int = 50, threads: int = 2, interpreter=None, **kwargs) -> dict:
     if interpreter is None:
         from ai_edge_litert.interpreter import Interpreter as interpreter
-    from .tflite_external import interpreter_source
+    from vqexport.formats.tflite.external import interpreter_source
 
     t0 = time.perf_counter()
     with interpreter_source(path) as source:
@@ -57,7 +57,7 @@ def time_tflite(path, runs: int = 50, threads: int = 2, interpreter=None, **kwar
 
 def main(argv=None) -> int:
     import vqexport
-    from vqexport.formats.tflite_export import export_dense_tflite, export_tflite
+    from vqexport.formats.tflite.export import export_dense_tflite, export_tflite
     from vqexport.load import load_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     dense = export_dense_tflite(lm, out / "dense.tflite")
     rows["dense"] = {"bytes": dense["bytes"], **time_tflite(out / "dense.tflite", a.runs)}
     for mode in ("once", "every-run", "load"):
-        r = export_tflite(cm, out / f"{mode}.tflite", decode=mode)
+        r = export_tflite(cm, out / f"{mode}.tflite", model=lm, decode=mode)
         rows[mode] = {"bytes": r["bytes"], "ideal_bytes": r["ideal_bytes"], **time_tflite(out / f"{mode}.tflite", a.runs)}
     base = rows["dense"]["p50_ms"]
     for r in rows.values():

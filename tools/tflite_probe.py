@@ -8,7 +8,7 @@ for, so the highest version that loads is the runtime's maximum for that op.
 Run with the Python of an environment that has the runtime to measure, e.g.
 
     python -m venv /tmp/tf216 && /tmp/tf216/bin/pip install tensorflow-cpu==2.16.1 "numpy<2"
-    /tmp/tf216/bin/python vqexport/formats/tflite_probe.py > table.json
+    /tmp/tf216/bin/python tools/tflite_probe.py > table.json
 
 It only imports tensorflow (or ai_edge_litert) and flatbuffers, never vqexport.
 """

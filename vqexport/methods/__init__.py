@@ -1,0 +1,1 @@
+"""The compression methods of the paper, one module each, behind one registry (registry.py)."""

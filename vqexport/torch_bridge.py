@@ -1,0 +1,90 @@
+"""Between the IR and torch: decoded state_dicts and networks that hold the decoded weights.
+
+The IR (vqexport.ir) knows nothing of torch; exporters and evaluators that need a network with
+the compressed weights decoded come here.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from . import arch
+from .errors import LoadError
+from .ir import CompressedModel
+from .load import build_with_state, first_line
+from .methods.registry import RAW, decode
+from .util.progress import layer_bar
+
+
+def decoded_state_dict(cm: CompressedModel, quiet: bool = True, copy_raw: bool = True) -> dict:
+    """{name: torch tensor}; copy_raw=False shares the uncompressed tensors' memory (read-only use).
+
+    A tied tensor is decoded once and appears under each of its names, as the same tensor."""
+    import torch
+
+    bar = layer_bar([(t.name, t.numel) for t in cm.compressed], quiet, "decode")
+    out = {}
+    for t in cm.tensors:
+        value = decode(t)  # a new array, except for raw tensors, which are the stored data
+        if t.method == RAW and (copy_raw or not value.flags.writeable):
+            value = np.array(value, copy=True)
+        out[t.name] = torch.from_numpy(value)
+        if t.method != RAW:
+            bar.done(t.name)
+    bar.close()
+    for alias, name in cm.tied.items():
+        out[alias] = out[name]
+    return out
+
+
+def to_torch(cm: CompressedModel, model=None, quiet: bool = True, share_raw: bool = False):
+    """A copy of `model` with cm's decoded weights (the source is untouched).
+
+    model: a LoadedModel or nn.Module; an architecture string the caller trusts (the user's
+    --arch); or None to use the architecture the .vqm names, which is taken only from
+    vqexport.arch's allow-list and never imported otherwise. share_raw=True lets the copy use
+    the .vqm's uncompressed tensors without copying them (for exporters, which only read them).
+    """
+    import torch
+
+    source = cm.metadata.get("source")
+    named = source.get("arch") if isinstance(source, dict) else None
+    if model is None and not named:
+        raise LoadError("this .vqm does not name an architecture; pass the model it came from with --model, "
+                        "or its architecture with --arch")
+    if model is None:
+        arch.constructor(named, from_file=True)  # refused before any decoding or import
+    state = decoded_state_dict(cm, quiet=quiet, copy_raw=not share_raw)
+    try:
+        if model is None or isinstance(model, str):
+            return build_with_state(named if model is None else model, state, from_file=model is None).eval()
+        src = getattr(model, "module", model)
+        if isinstance(src, torch.jit.ScriptModule):
+            module = copy.deepcopy(src)
+            module.load_state_dict(state)
+            return module.eval()
+        return _copy_with_tensors(src, state).eval()
+    except RuntimeError as e:
+        raise LoadError(f"the compressed weights do not fit the model: {first_line(e)}") from None
+
+
+def _copy_with_tensors(src, state: dict):
+    """deepcopy(src) whose parameters and buffers are `state`'s tensors: the source's weights are
+    never copied (the memo hands deepcopy the replacement for each original tensor)."""
+    import torch
+
+    original = src.state_dict(keep_vars=True)
+    only_model, only_vqm = sorted(set(original) - set(state)), sorted(set(state) - set(original))
+    if only_model:
+        raise RuntimeError(f"the model's tensor {only_model[0]} is not in the .vqm")
+    if only_vqm:
+        raise RuntimeError(f"the .vqm's tensor {only_vqm[0]} is not in the model")
+    memo = {}
+    for name, t in original.items():
+        new = state[name]
+        if tuple(new.shape) != tuple(t.shape):
+            raise RuntimeError(f"{name}: shape {tuple(new.shape)} in the .vqm, {tuple(t.shape)} in the model")
+        new = new.to(t.dtype)
+        memo[id(t)] = torch.nn.Parameter(new, requires_grad=t.requires_grad) if isinstance(t, torch.nn.Parameter) else new
+    return copy.deepcopy(src, memo)
