@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import vqexport
+from vqexport import to_torch
 from vqexport.errors import ConfigError, DataError, VqexportError
 from vqexport.evaluate import EvalNote, bench
 from vqexport.evaluate.runtimes import LiteRtRuntime, OrtRuntime, TorchRuntime, open_runtime, tflite_metadata
@@ -46,8 +47,9 @@ def test_torch_and_onnx_runtimes_agree(loaded, onnx_files):
     assert isinstance(rt_vq, OrtRuntime) and rt_vq.input_spec["std"] == SPEC["std"] and rt_vq.labels[0] == "0"
     assert rt_vq.input_shape == SPEC["shape"]
     x = _x()
-    for src, rt in ((loaded, rt_dense), (cm, rt_vq)):
-        want = open_runtime(src).run(x)
+    decoded = TorchRuntime(to_torch(cm, loaded), cm.metadata["input"], cm.metadata["labels"])
+    for want_rt, rt in ((open_runtime(loaded), rt_dense), (decoded, rt_vq)):
+        want = want_rt.run(x)
         got = rt.run(x)
         assert got.shape == (5, 10) and np.allclose(got, want, atol=1e-5)
     assert isinstance(open_runtime(loaded.module), TorchRuntime)

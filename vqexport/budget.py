@@ -294,9 +294,10 @@ def _fit_drop(options: dict, probe: _Probe, model, x_val, y_val, max_drop: float
 
 def _file_bytes(model, plan: Plan) -> int:
     from .compressor import compress_model
+    from .formats.vqm import write_vqm
 
     cm = compress_model(model, plan.config, quiet=True)
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "plan.vqm")
-        cm.save(path)
+        write_vqm(cm, path)
         return os.path.getsize(path)

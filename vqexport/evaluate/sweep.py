@@ -196,7 +196,7 @@ def _write_formats(cm, model, formats, x, y, evaluate_file) -> dict:
         for fmt in formats:
             path = Path(d) / f"m.{fmt}"
             if fmt == "vqm":
-                cm.save(path)
+                vqexport.write_vqm(cm, path)
             elif fmt == "onnx":
                 vqexport.to_onnx(cm, path, model=model)
             else:
