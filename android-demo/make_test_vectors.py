@@ -266,8 +266,7 @@ def write_tflite(out: Path) -> dict:
     cm = vqexport.compress(net, method="kmeans", k=16, seed=0)
     cm.metadata["input"] = {"shape": [1, 1, 28, 28], "layout": "NCHW", "mean": [0.1307], "std": [0.3081]}
     vqexport.to_tflite(cm, d / "model.tflite", model=net)
-    raw = tflite_rewrite.get_metadata(tflite_rewrite.read_model((d / "model.tflite").read_bytes()),
-                                      tflite_rewrite.METADATA_NAME)
+    raw = tflite_rewrite.read_metadata(d / "model.tflite", tflite_rewrite.METADATA_NAME)
     return {"model": "tflite/model.tflite", "metadata_json": raw.decode("utf-8") if raw else None,
             **write_tflite_load(d, vqexport.compress(net, method="pq", k=16, d=4, seed=0), net)}
 
@@ -281,7 +280,7 @@ def write_tflite_load(d: Path, cm, net) -> dict:
     data = (d / "load.tflite").read_bytes()
     (d / "load.expanded").write_bytes(tflite_external.expand(data))
     model = tflite_rewrite.read_model(data)
-    meta = json.loads(tflite_rewrite.get_metadata(model, tflite_rewrite.METADATA_NAME))
+    meta = json.loads(tflite_rewrite.read_metadata(data, tflite_rewrite.METADATA_NAME))
     slots = [[s["layer"], model.buffers[s["buffer"]].offset, 4 * cm[s["layer"]].numel] for s in meta["slots"]]
     ed = tflite_rewrite.Editor(model)
     ed.set_metadata(tflite_rewrite.METADATA_NAME, json.dumps({**meta, "slots": meta["slots"] * 2}).encode())

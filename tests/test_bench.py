@@ -12,7 +12,7 @@ import vqexport
 from vqexport import to_torch
 from vqexport.errors import ConfigError, DataError, VqexportError
 from vqexport.evaluate import EvalNote, bench
-from vqexport.evaluate.runtimes import LiteRtRuntime, OrtRuntime, TorchRuntime, open_runtime, tflite_metadata
+from vqexport.evaluate.runtimes import LiteRtRuntime, OrtRuntime, TorchRuntime, open_runtime
 from vqexport.formats.onnx import export_dense_onnx, export_onnx
 
 SPEC = {"shape": [1, 3, 8, 8], "layout": "NCHW", "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
@@ -122,8 +122,10 @@ def test_litert_nhwc_from_nchw(tflite_nhwc, tmp_path):
     meta = {"labels": ["a"] * 10, "input": {**SPEC, "layout": "NHWC"}}
     tagged = tmp_path / "tagged.tflite"
     _with_metadata(path, tagged, json.dumps(meta).encode())
-    assert json.loads(tflite_metadata(tagged, "vqexport")) == meta
-    assert tflite_metadata(path, "vqexport") is None
+    from vqexport.formats.tflite.flatbuffer import read_info
+
+    assert read_info(tagged) == meta
+    assert read_info(path) is None
     rt = open_runtime(tagged)
     assert rt.channels_last and rt.labels == ["a"] * 10 and rt.input_spec["std"] == SPEC["std"]
     assert np.allclose(rt.run(x), want, atol=1e-4)

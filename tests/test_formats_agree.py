@@ -132,10 +132,10 @@ def test_every_format_agrees_on_an_image_folder(exported):
 
 
 def test_tflite_metadata_records_the_layout(exported):
-    from vqexport.formats.tflite.export import read_tflite_metadata
+    from vqexport.formats.tflite.flatbuffer import read_info
 
     name, shape, d, files, _ = exported
-    spec = read_tflite_metadata(d / "m-once.tflite")["input"]
+    spec = read_info(d / "m-once.tflite")["input"]
     want = {"conv2d": ("NHWC", [1, 10, 14, 1], "NCHW"), "mlp": ("NC", [1, 64], "NC"),
             "conv1d": ("NWC", [1, 20, 4], "NCW")}[name]
     assert (spec["layout"], spec["shape"], spec["source_layout"]) == want

@@ -21,7 +21,7 @@ pytest.importorskip("ai_edge_litert")
 import vqexport  # noqa: E402
 from vqexport.errors import ConfigError, VqexportError  # noqa: E402
 from vqexport.formats.tflite import decode as tflite_decode, external as tflite_external, flatbuffer as tflite_rewrite  # noqa: E402
-from vqexport.formats.tflite.export import export_dense_tflite, export_tflite, read_tflite_metadata  # noqa: E402
+from vqexport.formats.tflite.export import export_dense_tflite, export_tflite  # noqa: E402
 from vqexport.load import load_model  # noqa: E402
 from vqexport import to_torch
 
@@ -113,7 +113,7 @@ def test_size_ops_metadata_read_back(exported, case, mode):
     for name, version in tflite_rewrite.used_ops(model):
         assert name in table and version <= table[name], (name, version)
     assert tflite_rewrite.unsupported_ops(model) == []
-    runtime = tflite_rewrite.get_metadata(model, "min_runtime_version").rstrip(b"\0").decode()
+    runtime = tflite_rewrite.read_metadata(data, "min_runtime_version").rstrip(b"\0").decode()
     assert tuple(map(int, runtime.split("."))) <= (2, 16, 1)
     names = {n for n, _ in tflite_rewrite.used_ops(model)}
     if mode == "once":
@@ -124,7 +124,7 @@ def test_size_ops_metadata_read_back(exported, case, mode):
     if mode == "load":  # no decode ops at all: the weights are constants the loader fills
         assert not names & {"GATHER", "RIGHT_SHIFT", "FLOOR_MOD", "BATCH_MATMUL"}, names
         assert runtime == "2.16.1" and report["load_area_bytes"] >= 4 * sum(t.numel for t in cm.compressed)
-    meta = read_tflite_metadata(path)
+    meta = tflite_rewrite.read_info(path)
     assert meta["input"]["shape"] == [1, 12, 12, 1] and meta["input"]["layout"] == "NHWC"
     assert meta["input"]["mean"] == [0.5] and meta["input"]["std"] == [0.25]
     assert meta["labels"] == [str(i) for i in range(10)]
@@ -163,7 +163,7 @@ def test_dense_baseline_and_errors(cnn, inputs, tmp_path):
         ref = cnn.module(inputs).numpy()
     got = run_litert(path, inputs)
     assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
-    assert report["input"]["layout"] == "NHWC" and read_tflite_metadata(path)["labels"] == cnn.labels
+    assert report["input"]["layout"] == "NHWC" and tflite_rewrite.read_info(path)["labels"] == cnn.labels
     cm = vqexport.compress(cnn, "kmeans", k=4, seed=0)
     with pytest.raises(ConfigError, match="decode"):
         export_tflite(cm, tmp_path / "x.tflite", model=cnn, decode="sometimes")

@@ -32,7 +32,7 @@ def _rewrite(data: bytes, edit) -> bytes:
     """Re-serialize `data` after edit(model, meta_json) changed the object tree."""
     s = tflite_rewrite.schema()
     model = s.ModelT.InitFromObj(s.Model.GetRootAsModel(bytearray(data), 0))
-    meta = json.loads(tflite_rewrite.get_metadata(model, tflite_rewrite.METADATA_NAME))
+    meta = json.loads(tflite_rewrite.read_metadata(data, tflite_rewrite.METADATA_NAME))
     edit(model, meta)
     ed = tflite_rewrite.Editor(model)
     ed.set_metadata(tflite_rewrite.METADATA_NAME, json.dumps(meta).encode())
@@ -44,7 +44,7 @@ def test_slots_hold_the_reference_decode(load_file):
     data = path.read_bytes()
     full = tflite_external.expand(data, str(path))
     assert full[:len(data)] == data and len(full) - len(data) == report["load_area_bytes"] > 0
-    slots = json.loads(tflite_rewrite.get_metadata(tflite_rewrite.read_model(data), "vqexport"))["slots"]
+    slots = tflite_rewrite.read_info(data)["slots"]
     model = tflite_rewrite.read_model(full)  # now every buffer lies inside: a plain .tflite
     assert {s["layer"] for s in slots} == {t.name for t in cm.compressed}
     for s in slots:

@@ -302,7 +302,7 @@ def run_child(argv: list, python: Path, log: Path, timeout: float = TIMEOUT_S, m
 
 def inspect_ops(path: Path) -> dict:
     """Builtin ops of a .tflite (counts, max versions), the ones above the TFLite 2.16.1 table, subgraphs."""
-    from vqexport.formats.tflite import flatbuffer as tflite_rewrite as tr
+    from vqexport.formats.tflite import flatbuffer as tr
 
     s, names, table = tr.schema(), tr.op_names(), tr.op_table()["max_version"]
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
@@ -469,7 +469,7 @@ def layout_of_weights(path: Path, weights_npy: Path) -> dict:
     """Which buffer holds each weight whole, and in which layout (torch's, transposed, OHWI, ...)."""
     import numpy as np
 
-    from vqexport.formats.tflite import flatbuffer as tflite_rewrite as tr
+    from vqexport.formats.tflite import flatbuffer as tr
 
     weights = np.load(weights_npy, allow_pickle=True).item()  # written by this tool's own child, not untrusted
     model = tr.read_model(path.read_bytes())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import re
 
-from .errors import LoadError
+from .errors import LoadError, first_line
 
 # vqexport's own reference networks (vqexport.zoo.cnn.NETWORKS), which their cached files record.
 OWN = {"vqexport.zoo.cnn:MnistCNN": ("vqexport.zoo.cnn", "MnistCNN"),
@@ -58,9 +58,9 @@ def constructor(arch: str, state_dict: dict | None = None, *, from_file: bool = 
     try:
         cls = getattr(importlib.import_module(where), name)
     except (ImportError, AttributeError) as e:
-        raise LoadError(f"--arch {arch}: cannot import it ({_first_line(e)})") from None
+        raise LoadError(f"--arch {arch}: cannot import it ({first_line(e)})") from None
     except Exception as e:  # noqa: BLE001 - the user's module raised while importing: its own error, one line
-        raise LoadError(f"--arch {arch}: importing {where} failed: {type(e).__name__}: {_first_line(e)}") from None
+        raise LoadError(f"--arch {arch}: importing {where} failed: {type(e).__name__}: {first_line(e)}") from None
     import torch
 
     # Checked before anything is called: `os:system` or `builtins:exec` must never run.
@@ -84,8 +84,3 @@ def _torchvision(arch: str, name: str, state_dict: dict | None):
     except ValueError:
         raise LoadError(f"--arch {arch}: torchvision has no model named {name!r}") from None
     return lambda: builder(weights=None, **kwargs)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:200] if text else type(e).__name__

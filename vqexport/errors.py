@@ -19,3 +19,9 @@ class VqmError(VqexportError, ValueError):
 
 class DataError(VqexportError):
     """An evaluation data set that is missing, empty or does not fit the model."""
+
+
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type when it has none), for a one-line error."""
+    text = str(e).strip().splitlines()
+    return text[0][:limit] if text else type(e).__name__

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import arch as archs
-from .errors import LoadError
+from .errors import LoadError, first_line
 
 EXTRA_FILE = "vqexport.json"  # TorchScript extra file holding labels and input spec
 IMAGENET_INPUT = {"shape": [1, 3, 224, 224], "layout": "NCHW",
@@ -230,8 +230,3 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:200] if text else type(e).__name__

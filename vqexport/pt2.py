@@ -26,7 +26,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from .errors import LoadError, VqexportError
+from .errors import LoadError, VqexportError, first_line
 
 MAX_PROGRAM_BYTES = 256 << 20  # the JSON of a ResNet-152 program is a few MB
 MAX_EXPANSION_FLOOR = 1 << 20
@@ -83,7 +83,7 @@ def load_program(path: Path, trust_pickle: bool = False):
         try:
             return torch.export.load(str(path))
         except Exception as e:  # noqa: BLE001 - torch raises many types for a bad archive; all are the file's
-            raise Pt2Error(f"{path}: not a loadable torch.export program ({_first_line(e)})") from None
+            raise Pt2Error(f"{path}: not a loadable torch.export program ({first_line(e)})") from None
     program, pickled = _read_archive(path)
     _check_program(program, path)
     from torch._export.serde.serialize import SerializedArtifact, deserialize
@@ -93,7 +93,7 @@ def load_program(path: Path, trust_pickle: bool = False):
     try:
         return deserialize(artifact)
     except Exception as e:  # noqa: BLE001 - torch raises many types for a bad program; all are the file's
-        raise Pt2Error(f"{path}: not a loadable torch.export program ({_first_line(e)})") from None
+        raise Pt2Error(f"{path}: not a loadable torch.export program ({first_line(e)})") from None
 
 
 def _read_archive(path: Path):
@@ -119,11 +119,11 @@ def _read_archive(path: Path):
             pickled = [_unpickle(_member(z, path, f"{root}data/{kind}/model.pt", None), kind, want, path)
                        for kind, want in PICKLES]
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as e:
-        raise Pt2Error(f"{path}: damaged zip archive ({_first_line(e)})") from None
+        raise Pt2Error(f"{path}: damaged zip archive ({first_line(e)})") from None
     try:
         program = json.loads(text)
     except (ValueError, RecursionError) as e:
-        raise Pt2Error(f"{path}: models/model.json is not valid JSON ({_first_line(e)})") from None
+        raise Pt2Error(f"{path}: models/model.json is not valid JSON ({first_line(e)})") from None
     return program, pickled
 
 
@@ -154,9 +154,9 @@ def _unpickle(data: bytes, kind: str, want: type, path: Path):
         if "Unsupported global" in str(e) or "Unsupported class" in str(e):
             raise Pt2Error(f"{path}: {member} holds a pickled Python object; unpickling it runs code from the "
                            f"file. {TRUST}") from None
-        raise Pt2Error(f"{path}: {member} is damaged ({_first_line(e)})") from None
+        raise Pt2Error(f"{path}: {member} is damaged ({first_line(e)})") from None
     except Exception as e:  # noqa: BLE001 - the weights-only unpickler raises many types on damaged bytes
-        raise Pt2Error(f"{path}: {member} is damaged ({type(e).__name__}: {_first_line(e)})") from None
+        raise Pt2Error(f"{path}: {member} is damaged ({type(e).__name__}: {first_line(e)})") from None
     if not isinstance(obj, want):
         raise Pt2Error(f"{path}: {member} holds a {type(obj).__name__}, expected a {want.__name__}")
     if want is dict and not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
@@ -368,8 +368,3 @@ def _forward_in_slices(self, x):
 def _shown(s) -> str:
     text = repr(s)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:200] if text else type(e).__name__

@@ -10,9 +10,9 @@ import copy
 import numpy as np
 
 from . import arch
-from .errors import LoadError
+from .errors import LoadError, first_line
 from .ir import CompressedModel
-from .load import build_with_state, first_line
+from .load import build_with_state
 from .methods.registry import RAW, decode
 from .util.progress import layer_bar
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, first_line
 from . import EvalNote
 
 MNIST_SPLIT_SEED = 0
@@ -140,7 +140,7 @@ def _npz(path: Path, note_integers: bool):
                 raise DataError(f"{path}: an .npz data set needs arrays 'x' and 'y', has {sorted(z.files)}")
             x, y = z["x"], z["y"]
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: not a readable .npz ({_first_line(e)})") from None
+        raise DataError(f"{path}: not a readable .npz ({first_line(e)})") from None
     if x.ndim < 2:
         raise DataError(f"{path}: x must be a batch [N, ...] of at least 2 dimensions, has shape {x.shape}")
     if x.dtype.kind not in "biuf":
@@ -200,11 +200,6 @@ def _image_folder(root: Path, shape, labels):
     if not xs:
         raise DataError(f"{root}: the class folders hold no images")
     return np.stack(xs), np.array(ys, dtype=np.int64)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__
 
 
 def class_indices(names: list[str], labels=None) -> dict[str, int]:

@@ -17,10 +17,10 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, VqexportError
 from ..layouts import CHANNELS_LAST, channels_first, is_channels_last, last_perm, layout_name, to_first, to_last
+from ..formats import METADATA_KEY
 from ..util.native_output import silenced
 from . import EvalNote
 
-METADATA_KEY = "vqexport"
 
 
 class Runtime:
@@ -265,7 +265,7 @@ class LiteRtRuntime(Runtime):
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise VqexportError(f"{path}: LiteRT cannot load it: {str(e).strip().splitlines()[0][:300]}") from None
-        meta = _json(tflite_metadata(path, METADATA_KEY))
+        meta = _tflite_info(path)
         meta = meta if isinstance(meta, dict) else {}
         spec = meta.get("input") if isinstance(meta.get("input"), dict) else None
         detail = self.interpreter.get_input_details()[0]
@@ -388,13 +388,13 @@ def _reason(e: BaseException) -> str:
     return re.sub(r"^\w+(Error|Exception): ", "", line)[:300]
 
 
-def tflite_metadata(path, name: str) -> bytes | None:
-    """The bytes of the flatbuffer Metadata entry `name` of a .tflite, or None (also for a malformed table:
-    the interpreter has loaded the file already, so its metadata is only ever a hint)."""
-    from ..formats.tflite.external import TfliteLoadError, read_metadata
+def _tflite_info(path) -> dict | None:
+    """The "vqexport" entry of a .tflite the interpreter has loaded already: only a hint, so a
+    malformed one reads as none."""
+    from ..formats.tflite.flatbuffer import TfliteLoadError, read_info
 
     try:
-        return read_metadata(path, name)
+        return read_info(path)
     except TfliteLoadError:
         return None
 

@@ -20,7 +20,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..errors import VqexportError
+from ..errors import VqexportError, first_line
 
 DEFAULT_MAX_DECODED = 4 * 2**30  # bytes of decoded float32
 MAX_DECODED_RATIO = 4096  # decoded bytes per file byte; 1-bit k-means is 32, real PQ/RQ files a few hundred
@@ -132,7 +132,7 @@ def loads_untrusted(raw: bytes, what: str = "metadata"):
     try:
         value = json.loads(text, parse_constant=_no_constant)
     except (ValueError, RecursionError) as e:  # RecursionError: unreachable after the depth scan
-        raise ValueError(f"{what} is not valid JSON ({_first_line(e)})") from None
+        raise ValueError(f"{what} is not valid JSON ({first_line(e)})") from None
     if _has_lone_surrogate(value):
         raise ValueError(f"{what} holds a string that is not valid Unicode (a lone surrogate escape)")
     return value
@@ -160,10 +160,6 @@ def _has_lone_surrogate(v) -> bool:
 def one_line(msg: str) -> str:
     """A message that quotes names from a file stays one line: control characters are escaped."""
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in msg)
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).splitlines() or [type(e).__name__])[0][:200]
 
 
 def _human(n: float) -> str:

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError, VqexportError
+from . import METADATA_KEY
+from .torch_onnx import OPSET, torch_to_onnx
 from ..util.fileio import atomic_path, check_target
 from ..ir import CompressedModel, CompressedTensor
 from ..methods.registry import decode
@@ -37,10 +38,7 @@ from ..torch_bridge import to_torch
 from ..layouts import channels_first, is_channels_last
 from ..util.progress import layer_bar, stage
 
-OPSET = 17  # LayerNormalization is 17; ONNX Runtime 1.23 (desktop) and Android 1.2x load 17
-IR_VERSION = {17: 8, 18: 8, 19: 9, 20: 9, 21: 10}  # the IR version of each opset (<= 10: Android ORT)
 MAX_PROTO = (1 << 31) - (64 << 20)  # above this the weights go to an external-data file
-INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,7 +63,7 @@ def export_onnx(compressed: CompressedModel, path, model=None, opset: int | None
 
     opset = opset or OPSET
     with stage("exporting the network to ONNX (torch.onnx)", quiet):
-        proto = _torch_to_onnx(decoded_network, spec["shape"], opset)
+        proto = torch_to_onnx(decoded_network, spec["shape"], opset)
     graph = proto.graph
     inits = {i.name: i for i in graph.initializer}
     consumers = _consumer_count(graph)
@@ -109,7 +107,7 @@ def export_dense_onnx(model, path, input_spec: dict | None = None, opset: int | 
             meta.setdefault("input", dict(model.input))
     spec = _input_spec(input_spec or meta.get("input"), None)
     opset = opset or OPSET
-    proto = _torch_to_onnx(module.eval, spec["shape"], opset)
+    proto = torch_to_onnx(module.eval, spec["shape"], opset)
     _set_metadata(proto, meta, spec)
     info = _save(proto, path)
     dense = sum(int(np.prod(v.shape)) * v.element_size() for v in module.state_dict().values())
@@ -283,53 +281,6 @@ def _input_spec(spec, input_shape) -> dict:
     return spec
 
 
-def _torch_to_onnx(make_module, shape, opset: int):
-    """torch.onnx (TorchScript path) with constant folding; weights stay named initializers.
-
-    make_module() returns the network; it is let go before the file is parsed back, so the
-    network and the proto (each as large as the weights) are not both held at the peak.
-    """
-    import warnings
-
-    import onnx
-    import torch
-
-    if opset not in IR_VERSION:
-        raise ConfigError(f"opset {opset} is not supported; use one of {', '.join(map(str, IR_VERSION))}")
-    module = make_module()
-    module = getattr(module, "module", module)
-    x = torch.zeros(*shape)
-    with tempfile.TemporaryDirectory(prefix="vqexport-onnx-") as tmp:
-        out = os.path.join(tmp, "model.onnx")
-        fastpath = _mha_fastpath(False)  # the fused attention kernel has no ONNX export
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(module, (x,), out, dynamo=False, opset_version=opset, do_constant_folding=True,
-                                  export_params=True, keep_initializers_as_inputs=False,
-                                  input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                  dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
-        finally:
-            _mha_fastpath(fastpath)
-        del module
-        proto = onnx.load(out, load_external_data=True)
-    proto.ir_version = IR_VERSION[opset]
-    return proto
-
-
-def _mha_fastpath(enabled: bool):
-    """Set torch's fused multi-head-attention fast path; returns the previous setting."""
-    import torch
-
-    mha = getattr(torch.backends, "mha", None)
-    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
-        return None
-    before = mha.get_fastpath_enabled()
-    if enabled is not None:
-        mha.set_fastpath_enabled(enabled)
-    return before
-
-
 def _consumer_count(graph) -> dict:
     count = {}
     for node in graph.node:
@@ -372,7 +323,7 @@ def _set_metadata(proto, meta: dict, spec: dict) -> None:
 
     info = {"labels": meta.get("labels"), "input": spec, "source": meta.get("source"), "config": meta.get("config"),
             "summary": meta.get("summary")}
-    props = {"vqexport": json.dumps(info), "labels": json.dumps(meta.get("labels")), "input": json.dumps(spec)}
+    props = {METADATA_KEY: json.dumps(info), "labels": json.dumps(meta.get("labels")), "input": json.dumps(spec)}
     del proto.metadata_props[:]
     for key, value in props.items():
         entry = proto.metadata_props.add()

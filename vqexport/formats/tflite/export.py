@@ -36,12 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import ConfigError, VqexportError
+from ...errors import ConfigError, VqexportError, first_line
 from ...torch_bridge import to_torch
 from ...util.fileio import atomic_path
 from ...layouts import channels_first, is_channels_last, layout_name, to_last
 from ...util.native_output import silenced
 from ...util.progress import layer_bar, stage
+from ..torch_onnx import torch_to_onnx
 from . import external, flatbuffer, onnx2tf_float32
 from .decode import build as build_decode
 
@@ -52,7 +53,6 @@ PROBE_BASE = 0x20000000  # float32 1.08e-19; PROBE_BASE + 2**29 is 2.0
 PROBE_SPAN = 1 << 29
 SIZE_SLACK = 1.02
 SIZE_EXTRA = 16 * 1024
-OPSET = 17
 _CACHE: "OrderedDict[str, bytes]" = OrderedDict()
 _CACHE_SIZE = 8
 
@@ -139,14 +139,6 @@ def export_dense_tflite(model, path, input_spec=None, *, labels=None) -> dict:
     return {"path": str(path), "bytes": len(data), **report}
 
 
-def read_tflite_metadata(path) -> dict:
-    """The JSON of the "vqexport" metadata entry of a .tflite written here."""
-    raw = flatbuffer.get_metadata(flatbuffer.read_model(Path(path).read_bytes()), flatbuffer.METADATA_NAME)
-    if raw is None:
-        raise TfliteExportError(f"{path}: has no vqexport metadata")
-    return json.loads(raw.decode())
-
-
 # -- input spec ----------------------------------------------------------------------------------
 def _input_spec(spec, input_shape) -> dict:
     spec = dict(spec or {})
@@ -224,18 +216,8 @@ def _convert(module, shape, probes: dict) -> tuple[bytes, dict]:
     the graph keeps onnx2tf fast: it serialises every constant through Keras' Python config,
     which took 540 s for one 4096x4096 layer on this machine, against 9.5 s without it.
     """
-    import onnx
-    import torch
-
+    graph = torch_to_onnx(lambda: module, shape, dynamic_batch=False)
     with tempfile.TemporaryDirectory(prefix="vqexport-tflite-") as tmp:
-        onnx_path = os.path.join(tmp, "model.onnx")
-        try:
-            with silenced():
-                torch.onnx.export(module, (torch.zeros(shape),), onnx_path, input_names=["input"],
-                                  output_names=["logits"], opset_version=OPSET, dynamo=False)
-        except Exception as e:  # torch raises many types for an unexportable model
-            raise TfliteExportError(f"ONNX export failed: {_first_line(e)}") from None
-        graph = onnx.load(onnx_path)
         lifted = _lift_weights(graph, probes)
         onnx_bytes = graph.SerializeToString()
         key = hashlib.sha256(onnx_bytes).hexdigest()
@@ -251,8 +233,8 @@ def _convert(module, shape, probes: dict) -> tuple[bytes, dict]:
                 result = onnx2tf_float32.convert(lifted_path, out)
         except (Exception, SystemExit) as e:  # onnx2tf exits the process on some failures
             # A SystemExit carries only a code; onnx2tf printed the reason before exiting.
-            why = (log.error_line() if log is not None else "") if isinstance(e, SystemExit) else _first_line(e)
-            raise TfliteExportError(f"onnx2tf could not convert the model: {why or _first_line(e)}") from None
+            why = (log.error_line() if log is not None else "") if isinstance(e, SystemExit) else first_line(e, 300)
+            raise TfliteExportError(f"onnx2tf could not convert the model: {why or first_line(e, 300)}") from None
         if result is None:
             raise TfliteExportError("onnx2tf wrote no float32 .tflite")
         data = result.read_bytes()
@@ -315,11 +297,6 @@ def _take_lifted_inputs(tfl, lifted: dict) -> dict:
             raise TfliteExportError(f"layer {layer}: onnx2tf reshaped its weight {shape} to {got}")
         out[(sg, ti)] = (layer, perm)
     return out
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:300] if text else type(e).__name__
 
 
 # -- rewrite -------------------------------------------------------------------------------------

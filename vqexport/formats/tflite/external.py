@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import mmap
 import os
-import stat
 import struct
 import tempfile
 from pathlib import Path
@@ -35,16 +33,13 @@ from ...errors import VqexportError
 from ...ir import CompressedModel
 from ...methods.registry import decode
 from . import flatbuffer
+from .flatbuffer import TfliteLoadError
 from ..limits import loads_untrusted, one_line, over_cap_message
 from ..vqm import parse_vqm, write_vqm
 
 EMBED_NAME = "vqexport.vqm"
 AREA_ALIGN = 64
 _PLACEHOLDER = 1 << 40  # any non-zero u64: the flatbuffer's length does not depend on the value
-
-
-class TfliteLoadError(VqexportError):
-    """A decode="load" .tflite whose slots or embedded .vqm do not check out."""
 
 
 def attach(tfl, ed, targets: dict, tensors: dict) -> list[dict]:
@@ -153,14 +148,11 @@ def _plan(data: bytes, name: str, max_decoded_size: int | None = None):
 
 
 def _plan_checked(data: bytes, name: str, max_decoded_size: int | None):
-    # LiteRT's copy of the generated schema: the loader must not import TensorFlow (2 s, 600 MiB).
-    from ai_edge_litert import schema_py_generated as schema
-
     def fail(msg):
         raise TfliteLoadError(one_line(f"{name}: {msg}"))
 
-    model = schema.Model.GetRootAs(data, 0)
-    meta = _metadata(model, data, (flatbuffer.METADATA_NAME, EMBED_NAME))
+    model = flatbuffer.schema().Model.GetRootAs(data, 0)
+    meta = flatbuffer.metadata_entries(model, data, (flatbuffer.METADATA_NAME, EMBED_NAME))
     info = meta.get(flatbuffer.METADATA_NAME)
     if info is None:
         return None
@@ -234,68 +226,6 @@ def _is_slot(s) -> bool:
             and all(is_int(v) for v in s["shape"]))
 
 
-def _metadata(model, data, names) -> dict[str, bytes]:
-    """The metadata entries called one of `names`, inline or stored after the flatbuffer."""
-    out = {}
-    if 4 * (model.MetadataLength() + model.BuffersLength()) > len(data):  # each entry is a 4-byte offset
-        raise IndexError("a table is longer than the file")
-    for i in range(model.MetadataLength()):
-        md = model.Metadata(i)
-        key = (md.Name() or b"").decode("utf-8")
-        if key not in names:
-            continue
-        bi = md.Buffer()
-        if not 0 <= bi < model.BuffersLength():
-            raise ValueError(f"metadata {key} names buffer {bi}")
-        b = model.Buffers(bi)
-        if b.DataLength():
-            out[key] = b.DataAsNumpy().tobytes()
-        elif b.Offset() > 1:  # stored after the flatbuffer (models over 2 GB)
-            if b.Offset() + b.Size() > len(data):
-                raise IndexError(f"metadata {key} lies outside the file")
-            out[key] = bytes(data[b.Offset():b.Offset() + b.Size()])
-        else:
-            out[key] = b""
-    return out
-
-
-def read_metadata(path, name: str) -> bytes | None:
-    """The bytes of metadata entry `name` of a .tflite file, or None; raises TfliteLoadError on garbage.
-
-    The file is memory-mapped, so only the flatbuffer's tables and that entry are read.
-    """
-    from ai_edge_litert import schema_py_generated as schema
-
-    with _mapped(path) as data:
-        try:
-            return _metadata(schema.Model.GetRootAs(data, 0), data, (name,)).get(name)
-        except (struct.error, IndexError, ValueError, TypeError, UnicodeDecodeError) as e:
-            raise TfliteLoadError(f"{path}: not a readable .tflite ({type(e).__name__})") from None
-
-
-class _mapped:
-    """A read-only memory map of a whole file (empty bytes for an empty file, which mmap refuses)."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __enter__(self):
-        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            raise TfliteLoadError(f"{self.path}: not a regular file")
-        self._f = os.fdopen(fd, "rb")
-        size = st.st_size
-        self._m = mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
-        return self._m if self._m is not None else b""
-
-    def __exit__(self, *exc):
-        if self._m is not None:
-            self._m.close()
-        self._f.close()
-
-
 def _align(n: int) -> int:
     return -(-n // AREA_ALIGN) * AREA_ALIGN
 
@@ -309,7 +239,7 @@ def interpreter_source(path, max_decoded_size: int | None = None):
     memory. Only the flatbuffer's tables of the original are read to tell which it is.
     max_decoded_size replaces the caps on the decode area (limits.py).
     """
-    with _mapped(path) as data:
+    with flatbuffer.mapped(path) as data:
         plan = _plan(data, str(path), max_decoded_size)
         if plan is None:
             yield {"model_path": str(path)}

@@ -8,26 +8,36 @@ exporter share: the op-version table of the TFLite 2.16.1 runtime and min_runtim
 from __future__ import annotations
 
 import json
+import mmap
+import os
+import stat
+import struct
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from ...errors import VqexportError
+from .. import METADATA_KEY
+
 ALIGN = 16
 OP_VERSIONS_FILE = Path(__file__).with_name("op_versions.json")
-METADATA_NAME = "vqexport"
+METADATA_NAME = METADATA_KEY
 MIN_RUNTIME = "min_runtime_version"
 
 _NP_TYPE = {"float32": "FLOAT32", "float16": "FLOAT16", "int32": "INT32", "int64": "INT64",
             "uint8": "UINT8", "int16": "INT16", "int8": "INT8", "bool": "BOOL", "resource": "RESOURCE"}
 
 
+class TfliteLoadError(VqexportError):
+    """A .tflite that cannot be read or expanded."""
+
+
 @lru_cache(maxsize=1)
 def schema():
-    from ...util.native_output import silenced
+    # LiteRT's copy of the generated schema: reading a file must not import TensorFlow (2 s, 600 MiB).
+    from ai_edge_litert import schema_py_generated
 
-    with silenced():  # the first import of TensorFlow prints C++ log lines to fd 2
-        from tensorflow.lite.python import schema_py_generated
     return schema_py_generated
 
 
@@ -178,6 +188,14 @@ class Editor:
         self._pending = {}
 
     # -- metadata ------------------------------------------------------------------------------
+    def metadata(self, name: str) -> bytes | None:
+        """Entry `name` of the tree being edited (files are read with read_metadata)."""
+        for md in self.m.metadata or []:
+            if md.name in (name, name.encode()):
+                data = self.m.buffers[md.buffer].data
+                return b"" if data is None else bytes(np.asarray(data, dtype=np.uint8))
+        return None
+
     def set_metadata(self, name: str, payload: bytes) -> None:
         for md in self.m.metadata or []:
             if md.name in (name, name.encode()):
@@ -189,14 +207,6 @@ class Editor:
         if self.m.metadata is None:
             self.m.metadata = []
         self.m.metadata.append(md)
-
-
-def get_metadata(model, name: str) -> bytes | None:
-    for md in model.metadata or []:
-        if md.name in (name, name.encode()):
-            data = model.buffers[md.buffer].data
-            return b"" if data is None else bytes(np.asarray(data, dtype=np.uint8))
-    return None
 
 
 # -- runtime compatibility -----------------------------------------------------------------------
@@ -252,7 +262,7 @@ def lower_op_versions(model) -> None:
 
 def set_min_runtime_version(model, editor: Editor, floor: str = "1.5.0") -> str:
     """Raise min_runtime_version to what the ops vqexport added need (and to `floor`); never above 2.16.1."""
-    current = (get_metadata(model, MIN_RUNTIME) or b"").split(b"\0")[0].decode() or "1.5.0"
+    current = (editor.metadata(MIN_RUNTIME) or b"").split(b"\0")[0].decode() or "1.5.0"
     table = op_table()["runtime_version"]
     need = max(current, floor, key=_version_tuple)
     for name, version in used_ops(model):
@@ -263,3 +273,87 @@ def set_min_runtime_version(model, editor: Editor, floor: str = "1.5.0") -> str:
         raise RuntimeError(f"min_runtime_version {need} is above 2.16.1")
     editor.set_metadata(MIN_RUNTIME, need.encode().ljust(16, b"\0"))
     return need
+
+
+# -- reading metadata: the only reader ------------------------------------------------------
+def read_metadata(source, name: str) -> bytes | None:
+    """The bytes of metadata entry `name` of a .tflite (a path, or its bytes), or None: the one reader.
+
+    A file is memory-mapped, so only the flatbuffer's tables and that entry are read. Raises
+    TfliteLoadError on a file whose tables point outside it.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _entries(source, (name,), "<bytes>").get(name)
+    with mapped(source) as data:
+        return _entries(data, (name,), str(source)).get(name)
+
+
+def read_info(source) -> dict | None:
+    """The JSON object of the "vqexport" entry, or None when there is none (a file not written here)."""
+    from ..limits import loads_untrusted
+
+    raw = read_metadata(source, METADATA_NAME)
+    if raw is None:
+        return None
+    try:
+        info = loads_untrusted(raw.split(b"\0")[0], "the vqexport metadata")
+    except ValueError as e:
+        raise TfliteLoadError(f"{source}: {e}") from None
+    if not isinstance(info, dict):
+        raise TfliteLoadError(f"{source}: the vqexport metadata is not a JSON object")
+    return info
+
+
+def _entries(data, names, where: str) -> dict[str, bytes]:
+    try:
+        return metadata_entries(schema().Model.GetRootAs(data, 0), data, names)
+    except (struct.error, IndexError, ValueError, TypeError, UnicodeDecodeError) as e:
+        raise TfliteLoadError(f"{where}: not a readable .tflite ({type(e).__name__})") from None
+
+
+def metadata_entries(model, data, names) -> dict[str, bytes]:
+    """The metadata entries called one of `names`, inline or stored after the flatbuffer."""
+    out = {}
+    if 4 * (model.MetadataLength() + model.BuffersLength()) > len(data):  # each entry is a 4-byte offset
+        raise IndexError("a table is longer than the file")
+    for i in range(model.MetadataLength()):
+        md = model.Metadata(i)
+        key = (md.Name() or b"").decode("utf-8")
+        if key not in names:
+            continue
+        bi = md.Buffer()
+        if not 0 <= bi < model.BuffersLength():
+            raise ValueError(f"metadata {key} names buffer {bi}")
+        b = model.Buffers(bi)
+        if b.DataLength():
+            out[key] = b.DataAsNumpy().tobytes()
+        elif b.Offset() > 1:  # stored after the flatbuffer (models over 2 GB)
+            if b.Offset() + b.Size() > len(data):
+                raise IndexError(f"metadata {key} lies outside the file")
+            out[key] = bytes(data[b.Offset():b.Offset() + b.Size()])
+        else:
+            out[key] = b""
+    return out
+
+
+class mapped:
+    """A read-only memory map of a whole file (empty bytes for an empty file, which mmap refuses)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise TfliteLoadError(f"{self.path}: not a regular file")
+        self._f = os.fdopen(fd, "rb")
+        size = st.st_size
+        self._m = mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        return self._m if self._m is not None else b""
+
+    def __exit__(self, *exc):
+        if self._m is not None:
+            self._m.close()
+        self._f.close()
