@@ -26,11 +26,10 @@ import torch
 
 import vqexport
 from vqexport.errors import VqmError
+from vqexport.formats.vqm import HEADER, SECTION
 from vqexport.torch_bridge import decoded_state_dict
 from vqexport import write_vqm
 
-HEADER = struct.Struct("<4sHHIIQQQQQII")
-SECTION = struct.Struct("<BBBB4IQQI")
 
 
 def kind_of(message: str) -> str:

@@ -12,7 +12,8 @@ ort = pytest.importorskip("onnxruntime")
 
 import vqexport  # noqa: E402
 from vqexport.errors import ConfigError  # noqa: E402
-from vqexport.formats.onnx import decode_subgraph, export_dense_onnx, export_onnx, unpack_matrix  # noqa: E402
+from vqexport.formats.onnx import export_dense_onnx, export_onnx  # noqa: E402
+from vqexport.formats.onnx_decode import decode_subgraph, unpack_matrix  # noqa: E402
 from vqexport.ir import CompressedTensor, dense_section, packed_section  # noqa: E402
 from vqexport.methods.registry import decode
 from vqexport import to_torch

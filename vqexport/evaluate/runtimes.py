@@ -114,9 +114,6 @@ class Runtime:
     def version(self) -> str:
         return self.kind
 
-    def close(self) -> None:
-        pass
-
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.path or ''} input={self.input_shape}>"
 

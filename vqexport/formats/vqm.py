@@ -279,7 +279,7 @@ def _read_record(table: bytes, pos: int, data: bytes, fail, regions: list, budge
         expect = bitpack.packed_nbytes(count, bits) if dtype == "packed" else count * ITEMSIZE[dtype]
         if length != expect:
             fail(f"{tname}/{role}: {length} bytes where its dims {sshape} need {expect}")
-        if offset % 64 or offset < HEADER.size or offset + length > len(data):
+        if offset % ALIGN or offset < HEADER.size or offset + length > len(data):
             fail(f"{tname}/{role}: section at {offset}+{length} is misaligned or outside the file")
         regions.append((offset, length, f"{tname}/{role}"))
         payload = data[offset:offset + length]

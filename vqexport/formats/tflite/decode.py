@@ -31,6 +31,7 @@ from math import gcd
 import numpy as np
 
 from ... import bitpack
+from ...errors import VqexportError
 
 
 def word_layout(bits: int) -> tuple[int, int]:
@@ -151,65 +152,82 @@ def build(ed, sg: int, t, target_shape, layout, out: int | None, prefix: str) ->
     layout: "W" (target is [m, n]), "WT" (target is [n, m]), or an int array `perm` with
     target.flat[p] = W.flat[perm[p]] (binary and kmeans only).
     """
+    chain = CHAINS.get(t.method)
+    if chain is None:
+        raise TfliteDecodeError(f"{t.name}: method {t.method!r} has no TFLite decode")
+    if isinstance(layout, np.ndarray) and t.method not in FOLLOWS_ANY_ORDER:
+        raise TfliteDecodeError(f"the converter reordered the elements of {t.name}; only "
+                                f"{' and '.join(sorted(FOLLOWS_ANY_ORDER))} can follow that")
     c = Chain(ed, sg, prefix)
-    m, n = t.shape
-    target_shape = [int(v) for v in target_shape]
-    cbsec = t.sections.get("codebook")
-    cb = None if cbsec is None else np.asarray(cbsec.data)
-    if t.method in ("binary", "kmeans"):
-        idx = t.indices().ravel()
-        if isinstance(layout, np.ndarray):
-            idx = idx[layout]
-        elif layout == "WT":
-            idx = idx.reshape(m, n).T.ravel()
-        ix = c.indices(idx, t.bits, target_shape)
-        opts = ed.options("GatherOptions", axis=0, batchDims=0)
-        w = c.emit("GATHER", [c.codebook(cb, [t.k]), ix], target_shape, "float32", out, opts, "GatherOptions")
-        return w, c.ops
-    if isinstance(layout, np.ndarray):
-        raise ValueError(f"the converter reordered the elements of {t.name}; only kmeans and binary can follow that")
-    natural = "W"
-    if t.method == "pq":
-        idx = t.indices()  # [s, vectors]
-        s = idx.shape[0]
-        vectors = idx.shape[1]
-        natural = "WT" if t.rows else "W"
-        ix = c.indices(idx.T.ravel(), t.bits, [vectors, s])
-        if s > 1:
-            ix = c.binary("ADD", ix, c.const("offsets", (np.arange(s, dtype=np.int32) * t.k)), [vectors, s])
-        cbt = c.codebook(cb, [s * t.k, t.d])
-        g = c.gather(cbt, ix, [vectors, s, t.d], "float32")
-        shape = [vectors, s * t.d]
-        w = _finish(c, g, shape, natural, layout, target_shape, out, reshape=True)
-    elif t.method == "rq":
-        idx = t.indices()  # [t, m]
-        st = t.stages
-        ix = c.indices(idx.ravel(), t.bits, [st, m])
-        if st > 1:
-            ix = c.binary("ADD", ix, c.const("offsets", (np.arange(st, dtype=np.int32) * t.k)[:, None]), [st, m])
-        cbt = c.codebook(cb, [st * t.k, n])
-        g = c.gather(cbt, ix, [st, m, n], "float32")
-        if st == 1:
-            w = _finish(c, g, [m, n], "W", layout, target_shape, out, reshape=True)
-        else:
-            parts = [ed.tensor(sg, f"{prefix}/stage{i}", [m, n], "float32") for i in range(st)]
-            ed.op(sg, "UNPACK", [g], parts, ed.options("UnpackOptions", num=st, axis=0), "UnpackOptions")
-            c.ops += 1
-            acc = parts[0]
-            for i in range(1, st):
-                last = i == st - 1 and layout == "W"
-                acc = c.binary("ADD", acc, parts[i], [m, n], "float32", out=out if last else None)
-            w = acc if (layout == "W" and st > 1) else _finish(c, acc, [m, n], "W", layout, target_shape, out)
-    elif t.method == "svd":
-        a = c.const("factor_a", np.asarray(t.sections["factor_a"].data, np.float32))
-        b = c.const("factor_b", np.asarray(t.sections["factor_b"].data, np.float32))
-        wt = layout == "WT"
-        opts = ed.options("BatchMatMulOptions", adjX=wt, adjY=wt, asymmetricQuantizeInputs=False)
-        w = c.emit("BATCH_MATMUL", [b, a] if wt else [a, b], target_shape, "float32", out, opts,
-                   "BatchMatMulOptions")
-    else:
-        raise ValueError(f"no TFLite decode for method {t.method!r}")
+    w = chain(c, t, [int(v) for v in target_shape], layout, out)
     return w, c.ops
+
+
+def _scalar(c: Chain, t, target_shape, layout, out) -> int:
+    """binary and kmeans: one index per weight, so any element order the converter chose is followed."""
+    m, n = t.shape
+    idx = t.indices().ravel()
+    if isinstance(layout, np.ndarray):
+        idx = idx[layout]
+    elif layout == "WT":
+        idx = idx.reshape(m, n).T.ravel()
+    ix = c.indices(idx, t.bits, target_shape)
+    opts = c.ed.options("GatherOptions", axis=0, batchDims=0)
+    return c.emit("GATHER", [c.codebook(_codebook(t), [t.k]), ix], target_shape, "float32", out, opts,
+                  "GatherOptions")
+
+
+def _pq(c: Chain, t, target_shape, layout, out) -> int:
+    idx = t.indices()  # [s, vectors]
+    s, vectors = idx.shape
+    ix = c.indices(idx.T.ravel(), t.bits, [vectors, s])
+    if s > 1:
+        ix = c.binary("ADD", ix, c.const("offsets", (np.arange(s, dtype=np.int32) * t.k)), [vectors, s])
+    cbt = c.codebook(_codebook(t), [s * t.k, t.d])
+    g = c.gather(cbt, ix, [vectors, s, t.d], "float32")
+    return _finish(c, g, [vectors, s * t.d], "WT" if t.rows else "W", layout, target_shape, out, reshape=True)
+
+
+def _rq(c: Chain, t, target_shape, layout, out) -> int:
+    m, n = t.shape
+    idx = t.indices()  # [t, m]
+    st = t.stages
+    ix = c.indices(idx.ravel(), t.bits, [st, m])
+    if st > 1:
+        ix = c.binary("ADD", ix, c.const("offsets", (np.arange(st, dtype=np.int32) * t.k)[:, None]), [st, m])
+    cbt = c.codebook(_codebook(t), [st * t.k, n])
+    g = c.gather(cbt, ix, [st, m, n], "float32")
+    if st == 1:
+        return _finish(c, g, [m, n], "W", layout, target_shape, out, reshape=True)
+    ed, sg, prefix = c.ed, c.sg, c.prefix
+    parts = [ed.tensor(sg, f"{prefix}/stage{i}", [m, n], "float32") for i in range(st)]
+    ed.op(sg, "UNPACK", [g], parts, ed.options("UnpackOptions", num=st, axis=0), "UnpackOptions")
+    c.ops += 1
+    acc = parts[0]
+    for i in range(1, st):
+        last = i == st - 1 and layout == "W"
+        acc = c.binary("ADD", acc, parts[i], [m, n], "float32", out=out if last else None)
+    return acc if layout == "W" else _finish(c, acc, [m, n], "W", layout, target_shape, out)
+
+
+def _svd(c: Chain, t, target_shape, layout, out) -> int:
+    a = c.const("factor_a", np.asarray(t.sections["factor_a"].data, np.float32))
+    b = c.const("factor_b", np.asarray(t.sections["factor_b"].data, np.float32))
+    wt = layout == "WT"
+    opts = c.ed.options("BatchMatMulOptions", adjX=wt, adjY=wt, asymmetricQuantizeInputs=False)
+    return c.emit("BATCH_MATMUL", [b, a] if wt else [a, b], target_shape, "float32", out, opts, "BatchMatMulOptions")
+
+
+def _codebook(t) -> np.ndarray:
+    return np.asarray(t.sections["codebook"].data)
+
+
+CHAINS = {"binary": _scalar, "kmeans": _scalar, "pq": _pq, "rq": _rq, "svd": _svd}
+FOLLOWS_ANY_ORDER = {"binary", "kmeans"}  # one index per weight: can follow a converter's reordering
+
+
+class TfliteDecodeError(VqexportError):
+    """A weight that no decode chain can produce in the layout the converter chose."""
 
 
 def _finish(c: Chain, x: int, shape, natural: str, layout: str, target_shape, out, reshape: bool = False) -> int:

@@ -300,7 +300,7 @@ def _take_lifted_inputs(tfl, lifted: dict) -> dict:
 
 
 # -- rewrite -------------------------------------------------------------------------------------
-def _rewrite(tfl, ed, tensors: dict, lifted: dict, decode: str, bar) -> dict:
+def _rewrite(tfl, ed, tensors: dict, lifted: dict, decode: str, bar) -> tuple[dict, list[dict]]:
     targets = _take_lifted_inputs(tfl, lifted)
     init_sg = ed.subgraph("vqexport_decode_once") if decode == "once" else None
     if init_sg is not None:

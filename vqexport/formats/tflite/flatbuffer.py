@@ -270,7 +270,7 @@ def set_min_runtime_version(model, editor: Editor, floor: str = "1.5.0") -> str:
         if v and _version_tuple(v) > _version_tuple(need):
             need = v
     if _version_tuple(need) > (2, 16, 1):
-        raise RuntimeError(f"min_runtime_version {need} is above 2.16.1")
+        raise VqexportError(f"the exported model needs TFLite runtime {need}, above 2.16.1 (the Android app's)")
     editor.set_metadata(MIN_RUNTIME, need.encode().ljust(16, b"\0"))
     return need
 
