@@ -33,7 +33,7 @@ def rng():
 @pytest.fixture(scope="session")
 def torchscript_cnn(tmp_path_factory):
     """A TorchScript file of the tiny CNN with its input spec inside, as a user would have."""
-    from vqexport.zoo.cnn import save_torchscript
+    from vqexport.zoo.reference import save_torchscript
 
     path = tmp_path_factory.mktemp("models") / "cnn.pt"
     save_torchscript(tiny_cnn(), path, {"input": TINY_CNN_INPUT, "labels": [str(i) for i in range(10)]})

@@ -146,7 +146,7 @@ def test_bench_onnx(onnx_files):
 
 
 def test_bench_torchscript_and_errors(tmp_path, loaded):
-    from vqexport.zoo.cnn import save_torchscript
+    from vqexport.zoo.reference import save_torchscript
 
     pt = tmp_path / "m.pt"
     save_torchscript(loaded.module, pt, {"input": SPEC})

@@ -31,7 +31,7 @@ def mlp_and_data(tmp_path_factory):
         opt.step()
     net.eval()
     np.savez(d / "data.npz", x=x, y=y)
-    from vqexport.zoo.cnn import save_torchscript
+    from vqexport.zoo.reference import save_torchscript
 
     save_torchscript(net, d / "mlp.pt", {"input": {"shape": [1, 48], "layout": "NC"}})
     return vqexport.load_model(d / "mlp.pt"), str(d / "data.npz"), d

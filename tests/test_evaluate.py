@@ -41,7 +41,7 @@ def test_topk():
 
 def test_reference_cnn_reaches_target_accuracy():
     from vqexport.zoo import reference_model
-    from vqexport.zoo.cnn import accuracy
+    from vqexport.zoo.train import accuracy
 
     m = reference_model()
     x, y = mnist5k("test")
@@ -259,7 +259,7 @@ def test_sweep_scale(tmp_path):
 
     from conftest import TINY_CNN_INPUT, tiny_cnn
     from vqexport.evaluate.sweep import run_sweep
-    from vqexport.zoo.cnn import save_torchscript
+    from vqexport.zoo.reference import save_torchscript
 
     net = tiny_cnn()
     save_torchscript(net, tmp_path / "m.pt", {"input": TINY_CNN_INPUT})

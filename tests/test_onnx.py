@@ -233,7 +233,7 @@ def test_via_api(seq, tmp_path):
 
 def test_reference_model(tmp_path):
     zoo = pytest.importorskip("vqexport.zoo")
-    path = zoo.cnn.cache_dir()
+    path = zoo.reference.cache_dir()
     if not any(path.glob("mnist_cnn-*.pt")):
         pytest.skip("the reference CNN is not trained yet (vqexport.zoo.reference_model())")
     lm = zoo.reference_model()

@@ -19,7 +19,7 @@ def _data(tmp_path, model):
 
 
 def test_quick_sweep_writes_three_points_and_plots(tmp_path):
-    from vqexport.zoo.cnn import save_torchscript
+    from vqexport.zoo.reference import save_torchscript
 
     net = tiny_cnn()
     save_torchscript(net, tmp_path / "m.pt", {"input": TINY_CNN_INPUT})
@@ -57,7 +57,7 @@ def test_best_within_one_point():
 
 
 def test_budget_points_and_paired_correctness(tmp_path):
-    from vqexport.zoo.cnn import save_torchscript
+    from vqexport.zoo.reference import save_torchscript
 
     net = tiny_cnn()
     save_torchscript(net, tmp_path / "m.pt", {"input": TINY_CNN_INPUT})
@@ -79,7 +79,7 @@ def test_budget_points_and_paired_correctness(tmp_path):
 
 def test_quick_sweep_on_fashion(tmp_path):
     """The paper-shaped CNN trained on Fashion-MNIST (cached; trained on first use, about 2 minutes)."""
-    from vqexport.zoo.cnn import reference_path
+    from vqexport.zoo.reference import reference_path
 
     s = run_sweep(reference_path("fashion"), "fashion", tmp_path / "out", quick=True, quiet=True)
     assert s["images"] == 10000 and s["baseline"]["top1"] > 0.85

@@ -210,7 +210,8 @@ def test_runs_in_tflite_2_16_1(exported, inputs, tmp_path):
 
 def test_reference_cnn(tmp_path):
     """The trained reference CNN, kmeans k=16, decode once: same top-1 as its decoded torch model."""
-    from vqexport.zoo.cnn import TRAIN, _key, cache_dir
+    from vqexport.zoo.cnn import TRAIN
+    from vqexport.zoo.reference import _key, cache_dir
 
     path = cache_dir() / f"mnist_cnn-mnist5k-{_key('mnist5k', TRAIN)}.pt"
     if not path.exists():  # training it belongs to the zoo's tests, not here

@@ -301,7 +301,7 @@ def _vqm_naming(path, arch, source):
 
 def test_vqm_metadata_arch_imports_and_calls_nothing(torchscript_cnn, tmp_path):
     """os:abort would kill the process, tempfile:mkdtemp make a folder, this:x print the Zen of Python."""
-    from vqexport.zoo.cnn import save_torchscript
+    from vqexport.zoo.reference import save_torchscript
 
     files = []
     for i, arch in enumerate(["os:abort", "tempfile:mkdtemp", "this:x"]):

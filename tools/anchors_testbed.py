@@ -73,14 +73,14 @@ def setup() -> int:
 
 def model_path(network: str) -> Path:
     """The cached reference network, without training it: this tool only measures."""
-    from vqexport.zoo import cnn
+    from vqexport.zoo import cnn, reference
 
     train = cnn.FASHION_TRAIN[network]
     stem = "mnist_cnn" if network == "paper" else f"{network}_cnn"
-    path = cnn.cache_dir() / f"{stem}-fashion-{cnn._key('fashion', train, network)}.pt"
+    path = reference.cache_dir() / f"{stem}-fashion-{reference._key('fashion', train, network)}.pt"
     if not path.exists():
         raise SystemExit(f"{path}: the {network} reference network is not trained yet; train it with "
-                         f"vqexport.zoo.cnn.reference_path('fashion', network='{network}')")
+                         f"vqexport.zoo.reference.reference_path('fashion', network='{network}')")
     return path
 
 

@@ -3,7 +3,7 @@
     .venv/bin/python tools/budget_experiment.py [--networks paper,mobile] [--rates 8,16,24,30,40,50,64]
                                                [--drops 0.5,1.0] [--out docs/results] [--json]
 
-For each network (trained and cached by vqexport.zoo.cnn.reference_path), the budget search
+For each network (trained and cached by vqexport.zoo.reference.reference_path), the budget search
 measures each layer's sensitivity once on 1,000 training images, then cuts a plan for every
 whole-model rate in --rates (file size on disk = dense float32 bytes / rate) and for every
 --drops (maximum top-1 drop, searched on 2,000 held-out training images). Each plan is written as
@@ -35,7 +35,7 @@ def run(network: str, rates, drops, seed: int) -> dict:
     from vqexport.evaluate.datasets import fashion
     from vqexport.evaluate.paired import compare
     from vqexport.evaluate.runtimes import TorchRuntime
-    from vqexport.zoo.cnn import reference_path
+    from vqexport.zoo.reference import reference_path
 
     model = vqexport.load_model(reference_path("fashion", network=network))
     x, y = fashion("test")

@@ -30,7 +30,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from vqexport.evaluate.sweep import plot_accuracy, plot_sizes, run_sweep
-    from vqexport.zoo.cnn import reference_path
+    from vqexport.zoo.reference import reference_path
 
     out = Path(args.out)
     sections, summaries = [], []

@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .config import CompressConfig, glob_matches
 from .errors import ConfigError
 from .ir import CompressedModel, CompressedTensor, dense_section

@@ -160,7 +160,7 @@ def _same(init, w: np.ndarray) -> bool:
 
 
 def _set_metadata(proto, meta: dict, spec: dict) -> None:
-    from .. import __version__
+    from ..version import __version__
 
     info = {"labels": meta.get("labels"), "input": spec, "source": meta.get("source"), "config": meta.get("config"),
             "summary": meta.get("summary")}

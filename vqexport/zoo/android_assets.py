@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from vqexport import write_vqm
 
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+
 from vqexport import write_vqm
 
 
@@ -23,7 +24,7 @@ def main(argv=None) -> int:
     from vqexport.evaluate.accuracy import evaluate_file
     from vqexport.evaluate.datasets import mnist5k
     from vqexport.util.report import human_bytes, table
-    from vqexport.zoo.cnn import reference_path
+    from vqexport.zoo.reference import reference_path
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

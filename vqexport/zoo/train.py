@@ -1,13 +1,16 @@
 """Reproducible training of the reference CNN: explicit seeds, a torch.Generator, no global state."""
 from __future__ import annotations
 
+import numpy as np
+
+from .cnn import BUILDERS, MNIST_INPUT, input_spec
+
 
 def train_reference(dataset: str, cfg: dict, quiet: bool = True, network: str = "paper"):
     import torch
 
     from ..evaluate.datasets import BUILT_IN, prepare
     from ..util.progress import step_bar
-    from .cnn import BUILDERS, accuracy, input_spec
 
     load = BUILT_IN[dataset]
     xtr, ytr = load("train")
@@ -78,3 +81,14 @@ def _shift(x, max_shift: int, gen):
 
 
 __all__ = ["train_reference"]
+
+
+def accuracy(module, x: np.ndarray, y: np.ndarray, spec: dict = MNIST_INPUT, batch: int = 1000) -> float:
+    import torch
+
+    from ..evaluate.datasets import prepare
+
+    with torch.no_grad():
+        pred = np.concatenate([module(torch.from_numpy(prepare(x[i:i + batch], spec))).argmax(1).numpy()
+                               for i in range(0, len(x), batch)])
+    return float((pred == y).mean())

@@ -399,6 +399,6 @@ def _converted_layout(in_shape, source_shape) -> str:
 
 
 def _producer() -> str:
-    from ... import __version__
+    from ...version import __version__
 
     return f"vqexport {__version__}"
