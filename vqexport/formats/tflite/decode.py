@@ -150,14 +150,11 @@ def build(ed, sg: int, t, target_shape, layout, out: int | None, prefix: str) ->
     """Emit the decode of CompressedTensor `t` into the weight tensor's shape; returns (tensor, ops).
 
     layout: "W" (target is [m, n]), "WT" (target is [n, m]), or an int array `perm` with
-    target.flat[p] = W.flat[perm[p]] (binary and kmeans only).
+    target.flat[p] = W.flat[perm[p]] (FOLLOWS_ANY_ORDER only; the exporter checks before).
     """
     chain = CHAINS.get(t.method)
     if chain is None:
         raise TfliteDecodeError(f"{t.name}: method {t.method!r} has no TFLite decode")
-    if isinstance(layout, np.ndarray) and t.method not in FOLLOWS_ANY_ORDER:
-        raise TfliteDecodeError(f"the converter reordered the elements of {t.name}; only "
-                                f"{' and '.join(sorted(FOLLOWS_ANY_ORDER))} can follow that")
     c = Chain(ed, sg, prefix)
     w = chain(c, t, [int(v) for v in target_shape], layout, out)
     return w, c.ops

@@ -37,13 +37,14 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import ConfigError, VqexportError, first_line
+from ...layouts import channels_first, is_channels_last, layout_name, to_last
 from ...torch_bridge import to_torch
 from ...util.fileio import atomic_path
-from ...layouts import channels_first, is_channels_last, layout_name, to_last
 from ...util.native_output import silenced
 from ...util.progress import layer_bar, stage
 from ..torch_onnx import torch_to_onnx
 from . import external, flatbuffer, onnx2tf_float32
+from .decode import FOLLOWS_ANY_ORDER
 from .decode import build as build_decode
 
 DECODE_MODES = ("once", "every-run", "load")
@@ -313,7 +314,7 @@ def _rewrite(tfl, ed, tensors: dict, lifted: dict, decode: str, bar) -> tuple[di
                                         "stored_bytes": 0, "decode_ops": 0, "layout": []})
         shape = [int(v) for v in tfl.subgraphs[si].tensors[ti].shape]
         layout = _layout(perm, shape, m, n)
-        if isinstance(layout, np.ndarray) and t.method not in ("binary", "kmeans"):
+        if isinstance(layout, np.ndarray) and t.method not in FOLLOWS_ANY_ORDER:
             raise TfliteExportError(f"layer {name}: the converter reordered its weight {shape}; "
                                     f"{t.method} can only follow a kept or transposed weight")
         info["layout"].append(layout if isinstance(layout, str) else "permuted")

@@ -32,10 +32,10 @@ import numpy as np
 from ...errors import VqexportError
 from ...ir import CompressedModel
 from ...methods.registry import decode
-from . import flatbuffer
-from .flatbuffer import TfliteLoadError
 from ..limits import loads_untrusted, one_line, over_cap_message
 from ..vqm import parse_vqm, write_vqm
+from . import flatbuffer
+from .flatbuffer import TfliteLoadError
 
 EMBED_NAME = "vqexport.vqm"
 AREA_ALIGN = 64
