@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import struct
 import sys
-import traceback
 import zlib
 from pathlib import Path
 
@@ -179,7 +178,7 @@ def corrupt_variants(src: bytes) -> dict[str, bytes]:
         b = bytearray(src); b[dpos] = 7; refix_table(b); v[f"bad_role_{safe}"] = bytes(b)
         b = bytearray(src); b[dpos + 1] = 12; refix_table(b); v[f"bad_dtype_{safe}"] = bytes(b)
     # bits 17, and a packed index >= k (section crc fixed so only the index check can fail)
-    for name, start, secs in table_records(src):
+    for _name, start, secs in table_records(src):
         roles = dict(secs)
         if 2 not in roles:
             continue
@@ -330,10 +329,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except SystemExit:
-        raise
-    except Exception:
-        traceback.print_exc()
-        sys.exit(1)
+    sys.exit(main())

@@ -11,8 +11,7 @@ from vqexport.evaluate import EvalNote
 from vqexport.evaluate.accuracy import evaluate_file, topk
 from vqexport.evaluate.datasets import class_indices, digits, load_dataset, mnist5k, prepare
 
-from conftest import run_cli
-from conftest import cli
+from conftest import cli, run_cli
 
 
 def test_mnist5k_split_is_fixed_and_disjoint():
@@ -178,9 +177,9 @@ def test_npy_named_npz_and_bad_scale(tmp_path, torchscript_cnn):
 
 def test_eval_vqm_with_a_source_whose_channels_do_not_fit(tmp_path):
     # Issue 14, item 11: a .vqm that records no input shape, fed data of the wrong channel count.
-    from conftest import tiny_cnn
-
     import torch
+
+    from conftest import tiny_cnn
 
     pt = tmp_path / "plain.pt"
     torch.jit.save(torch.jit.script(tiny_cnn()), str(pt))
@@ -256,9 +255,10 @@ def test_sweep_scale(tmp_path):
     # Issue 14, item 7: sweep feeds the data as given too, and divides it only with --scale.
     import torch
 
-    from conftest import TINY_CNN_INPUT, tiny_cnn
     from vqexport.evaluate.sweep import run_sweep
     from vqexport.zoo.cnn import save_torchscript
+
+    from conftest import TINY_CNN_INPUT, tiny_cnn
 
     net = tiny_cnn()
     save_torchscript(net, tmp_path / "m.pt", {"input": TINY_CNN_INPUT})

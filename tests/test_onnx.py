@@ -108,8 +108,9 @@ def test_export_every_method(seq, tmp_path, case):
     _check_agreement(cm, path)
 
 
-@pytest.mark.parametrize("case", [("kmeans", {"k": 16}), ("pq", {"k": 4, "d": 4}), ("pq", {"k": 4, "d": 2, "rows": True}),
-                                  ("rq", {"k": 4, "stages": 3}), ("svd", {"rank": 3}), ("binary", {})], ids=_ids)
+@pytest.mark.parametrize("case", [("kmeans", {"k": 16}), ("pq", {"k": 4, "d": 4}),
+                                  ("pq", {"k": 4, "d": 2, "rows": True}), ("rq", {"k": 4, "stages": 3}),
+                                  ("svd", {"rank": 3}), ("binary", {})], ids=_ids)
 def test_transposed_weights(tokens, tmp_path, case):
     method, kw = case
     cm = vqexport.compress(tokens, method, seed=0, **kw)
@@ -124,9 +125,10 @@ def _weights_from_onnx(path, layers):
     """Run a copy of the graph whose extra outputs are the decoded weights."""
     model = onnx.load(str(path))
     for entry in layers.values():
-        model.graph.output.append(onnx.helper.make_tensor_value_info(entry["initializer"], onnx.TensorProto.FLOAT, None))
+        value = onnx.helper.make_tensor_value_info(entry["initializer"], onnx.TensorProto.FLOAT, None)
+        model.graph.output.append(value)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    shape = json.loads(dict((p.key, p.value) for p in model.metadata_props)["input"])["shape"]
+    shape = json.loads({p.key: p.value for p in model.metadata_props}["input"])["shape"]
     outs = sess.run(None, {"input": np.zeros(shape, np.float32)})
     return {name: outs[1 + i] for i, name in enumerate(layers)}
 
@@ -241,8 +243,9 @@ def test_reference_model(tmp_path):
     _check_agreement(cm, tmp_path / "ref.onnx", n=100)
 
 
-@pytest.mark.parametrize("case", [("kmeans", {"k": 5}), ("pq", {"k": 4, "d": 2, "rows": True}), ("rq", {"k": 4, "stages": 3}),
-                                  ("svd", {"rank": 3}), ("kmeans", {"k": 16, "codebook_dtype": "float16"})], ids=_ids)
+@pytest.mark.parametrize("case", [("kmeans", {"k": 5}), ("pq", {"k": 4, "d": 2, "rows": True}),
+                                  ("rq", {"k": 4, "stages": 3}), ("svd", {"rank": 3}),
+                                  ("kmeans", {"k": 16, "codebook_dtype": "float16"})], ids=_ids)
 def test_runtime_folds_the_decode(tokens, tmp_path, case):
     """Even ORT's basic level folds every decode node: the session runs the dense graph."""
     method, kw = case

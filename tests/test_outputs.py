@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from conftest import run_cli
 from vqexport.errors import VqexportError
+
+from conftest import run_cli
 
 
 @pytest.fixture

@@ -18,11 +18,11 @@ from conftest import TINY_CNN_INPUT, tiny_cnn
 pytest.importorskip("onnx2tf")
 pytest.importorskip("ai_edge_litert")
 
-import vqexport  # noqa: E402
-from vqexport.errors import ConfigError, VqexportError  # noqa: E402
-from vqexport.formats import tflite_decode, tflite_external, tflite_rewrite  # noqa: E402
-from vqexport.formats.tflite_export import export_dense_tflite, export_tflite, read_tflite_metadata  # noqa: E402
-from vqexport.load import load_model  # noqa: E402
+import vqexport
+from vqexport.errors import ConfigError, VqexportError
+from vqexport.formats import tflite_decode, tflite_external, tflite_rewrite
+from vqexport.formats.tflite_export import export_dense_tflite, export_tflite, read_tflite_metadata
+from vqexport.load import load_model
 
 CASES = {
     "kmeans16": ("kmeans", {"k": 16}),

@@ -10,11 +10,11 @@ from conftest import TINY_CNN_INPUT, tiny_cnn
 pytest.importorskip("onnx2tf")
 pytest.importorskip("ai_edge_litert")
 
-import vqexport  # noqa: E402
-from vqexport.formats import tflite_external, tflite_rewrite  # noqa: E402
-from vqexport.formats.tflite_export import export_tflite  # noqa: E402
-from vqexport.formats.tflite_external import TfliteLoadError  # noqa: E402
-from vqexport.load import load_model  # noqa: E402
+import vqexport
+from vqexport.formats import tflite_external, tflite_rewrite
+from vqexport.formats.tflite_export import export_tflite
+from vqexport.formats.tflite_external import TfliteLoadError
+from vqexport.load import load_model
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,6 @@ from vqexport.errors import VqexportError  # noqa: E402
 from vqexport.formats import limits  # noqa: E402
 from vqexport.formats.vqm import parse_vqm  # noqa: E402
 
-
 # --- the oracle --------------------------------------------------------------------------------
 
 class Hang(Exception):

@@ -62,7 +62,7 @@ def probe() -> dict:
         try:
             m = __import__(mod)
             out[mod] = getattr(m, "__version__", "?")
-        except Exception as e:  # an anchor library that does not import is reported, not fatal
+        except Exception as e:  # noqa: BLE001 - an anchor library that does not import is reported, not fatal
             out[mod] = None
             out[mod + "_error"] = f"{type(e).__name__}: {e}"[:300]
     return out
