@@ -37,6 +37,7 @@ def test_topk():
     assert topk(logits, np.array([1, 2]), 2) == 1.0
 
 
+@pytest.mark.slow  # trains the reference CNN on first use (about 6 minutes)
 def test_reference_cnn_reaches_target_accuracy():
     from vqexport.zoo import reference_model
     from vqexport.zoo.cnn import accuracy
@@ -233,6 +234,7 @@ def test_eval_cli_json(tmp_path, torchscript_cnn):
     assert r["images"] == 4 and 0 <= r["top1"] <= 1 and r["top5"] >= r["top1"]
 
 
+@pytest.mark.slow  # trains twice
 def test_training_is_reproducible_and_leaves_the_global_rng_alone():
     # Dropout draws from torch's global generator; the training seeds it inside fork_rng.
     import torch

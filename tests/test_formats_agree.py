@@ -19,6 +19,8 @@ import vqexport
 
 from conftest import cli
 
+pytestmark = pytest.mark.tflite  # every model here is also exported to .tflite and run in LiteRT
+
 DECODES = ("once", "every-run", "load")
 N = 64
 MARGIN = 1e-3  # inputs whose top two logits are closer than this are left out: float order may flip them

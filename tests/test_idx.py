@@ -88,6 +88,7 @@ def test_fashion_from_a_folder(tmp_path, monkeypatch):
     np.testing.assert_allclose(xs[:, 0] * 255, x, atol=1e-4)
 
 
+@pytest.mark.slow  # reads Debian's Fashion-MNIST, which only make test installs
 def test_real_fashion_mnist_split():
     # make test installs dataset-fashion-mnist, so this never skips
     xt, yt = datasets.fashion("test")

@@ -230,6 +230,7 @@ def test_via_api(seq, tmp_path):
     assert info["opset"] == 18
 
 
+@pytest.mark.slow  # the trained reference CNN
 def test_reference_model(tmp_path):
     zoo = pytest.importorskip("vqexport.zoo")
     path = zoo.cnn.cache_dir()

@@ -379,6 +379,7 @@ class Tied(torch.nn.Module):
         return self.c(torch.relu(self.b(torch.relu(self.a(x.flatten(1))))))
 
 
+@pytest.mark.tflite  # one of the formats is .tflite
 def test_tied_weights_one_tensor_in_every_format(tmp_path):
     import onnx
 

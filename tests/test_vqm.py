@@ -52,6 +52,7 @@ def test_file_size_matches_accounting(model, tmp_path, method, params):
     assert ideal <= size <= ideal + 4096 + 0.001 * ideal, (size, ideal)
 
 
+@pytest.mark.slow  # trains the reference CNN on first use (about 6 minutes)
 def test_reference_cnn_file_size_bound(tmp_path):
     from vqexport.zoo import reference_model
 
