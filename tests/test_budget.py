@@ -8,6 +8,8 @@ from vqexport.errors import ConfigError
 
 from conftest import run_cli, tiny_mlp
 
+pytestmark = pytest.mark.slow  # every test here reads a module fixture that trains an MLP (15 s on 2 busy cores)
+
 
 @pytest.fixture(scope="module")
 def mlp_and_data(tmp_path_factory):

@@ -225,6 +225,7 @@ def test_pt2_trusted_loads_with_torch(pt2):
 
 # -- .pt2 in eval, bench, sweep and the exporters ---------------------------------------------------
 
+@pytest.mark.slow  # eval, bench and a sweep of one .pt2 (11 s)
 def test_pt2_eval_bench_sweep(pt2, tmp_path, capsys):
     data = np.load(pt2 / "d.npz")
     expect = tiny_cnn()(torch.from_numpy(data["x"])).argmax(1).numpy()
