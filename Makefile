@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PIP_NO_CACHE_DIR := 1
 NEED_GIB ?= 14
 
-.PHONY: install demo test test-python test-android apk clean fashion
+.PHONY: install demo lint test test-fast test-python test-android apk clean fashion
 
 install: $(STAMP)
 
@@ -30,7 +30,16 @@ $(STAMP): pyproject.toml constraints.txt
 demo: install
 	$(PY) -m vqexport.zoo.demo
 
-test: test-python test-android
+# Lint first: it takes seconds and fails before minutes of tests.
+test: lint test-python test-android
+
+lint: install
+	$(PY) -m ruff check vqexport tests tools android-demo
+
+# The fast tier, under 2 minutes: no TensorFlow, onnx2tf or LiteRT (tests/conftest.py makes them
+# unimportable there), no training, no Fashion-MNIST. `make test` runs these and the rest.
+test-fast: install
+	$(PY) -m pytest -q -m "not tflite and not slow" tests
 
 # TF 2.16.1's interpreter, the runtime the Android app ships: the TFLite tests run every exported
 # model in it too. Its own venv: it cannot share one with the pinned TensorFlow 2.19.

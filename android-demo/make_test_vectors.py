@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import struct
 import sys
-import traceback
 import zlib
 from pathlib import Path
 
@@ -25,11 +24,10 @@ import numpy as np
 import torch
 
 import vqexport
+from vqexport import write_vqm
 from vqexport.errors import VqmError
 from vqexport.formats.vqm import HEADER, SECTION
 from vqexport.torch_bridge import decoded_state_dict
-from vqexport import write_vqm
-
 
 
 def kind_of(message: str) -> str:
@@ -180,7 +178,7 @@ def corrupt_variants(src: bytes) -> dict[str, bytes]:
         b = bytearray(src); b[dpos] = 7; refix_table(b); v[f"bad_role_{safe}"] = bytes(b)
         b = bytearray(src); b[dpos + 1] = 12; refix_table(b); v[f"bad_dtype_{safe}"] = bytes(b)
     # bits 17, and a packed index >= k (section crc fixed so only the index check can fail)
-    for name, start, secs in table_records(src):
+    for _name, start, secs in table_records(src):
         roles = dict(secs)
         if 2 not in roles:
             continue
@@ -272,7 +270,8 @@ def write_tflite(out: Path) -> dict:
 
 def write_tflite_load(d: Path, cm, net) -> dict:
     """decode="load": the file, Python's expansion of it (the reference), and a tampered copy."""
-    from vqexport.formats.tflite import external as tflite_external, flatbuffer as tflite_rewrite
+    from vqexport.formats.tflite import external as tflite_external
+    from vqexport.formats.tflite import flatbuffer as tflite_rewrite
 
     cm.metadata["input"] = {"shape": [1, 1, 28, 28], "layout": "NCHW", "mean": [0.1307], "std": [0.3081]}
     vqexport.to_tflite(cm, d / "load.tflite", model=net, decode="load")
@@ -330,10 +329,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except SystemExit:
-        raise
-    except Exception:
-        traceback.print_exc()
-        sys.exit(1)
+    sys.exit(main())

@@ -52,6 +52,7 @@ def test_linear_kernel_permutation_round_trips_and_matches_flatten_order():
         port.linear_kernel(weight, (c, h, w + 1))
 
 
+@pytest.mark.tflite  # the Keras port runs in tf_keras
 def test_keras_logits_match_torch():
     pytest.importorskip("tf_keras")
     port = _port()

@@ -61,18 +61,22 @@ elif argv[:3] == ["shell", "am", "start"]:
         if what == "garbage":
             out.write_text("{not json")
         else:
-            row = {"model": name, "status": "ok", "format": name.rsplit(".", 1)[1], "file_bytes": 2048 * (1 + len(name)),
-                   "init_ms": 3.0, "first_run_ms": 1.5, "pid": 4242, "process_model_index": 0,
+            row = {"model": name, "status": "ok", "format": name.rsplit(".", 1)[1],
+                   "file_bytes": 2048 * (1 + len(name)), "init_ms": 3.0, "first_run_ms": 1.5, "pid": 4242,
+                   "process_model_index": 0,
                    "latency_ms": {"runs": 50, "p50": 0.5 + len(name) / 100, "p95": 0.7, "p99": 0.9, "std": 0.05},
                    "accuracy": {"top1": 0.9, "correct": 900, "count": 1000},
-                   "memory": {"before": {"vm_rss_kb": 1000}, "peak_load": {"vm_rss_kb": 3048}, "after": {"vm_hwm_kb": 4096}},
+                   "memory": {"before": {"vm_rss_kb": 1000}, "peak_load": {"vm_rss_kb": 3048},
+                              "after": {"vm_hwm_kb": 4096}},
                    "device_state": {"before": {"thermal_status": "none", "charging": False}}}
-            out.write_text(json.dumps({"schema": "vqexport-android-bench/2", "device": {"manufacturer": "Fake", "model": "P1"},
+            out.write_text(json.dumps({"schema": "vqexport-android-bench/2",
+                                       "device": {"manufacturer": "Fake", "model": "P1"},
                                        "settings": {"warmup": 10}, "results": [row]}))
         (d / "running").unlink(missing_ok=True)
         with open(d / "log.txt", "a") as f:
             f.write("11-30 12:00:00.000  4242  4243 I VQXBENCH: RESULT {}\n")
-            f.write("11-30 12:00:00.001  4242  4243 I VQXBENCH: DONE /sdcard/Android/data/dev.vqexport.demo/files/results.json\n")
+            f.write("11-30 12:00:00.001  4242  4243 I VQXBENCH: DONE "
+                    "/sdcard/Android/data/dev.vqexport.demo/files/results.json\n")
 elif argv[:2] == ["shell", "rm"]:
     local(argv[-1]).unlink(missing_ok=True)
 '''
@@ -120,7 +124,7 @@ def test_one_fresh_process_per_model_and_merged_results(bench, tmp_path):
     cs = calls(bench.state)
     starts = [c for c in cs if c[2:5] == ["shell", "am", "start"]]
     assert len(starts) == 3, "one launch per model"
-    for start, name in zip(starts, ["a.tflite", "b.vqm", "c.tflite"]):
+    for start, name in zip(starts, ["a.tflite", "b.vqm", "c.tflite"], strict=True):
         assert start[:2] == ["-s", "FAKE123"]
         assert "-S" in start and "-W" in start, "stop the old process, wait for the launch"
         i = start.index("--es")
@@ -148,7 +152,8 @@ def test_a_crash_or_bad_file_is_a_row_and_the_next_model_still_runs(bench, tmp_p
     out = tmp_path / "out"
     assert bench.main(files + ["--no-install", "--out", str(out)]) == 0
     rows = json.loads((out / "results.json").read_text())["results"]
-    assert [(r["model"], r["status"]) for r in rows] == [("bad.tflite", "error"), ("junk.vqm", "error"), ("good.tflite", "ok")]
+    assert [(r["model"], r["status"]) for r in rows] == [("bad.tflite", "error"), ("junk.vqm", "error"),
+                                                         ("good.tflite", "ok")]
     assert "process died" in rows[0]["error"]
     assert "no usable results.json" in rows[1]["error"]
 

@@ -107,6 +107,7 @@ def _with_metadata(src, dst, payload: bytes):
     dst.write_bytes(bytes(builder.Output()))
 
 
+@pytest.mark.tflite  # tflite_nhwc is made by the TF converter
 def test_litert_nhwc_from_nchw(tflite_nhwc, tmp_path):
     path, reference = tflite_nhwc
     with pytest.warns(EvalNote, match=r"records no input layout; taking its input \[1, 8, 8, 3\] as NHWC"):
@@ -166,6 +167,7 @@ def test_bench_main_json(onnx_files, capsys):
     assert bench.main([str(vq) + ".nope", "--runs", "1"]) == 2
 
 
+@pytest.mark.tflite  # tflite_nhwc is made by the TF converter
 def test_layout_flag_overrides_the_guess(tflite_nhwc):
     # Issue 14, item 6: the guess is announced, and --layout decides instead of it.
     path, reference = tflite_nhwc
@@ -203,6 +205,7 @@ def test_bench_input_shape_for_a_file_that_does_not_say(tmp_path):
         assert code == 2 and not out and err.count("\n") == 1 and err.startswith("vqexport: error: "), (bad, err)
 
 
+@pytest.mark.tflite  # tflite_nhwc is made by the TF converter
 def test_eval_announces_the_guess_on_stderr(tflite_nhwc, tmp_path):
     from conftest import cli
 

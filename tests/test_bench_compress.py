@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "bench_compress.py"
@@ -18,6 +19,7 @@ def _tool():
     return mod
 
 
+@pytest.mark.slow  # a child process per config (11 s)
 def test_tiny_run_reports_every_config(tmp_path):
     p = subprocess.run([sys.executable, str(TOOL), "--tiny", "--anchors", "none", "--json", "--workdir", str(tmp_path)],
                        capture_output=True, text=True, timeout=300, cwd=ROOT)

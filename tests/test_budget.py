@@ -3,11 +3,13 @@ import numpy as np
 import pytest
 
 import vqexport
+from vqexport import write_vqm
 from vqexport.budget import plan_budget
 from vqexport.errors import ConfigError
 
 from conftest import run_cli, tiny_mlp
-from vqexport import write_vqm
+
+pytestmark = pytest.mark.slow  # every test here reads a module fixture that trains an MLP (15 s on 2 busy cores)
 
 
 @pytest.fixture(scope="module")

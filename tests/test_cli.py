@@ -42,6 +42,7 @@ def test_export_shows_progress_per_layer(torchscript_cnn, tmp_path, quiet):
             assert s in stderr, (s, stderr)
 
 
+@pytest.mark.tflite
 def test_to_tflite_quiet_prints_only_the_result(torchscript_cnn, tmp_path):
     # TensorFlow's C++ logging writes to fd 2 on import and while converting; users see none of it.
     code, stdout, stderr = run_cli("to-tflite", torchscript_cnn, "--method", "kmeans", "--k", "16",
@@ -52,6 +53,7 @@ def test_to_tflite_quiet_prints_only_the_result(torchscript_cnn, tmp_path):
     assert info["bytes"] == (tmp_path / "m.tflite").stat().st_size and info["export"]["within_bound"]
 
 
+@pytest.mark.tflite
 def test_to_tflite_decode_load_then_bench(torchscript_cnn, tmp_path):
     """The user's path for --decode load: the command says how to run it, and bench runs it."""
     out = tmp_path / "m.tflite"
@@ -112,6 +114,7 @@ def test_bad_input_one_line_exit_2_no_output(files, torchscript_cnn, tmp_path, a
     assert not list(tmp_path.iterdir()), "a temporary file was left behind"
 
 
+@pytest.mark.tflite  # the .tflite reader is LiteRT's
 @pytest.mark.parametrize("command", [["bench", "--runs", "2"], ["eval"]])
 def test_damaged_tflite_is_one_line(files, command):
     """bench runs the model in a child process; its one-line error comes back as it was, not wrapped."""

@@ -6,14 +6,13 @@ import pytest
 from PIL import Image
 
 import vqexport
+from vqexport import write_vqm
 from vqexport.errors import DataError
 from vqexport.evaluate import EvalNote
 from vqexport.evaluate.accuracy import evaluate_file, topk
 from vqexport.evaluate.datasets import class_indices, digits, load_dataset, mnist5k, prepare
 
-from conftest import run_cli
-from conftest import cli
-from vqexport import write_vqm
+from conftest import cli, run_cli
 
 
 def test_mnist5k_split_is_fixed_and_disjoint():
@@ -39,6 +38,7 @@ def test_topk():
     assert topk(logits, np.array([1, 2]), 2) == 1.0
 
 
+@pytest.mark.slow  # trains the reference CNN on first use (about 6 minutes)
 def test_reference_cnn_reaches_target_accuracy():
     from vqexport.zoo import reference_model
     from vqexport.zoo.train import accuracy
@@ -179,9 +179,9 @@ def test_npy_named_npz_and_bad_scale(tmp_path, torchscript_cnn):
 
 def test_eval_vqm_with_a_source_whose_channels_do_not_fit(tmp_path):
     # Issue 14, item 11: a .vqm that records no input shape, fed data of the wrong channel count.
-    from conftest import tiny_cnn
-
     import torch
+
+    from conftest import tiny_cnn
 
     pt = tmp_path / "plain.pt"
     torch.jit.save(torch.jit.script(tiny_cnn()), str(pt))
@@ -235,6 +235,7 @@ def test_eval_cli_json(tmp_path, torchscript_cnn):
     assert r["images"] == 4 and 0 <= r["top1"] <= 1 and r["top5"] >= r["top1"]
 
 
+@pytest.mark.slow  # trains twice
 def test_training_is_reproducible_and_leaves_the_global_rng_alone():
     # Dropout draws from torch's global generator; the training seeds it inside fork_rng.
     import torch
@@ -257,9 +258,10 @@ def test_sweep_scale(tmp_path):
     # Issue 14, item 7: sweep feeds the data as given too, and divides it only with --scale.
     import torch
 
-    from conftest import TINY_CNN_INPUT, tiny_cnn
     from vqexport.evaluate.sweep import run_sweep
     from vqexport.zoo.reference import save_torchscript
+
+    from conftest import TINY_CNN_INPUT, tiny_cnn
 
     net = tiny_cnn()
     save_torchscript(net, tmp_path / "m.pt", {"input": TINY_CNN_INPUT})

@@ -16,9 +16,11 @@ import torch
 from PIL import Image
 
 import vqexport
+from vqexport import to_torch
 
 from conftest import cli
-from vqexport import to_torch
+
+pytestmark = pytest.mark.tflite  # every model here is also exported to .tflite and run in LiteRT
 
 DECODES = ("once", "every-run", "load")
 N = 64

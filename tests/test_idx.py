@@ -12,7 +12,8 @@ from vqexport.evaluate.idx import read_idx, read_images_labels
 
 
 def idx_bytes(a: np.ndarray, code: int = 0x08) -> bytes:
-    return bytes([0, 0, code, a.ndim]) + struct.pack(f">{a.ndim}I", *a.shape) + a.astype(a.dtype.newbyteorder(">")).tobytes()
+    big_endian = a.astype(a.dtype.newbyteorder(">")).tobytes()
+    return bytes([0, 0, code, a.ndim]) + struct.pack(f">{a.ndim}I", *a.shape) + big_endian
 
 
 def write(path: Path, blob: bytes, gz: bool = True) -> Path:
@@ -78,7 +79,7 @@ def test_fashion_missing_says_how_to_install(tmp_path, monkeypatch):
 
 def test_fashion_from_a_folder(tmp_path, monkeypatch):
     x = (np.arange(2 * 28 * 28) % 256).astype(np.uint8).reshape(2, 28, 28)
-    for split, (images, labels) in datasets.FASHION_FILES.items():
+    for images, labels in datasets.FASHION_FILES.values():
         write(tmp_path / images, idx_bytes(x))
         write(tmp_path / labels, idx_bytes(np.array([3, 9], np.uint8)))
     monkeypatch.setenv("VQEXPORT_FASHION_DIR", str(tmp_path))
@@ -87,6 +88,7 @@ def test_fashion_from_a_folder(tmp_path, monkeypatch):
     np.testing.assert_allclose(xs[:, 0] * 255, x, atol=1e-4)
 
 
+@pytest.mark.slow  # reads Debian's Fashion-MNIST, which only make test installs
 def test_real_fashion_mnist_split():
     # make test installs dataset-fashion-mnist, so this never skips
     xt, yt = datasets.fashion("test")

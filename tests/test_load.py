@@ -3,11 +3,10 @@ import pytest
 import torch
 
 import vqexport
+from vqexport import to_torch, write_vqm
 from vqexport.errors import LoadError
 
 from conftest import tiny_cnn, tiny_mlp
-from vqexport import to_torch
-from vqexport import write_vqm
 
 
 def test_torchscript_keeps_labels_and_input(torchscript_cnn):
@@ -51,8 +50,9 @@ def test_state_dict_with_torchvision_arch(tmp_path):
 def test_state_dict_in_a_fresh_process(tmp_path):
     # torchvision is imported for the first time by the loader here (in the test process it
     # is imported already): importing it under torch.device("meta") once broke the import.
-    from conftest import run_cli
     import torchvision
+
+    from conftest import run_cli
 
     torch.save(torchvision.models.mobilenet_v3_small(num_classes=7).state_dict(), tmp_path / "sd.pt")
     code, stdout, stderr = run_cli("compress", tmp_path / "sd.pt", "--arch", "torchvision:mobilenet_v3_small",

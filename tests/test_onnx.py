@@ -11,12 +11,12 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import vqexport  # noqa: E402
+from vqexport import to_torch  # noqa: E402
 from vqexport.errors import ConfigError  # noqa: E402
 from vqexport.formats.onnx import export_dense_onnx, export_onnx  # noqa: E402
 from vqexport.formats.onnx_decode import decode_subgraph, unpack_matrix  # noqa: E402
 from vqexport.ir import CompressedTensor, dense_section, packed_section  # noqa: E402
-from vqexport.methods.registry import decode
-from vqexport import to_torch
+from vqexport.methods.registry import decode  # noqa: E402
 
 SPEC = {"shape": [1, 3, 8, 8], "layout": "NCHW", "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
 LABELS = [f"class{i}" for i in range(10)]
@@ -111,8 +111,9 @@ def test_export_every_method(seq, tmp_path, case):
     _check_agreement(cm, seq, path)
 
 
-@pytest.mark.parametrize("case", [("kmeans", {"k": 16}), ("pq", {"k": 4, "d": 4}), ("pq", {"k": 4, "d": 2, "rows": True}),
-                                  ("rq", {"k": 4, "stages": 3}), ("svd", {"rank": 3}), ("binary", {})], ids=_ids)
+@pytest.mark.parametrize("case", [("kmeans", {"k": 16}), ("pq", {"k": 4, "d": 4}),
+                                  ("pq", {"k": 4, "d": 2, "rows": True}), ("rq", {"k": 4, "stages": 3}),
+                                  ("svd", {"rank": 3}), ("binary", {})], ids=_ids)
 def test_transposed_weights(tokens, tmp_path, case):
     method, kw = case
     cm = vqexport.compress(tokens, method, seed=0, **kw)
@@ -127,9 +128,10 @@ def _weights_from_onnx(path, layers):
     """Run a copy of the graph whose extra outputs are the decoded weights."""
     model = onnx.load(str(path))
     for entry in layers.values():
-        model.graph.output.append(onnx.helper.make_tensor_value_info(entry["initializer"], onnx.TensorProto.FLOAT, None))
+        value = onnx.helper.make_tensor_value_info(entry["initializer"], onnx.TensorProto.FLOAT, None)
+        model.graph.output.append(value)
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    shape = json.loads(dict((p.key, p.value) for p in model.metadata_props)["input"])["shape"]
+    shape = json.loads({p.key: p.value for p in model.metadata_props}["input"])["shape"]
     outs = sess.run(None, {"input": np.zeros(shape, np.float32)})
     return {name: outs[1 + i] for i, name in enumerate(layers)}
 
@@ -231,6 +233,7 @@ def test_via_api(seq, tmp_path):
     assert info["opset"] == 18
 
 
+@pytest.mark.slow  # the trained reference CNN
 def test_reference_model(tmp_path):
     zoo = pytest.importorskip("vqexport.zoo")
     path = zoo.reference.cache_dir()
@@ -244,8 +247,9 @@ def test_reference_model(tmp_path):
     _check_agreement(cm, lm, tmp_path / "ref.onnx", n=100)
 
 
-@pytest.mark.parametrize("case", [("kmeans", {"k": 5}), ("pq", {"k": 4, "d": 2, "rows": True}), ("rq", {"k": 4, "stages": 3}),
-                                  ("svd", {"rank": 3}), ("kmeans", {"k": 16, "codebook_dtype": "float16"})], ids=_ids)
+@pytest.mark.parametrize("case", [("kmeans", {"k": 5}), ("pq", {"k": 4, "d": 2, "rows": True}),
+                                  ("rq", {"k": 4, "stages": 3}), ("svd", {"rank": 3}),
+                                  ("kmeans", {"k": 16, "codebook_dtype": "float16"})], ids=_ids)
 def test_runtime_folds_the_decode(tokens, tmp_path, case):
     """Even ORT's basic level folds every decode node: the session runs the dense graph."""
     method, kw = case

@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
-from conftest import run_cli
-from vqexport.errors import VqexportError
 from vqexport import write_vqm
+from vqexport.errors import VqexportError
+
+from conftest import run_cli
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """Properties of every quantizer: error falls with more bits, invariants of codebooks, exact accounting."""
+import itertools
 import math
 
 import numpy as np
@@ -35,19 +36,19 @@ def rel_err(w, t):
 def test_error_falls_as_k_grows(rng, method, extra, ks):
     w = weight(rng)
     errs = [rel_err(w, fit(w, method=method, k=k, **extra)) for k in ks]
-    assert all(b < a for a, b in zip(errs, errs[1:])), errs
+    assert all(b < a for a, b in itertools.pairwise(errs)), errs
 
 
 def test_rq_error_falls_with_stages(rng):
     w = weight(rng)
     errs = [rel_err(w, fit(w, method="rq", k=16, stages=t)) for t in (1, 2, 3, 4)]
-    assert all(b < a for a, b in zip(errs, errs[1:])), errs
+    assert all(b < a for a, b in itertools.pairwise(errs)), errs
 
 
 def test_svd_error_falls_with_rank_and_full_rank_is_exact(rng):
     w = weight(rng)
     errs = [rel_err(w, fit(w, method="svd", rank=r)) for r in (1, 4, 16, 32)]
-    assert all(b < a for a, b in zip(errs, errs[1:])), errs
+    assert all(b < a for a, b in itertools.pairwise(errs)), errs
     assert rel_err(w, fit(w, method="svd", rank=64)) < 1e-5
 
 

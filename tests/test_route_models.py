@@ -185,8 +185,8 @@ def test_litert_requirements_are_pinned_without_tensorflow():
     # make the measured route irreproducible or drag the 2 GB stack back in.
     from pathlib import Path
 
-    lines = [ln.strip() for ln in (Path(__file__).parents[1] / "tools" / "litert-requirements.txt").read_text().splitlines()
-             if ln.strip() and not ln.startswith("#")]
+    text = (Path(__file__).parents[1] / "tools" / "litert-requirements.txt").read_text()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
     pins = dict(ln.split("==", 1) for ln in lines)
     assert len(pins) == len(lines) > 50
     assert pins["litert-torch"] == "0.10.0" and pins["ai-edge-litert"].startswith("2.3.")

@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from vqexport.evaluate.sweep import best_within, run_sweep, svd_overrides
@@ -77,6 +78,7 @@ def test_budget_points_and_paired_correctness(tmp_path):
     assert "correct" not in json.loads((tmp_path / "out" / "results.json").read_text())
 
 
+@pytest.mark.slow  # trains on Fashion-MNIST on first use, then 10,000 images per point
 def test_quick_sweep_on_fashion(tmp_path):
     """The paper-shaped CNN trained on Fashion-MNIST (cached; trained on first use, about 2 minutes)."""
     from vqexport.zoo.reference import reference_path

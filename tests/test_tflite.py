@@ -18,12 +18,14 @@ from conftest import TINY_CNN_INPUT, tiny_cnn
 pytest.importorskip("onnx2tf")
 pytest.importorskip("ai_edge_litert")
 
-import vqexport  # noqa: E402
-from vqexport.errors import ConfigError, VqexportError  # noqa: E402
-from vqexport.formats.tflite import decode as tflite_decode, external as tflite_external, flatbuffer as tflite_rewrite  # noqa: E402
-from vqexport.formats.tflite.export import export_dense_tflite, export_tflite  # noqa: E402
-from vqexport.load import load_model  # noqa: E402
+import vqexport
 from vqexport import to_torch
+from vqexport.errors import ConfigError, VqexportError
+from vqexport.formats.tflite import decode as tflite_decode
+from vqexport.formats.tflite import external as tflite_external
+from vqexport.formats.tflite import flatbuffer as tflite_rewrite
+from vqexport.formats.tflite.export import export_dense_tflite, export_tflite
+from vqexport.load import load_model
 
 CASES = {
     "kmeans16": ("kmeans", {"k": 16}),

@@ -10,11 +10,12 @@ from conftest import TINY_CNN_INPUT, tiny_cnn
 pytest.importorskip("onnx2tf")
 pytest.importorskip("ai_edge_litert")
 
-import vqexport  # noqa: E402
-from vqexport.formats.tflite import external as tflite_external, flatbuffer as tflite_rewrite  # noqa: E402
-from vqexport.formats.tflite.export import export_tflite  # noqa: E402
-from vqexport.formats.tflite.external import TfliteLoadError  # noqa: E402
-from vqexport.load import load_model  # noqa: E402
+import vqexport
+from vqexport.formats.tflite import external as tflite_external
+from vqexport.formats.tflite import flatbuffer as tflite_rewrite
+from vqexport.formats.tflite.export import export_tflite
+from vqexport.formats.tflite.external import TfliteLoadError
+from vqexport.load import load_model
 from vqexport.methods.registry import decode
 
 

@@ -15,12 +15,11 @@ import pytest
 import torch
 
 import vqexport
+from vqexport import to_torch, write_vqm
 from vqexport.cli import main
 from vqexport.errors import LoadError, VqexportError
 
 from conftest import tiny_cnn, tiny_mlp
-from vqexport import to_torch
-from vqexport import write_vqm
 
 
 class Evil:
@@ -227,6 +226,7 @@ def test_pt2_trusted_loads_with_torch(pt2):
 
 # -- .pt2 in eval, bench, sweep and the exporters ---------------------------------------------------
 
+@pytest.mark.slow  # eval, bench and a sweep of one .pt2 (11 s)
 def test_pt2_eval_bench_sweep(pt2, tmp_path, capsys):
     data = np.load(pt2 / "d.npz")
     expect = tiny_cnn()(torch.from_numpy(data["x"])).argmax(1).numpy()
@@ -381,6 +381,7 @@ class Tied(torch.nn.Module):
         return self.c(torch.relu(self.b(torch.relu(self.a(x.flatten(1))))))
 
 
+@pytest.mark.tflite  # one of the formats is .tflite
 def test_tied_weights_one_tensor_in_every_format(tmp_path):
     import onnx
 

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 import vqexport
+from vqexport import write_vqm
 from vqexport.errors import VqmError
 from vqexport.formats.vqm import HEADER, SECTION, parse_vqm
-
-from conftest import tiny_cnn
 from vqexport.methods.registry import decode
 from vqexport.torch_bridge import decoded_state_dict
-from vqexport import write_vqm
+
+from conftest import tiny_cnn
 
 SETTINGS = [
     ("binary", {}),
@@ -55,6 +55,7 @@ def test_file_size_matches_accounting(model, tmp_path, method, params):
     assert ideal <= size <= ideal + 4096 + 0.001 * ideal, (size, ideal)
 
 
+@pytest.mark.slow  # trains the reference CNN on first use (about 6 minutes)
 def test_reference_cnn_file_size_bound(tmp_path):
     from vqexport.zoo import reference_model
 
@@ -120,7 +121,7 @@ def reheader(data, **fields):
     """Rewrite header fields and fix the header checksum, to reach the checks behind it."""
     names = ["magic", "major", "minor", "hsize", "n", "meta_off", "meta_len", "table_off", "table_len", "size",
              "meta_crc", "crc"]
-    vals = dict(zip(names, _header(data)))
+    vals = dict(zip(names, _header(data), strict=True))
     vals.update(fields)
     head = HEADER.pack(*[vals[n] for n in names])
     head = head[:60] + struct.pack("<I", zlib.crc32(head[:60]))
@@ -143,7 +144,7 @@ def test_good_file_parses(good):
     ("meta_outside", "outside"),
 ])
 def test_header_metadata_and_table_corruption(good, case, expect):
-    h = dict(zip(["meta_off", "meta_len", "table_off", "table_len"], _header(good)[5:9]))
+    h = dict(zip(["meta_off", "meta_len", "table_off", "table_len"], _header(good)[5:9], strict=True))
     data = {
         "empty": b"",
         "magic": b"XQM\x00" + good[4:],
@@ -340,8 +341,8 @@ def _tensor(name, method, shape, sections, **fields):
 def _build(tensors, meta=b"{}", gap=b""):
     """A .vqm from explicit fields: payloads 64-byte aligned (after `gap` bytes of padding), then
     the table, then the metadata; every checksum correct."""
-    from vqexport.methods.registry import CODE_OF
     from vqexport.ir import DTYPES, ROLES
+    from vqexport.methods.registry import CODE_OF
 
     body = bytearray(64)
     records = b""
@@ -455,8 +456,9 @@ def test_padding_between_regions_must_be_zero():
 
 
 def test_writer_refuses_what_readers_reject(tmp_path):
-    t = CompressedTensor("w", "kmeans", (2, 2), {"codebook": dense_section("codebook", np.array([0, np.nan], np.float32)),
-                                                  "indices": packed_bytes_section(b"\x05", (4,), 1)}, k=2, bits=1)
+    sections = {"codebook": dense_section("codebook", np.array([0, np.nan], np.float32)),
+                "indices": packed_bytes_section(b"\x05", (4,), 1)}
+    t = CompressedTensor("w", "kmeans", (2, 2), sections, k=2, bits=1)
     with pytest.raises(ConfigError, match="codebook holds NaN or Inf"):
         write_vqm(CompressedModel([t], {}), tmp_path / "nan.vqm")
     with pytest.raises(ConfigError, match="NaN or Infinity"):
@@ -472,7 +474,7 @@ def _with_metadata(data: bytes, meta: bytes) -> bytes:
     assert h[5] + h[6] == len(data)
     out = data[:h[5]] + meta
     names = ["meta_len", "size", "meta_crc"]
-    return reheader(out, **dict(zip(names, (len(meta), len(out), zlib.crc32(meta)))))
+    return reheader(out, **dict(zip(names, (len(meta), len(out), zlib.crc32(meta)), strict=True)))
 
 
 ISSUE_METADATA = [
@@ -519,7 +521,7 @@ def test_metadata_is_validated(good, meta, message):
 
 @pytest.mark.parametrize("meta", [b"{}", b'{"unknown": {"deep": [[[1]]]}, "labels": null, "input": null}',
                                   b'{"a":' + b"[" * 63 + b"]" * 63 + b"}",
-                                  b'{"s": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\""}'])
+                                  b'{"s": "' + b"[" * 76 + b'\\""}'])
 def test_metadata_within_the_schema_is_read(good, meta):
     cm = parse_vqm(_with_metadata(good, meta))
     assert cm.summary()["layers_compressed"] == 2

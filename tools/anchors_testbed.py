@@ -40,8 +40,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from vqexport import to_torch
-from vqexport import write_vqm
+
+from vqexport import to_torch, write_vqm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -179,7 +179,8 @@ def exact_bytes(state: dict, palettized: dict) -> int:
         luts = -(-t.shape[0] // group)
         lut_entries = int(np.prod(p["lut_shape"]))
         if lut_entries != luts * 2 ** p["n_bits"]:
-            raise AssertionError(f"{name}: coremltools' LUT is {p['lut_shape']}, not {luts} tables of {2 ** p['n_bits']}")
+            raise AssertionError(f"{name}: coremltools' LUT is {p['lut_shape']}, "
+                                 f"not {luts} tables of {2 ** p['n_bits']}")
         bits += p["n_bits"] * t.size + lut_entries * 32
     return -(-bits // 8)
 
@@ -236,7 +237,7 @@ class Matched:
         correct = logits_of(to_torch(cm, self.lm), self.x).argmax(1) == self.y
         res = {"target": target, "bytes": len(data), "gzip_bytes": len(gzip.compress(data, 9, mtime=0)),
                "top1": float(correct.mean()), "correct": correct, "seconds": seconds,
-               "plan": {n: s for n, s in plan.settings.items()}, "override_args": plan.override_args()}
+               "plan": dict(plan.settings), "override_args": plan.override_args()}
         if self.tflite:
             t = vqexport.to_tflite(cm, self.work / f"vq-{target}.tflite", model=self.lm, decode="load")
             res["tflite_bytes"] = t["bytes"]
@@ -298,12 +299,14 @@ def render(report: dict) -> str:
         "matched, as clustering alone does not shrink the file. coremltools' is exact accounting, matched: "
         "n_bits per palettized weight, each LUT in float32, every other tensor in float32; beside it, the "
         ".mlpackage that ct.convert writes of the same palettized model (ML program for iOS 18, float32 "
-        "precision; its program and alignment add to it). vqexport's is the .vqm file on disk (gzipped beside it), from "
+        "precision; its program and alignment add to it). vqexport's is the .vqm file on disk (gzipped beside it), "
+        "from "
         f"`Budget(model, 'fashion', seed={report['seed']}).for_size(anchor size)`; measuring its "
         f"sensitivities took {report['budget_s']:.0f} s once, and the time given is compress() for that plan. "
         "p: McNemar's exact two-sided test on the same images; \u0394 is vqexport minus the anchor, in points.",
         "",
-        "| anchor | setting | size | gzipped | top-1 | time | vqexport .vqm | gzipped | top-1 | time | \u0394 | p | \u2265 anchor |",
+        "| anchor | setting | size | gzipped | top-1 | time | vqexport .vqm | gzipped | top-1 | time "
+        "| \u0394 | p | \u2265 anchor |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|",
     ]
     for r in report["rows"]:
@@ -345,13 +348,14 @@ def render(report: dict) -> str:
     if plans:
         lines += ["", "vqexport's plans (layers not named stay float32, as do all biases and the convolutions):", ""]
         for size, plan in sorted(plans.items()):
-            lines.append(f"- {_kb(size)}: " + "; ".join(
-                f"`{n}` " + ", ".join(f"{k}={v}" for k, v in s.items()) for n, s in plan.items() if s["method"] != "raw"))
+            settings = (f"`{n}` " + ", ".join(f"{k}={v}" for k, v in s.items())
+                        for n, s in plan.items() if s["method"] != "raw")
+            lines.append(f"- {_kb(size)}: " + "; ".join(settings))
     coreml = [r for r in report["rows"] if r["anchor"] == "coremltools" and "palettized" in r]
     if coreml:
+        left = coreml[0]["left_float"]
         lines += ["", "coremltools palettized " + ", ".join(f"`{n}`" for n in coreml[0]["palettized"])
-                  + (("; left float: " + ", ".join(f"`{n}`" for n in coreml[0]["left_float"])) if coreml[0]["left_float"]
-                     else "") + "."]
+                  + (("; left float: " + ", ".join(f"`{n}`" for n in left)) if left else "") + "."]
         lines += [f"With {_setting(r)}, coremltools left float: " + ", ".join(f"`{n}`" for n in r["left_float"])
                   + " (its group size does not divide the output channels)."
                   for r in coreml[1:] if r["left_float"] != coreml[0]["left_float"]]
@@ -379,7 +383,8 @@ def render(report: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--setup", action="store_true", help=f"create {TFMOT_VENV.name} (and {ANCHOR_VENV.name} if missing)")
+    ap.add_argument("--setup", action="store_true",
+                    help=f"create {TFMOT_VENV.name} (and {ANCHOR_VENV.name} if missing)")
     ap.add_argument("--network", choices=("paper", "mobile"), default="paper")
     ap.add_argument("--model", help="a TorchScript reference network instead of the cached one (for dry runs)")
     ap.add_argument("--anchors", default="tfmot,coreml,skm",
@@ -390,7 +395,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train-images", type=int, help="only the first N training images for fine-tuning (dry runs)")
     ap.add_argument("--tflite", action="store_true", help="also write each vqexport plan as .tflite (decode=load)")
     ap.add_argument("--md", help="write the markdown table here")
-    ap.add_argument("--append", action="store_true", help="add the table to the end of --md / --json (a second network)")
+    ap.add_argument("--append", action="store_true",
+                    help="add the table to the end of --md / --json (a second network)")
     ap.add_argument("--json", help="write every number here (with --append: a list of reports)")
     ap.add_argument("--workdir", help="keep the intermediate files here (default: a temporary folder)")
     args = ap.parse_args(argv)

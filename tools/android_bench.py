@@ -229,7 +229,7 @@ def markdown(doc: dict) -> str:
             _fmt(_get(r, "latency_ms", "p50"), ".3f"), _fmt(_get(r, "latency_ms", "p95"), ".3f"),
             _fmt(_get(r, "latency_ms", "p99"), ".3f"), _fmt(_get(r, "latency_ms", "std"), ".3f"),
             _fmt(_get(r, "native_latency_ms", "p50"), ".3f"),
-            _fmt(100 * top1 if isinstance(top1, (int, float)) else None, ".1f") + ("%" if isinstance(top1, (int, float)) else ""),
+            _fmt(100 * top1, ".1f") + "%" if isinstance(top1, (int, float)) else _fmt(None, ".1f"),
             _fmt(load_peak_mb(r), ".1f"), _fmt(hwm / 1024 if isinstance(hwm, (int, float)) else None, ".1f"),
             "-" if xnn is None else ("yes" if xnn else "no"),
             str(_get(r, "device_state", "before", "thermal_status") or "-"),
@@ -293,8 +293,10 @@ def report(doc: dict, out: Path) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="tools/android_bench.py", description=__doc__.split("\n\n")[0],
-                                epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("models", nargs="*", help=".tflite/.onnx/.vqm files to push and run (none: the APK's bundled ones)")
+                                epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("models", nargs="*",
+                   help=".tflite/.onnx/.vqm files to push and run (none: the APK's bundled ones)")
     p.add_argument("--apk", default=str(DEFAULT_APK), help="the demo APK (default: %(default)s)")
     p.add_argument("--out", default=str(ROOT / "out" / "android-bench"), help="output folder (default: %(default)s)")
     p.add_argument("--serial", help="adb serial of the phone, when several are attached")

@@ -39,8 +39,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from vqexport.methods.registry import decode
+
 from vqexport import write_vqm
+from vqexport.methods.registry import decode
 
 ROOT = Path(__file__).resolve().parents[1]
 ANCHOR_VENV = ROOT / ".venv-anchors"
@@ -141,10 +142,9 @@ def worker_run(spec: dict) -> dict:
     import warnings
 
     import numpy as np
+    import torch  # noqa: F401  (imported before the first RSS reading, as compress() needs it)
 
     import vqexport
-
-    import torch  # noqa: F401  (imported before the first RSS reading, as compress() needs it)
 
     if spec["arch"] != TINY:
         import torchvision  # noqa: F401
@@ -187,7 +187,8 @@ def worker_run(spec: dict) -> dict:
     return {
         "arch": spec["arch"], "config": spec["config"], "method": method, "params": params,
         "compress_s": t1 - t0, "save_s": t2 - t1, "seconds": t2 - t0,
-        "peak_rss_bytes": peak * 1024, "baseline_peak_rss_bytes": base_peak * 1024, "baseline_rss_bytes": base_rss * 1024,
+        "peak_rss_bytes": peak * 1024, "baseline_peak_rss_bytes": base_peak * 1024,
+        "baseline_rss_bytes": base_rss * 1024,
         "import_rss_bytes": import_rss * 1024,
         "file_bytes": path.stat().st_size, "layer_compression": summary.get("layer_compression"),
         "layers": layers, "sum_rel_error": sum(v["rel_error"] for v in layers.values()),
@@ -232,7 +233,8 @@ def run_worker(kind: str, spec: dict, timeout: float, workdir: Path) -> dict:
                                             json.dumps(spec)], timeout, out.with_suffix(".log"))
     if rc != 0:
         why = f"timed out after {timeout:.0f} s" if rc is None else f"exit code {rc}"
-        return {"error": f"{why}: {tail.strip().splitlines()[-1] if tail.strip() else ''}", "process_peak_rss_bytes": child_peak}
+        last = tail.strip().splitlines()[-1] if tail.strip() else ""
+        return {"error": f"{why}: {last}", "process_peak_rss_bytes": child_peak}
     res = json.loads(out.read_text())
     res["process_peak_rss_bytes"] = child_peak
     return res
@@ -386,7 +388,8 @@ def render(report: dict) -> str:
         verdict = "" if r["arch"] not in ARCHS else " **missed**" if ratio > RSS_TARGET else " ok"
         net = (r["peak_rss_bytes"] - r["import_rss_bytes"]) / f32
         lines[-1] += (f" {_mib(r['peak_rss_bytes'])} | {ratio:.2f}{verdict} | {net:.2f} |"
-                      f" {_mib(r['import_rss_bytes'])} / {_mib(r['baseline_rss_bytes'])} | {r['sum_rel_error']:.4f} | {r['global_rel_error']:.4f} |"
+                      f" {_mib(r['import_rss_bytes'])} / {_mib(r['baseline_rss_bytes'])} | {r['sum_rel_error']:.4f} |"
+                      f" {r['global_rel_error']:.4f} |"
                       f" {r['mse']:.4e} | {r['file_bytes'] / 2**20:,.1f} | {r['layer_compression']:.1f}x |")
     if report["anchor_status"]:
         lines.append("")
@@ -405,13 +408,15 @@ def render(report: dict) -> str:
         for a in report["anchors"]:
             ours = a["ours"]
             if "error" in ours:
-                lines.append(f"| {a['arch']} | {a['layer']} | {a['config']} | vqexport | FAILED: {ours['error']} | | | | |")
+                lines.append(f"| {a['arch']} | {a['layer']} | {a['config']} | vqexport "
+                             f"| FAILED: {ours['error']} | | | | |")
                 continue
             lines.append(f"| {a['arch']} | {a['layer']} | {a['config']} | **vqexport** | {_fmt_s(ours['seconds'])} | "
                          f"{ours['mse']:.4e} | 1 | 1 | |")
             for t in a["theirs"]:
                 if t.get("timed_out"):
-                    lines.append(f"| | | | {t['anchor']} | > {t['seconds']:.0f} | - | > {t['seconds'] / ours['seconds']:.0f} | - | "
+                    lines.append(f"| | | | {t['anchor']} | > {t['seconds']:.0f} | - "
+                                 f"| > {t['seconds'] / ours['seconds']:.0f} | - | "
                                  f"stopped at the --anchor-timeout |")
                 elif "error" in t:
                     lines.append(f"| | | | {t['anchor']} | - | - | - | - | failed: {t['error'][:160]} |")
@@ -442,7 +447,8 @@ def find_misses(report: dict) -> list[str]:
         if ratio > RSS_TARGET and r["arch"] in ARCHS:
             over = r["peak_rss_bytes"] - RSS_TARGET * f32
             out.append(f"{r['arch']} {r['config']}: peak RSS {_mib(r['peak_rss_bytes'])} MiB = {ratio:.2f}x float32 "
-                       f"against {RSS_TARGET:.0f}x ({_mib(over)} MiB over); {_mib(r['import_rss_bytes'])} MiB was resident "
+                       f"against {RSS_TARGET:.0f}x ({_mib(over)} MiB over); "
+                       f"{_mib(r['import_rss_bytes'])} MiB was resident "
                        f"after importing torch/torchvision/vqexport and {_mib(r['baseline_rss_bytes'])} MiB with "
                        f"the model built, so compress()+save() itself added "
                        f"{_mib(r['peak_rss_bytes'] - r['baseline_rss_bytes'])} MiB "
@@ -502,7 +508,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print the full results as JSON instead of the tables")
     ap.add_argument("--report", help="also write the tables (markdown) to this file")
     ap.add_argument("--setup-anchors", action="store_true",
-                    help=f"create {ANCHOR_VENV.name} and pip install {ANCHOR_REQUIREMENTS.relative_to(ROOT)}, then exit")
+                    help=f"create {ANCHOR_VENV.name} and pip install {ANCHOR_REQUIREMENTS.relative_to(ROOT)}, "
+                         "then exit")
     ap.add_argument("--_worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -516,7 +523,8 @@ def main(argv=None) -> int:
 
     archs = [TINY] if args.tiny else ["alexnet"] if args.quick else split(args.arch, ARCHS, "arch")
     configs = split(args.config, CONFIGS, "config")
-    anchors = [] if args.anchors == "none" else split(None if args.anchors == "all" else args.anchors, ANCHORS, "anchor")
+    chosen = None if args.anchors == "all" else args.anchors
+    anchors = [] if args.anchors == "none" else split(chosen, ANCHORS, "anchor")
     # Only anchors that apply to a chosen config.
     methods = {CONFIGS[c][0] for c in configs}
     anchors = [a for a in anchors if ANCHORS[a][1] in methods]

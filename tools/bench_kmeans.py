@@ -54,7 +54,8 @@ def main() -> None:
         return
     print(f"{x.size:,} weights, k={args.k}")
     print(f"vqexport kmeans1d        {ours_s:8.2f} s   MSE {ours_mse:.6e}")
-    print(f"sklearn KMeans(n_init=1) {sk_s:8.2f} s   MSE {sk_mse:.6e}  (its float32 inertia_ says {sk_inertia_mse:.6e})")
+    print(f"sklearn KMeans(n_init=1) {sk_s:8.2f} s   MSE {sk_mse:.6e}  "
+          f"(its float32 inertia_ says {sk_inertia_mse:.6e})")
     print(f"speed-up {sk_s / ours_s:.1f}x, MSE ratio (ours/sklearn) {ours_mse / sk_mse:.4f}")
 
 

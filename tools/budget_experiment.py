@@ -20,8 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from vqexport import to_torch
-from vqexport import write_vqm
+
+from vqexport import to_torch, write_vqm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,7 +65,7 @@ def run(network: str, rates, drops, seed: int) -> dict:
         rows.append({"kind": kind, "target": value, "bytes": size, "rate": dense_bytes / size,
                      "top1": float(ok.mean()), "drop_points": 100 * float(base_ok.mean() - ok.mean()),
                      "p_value": p.p_value, "held_out_drop": plan.measured_drop,
-                     "plan": {n: s for n, s in plan.settings.items()}, "flags": plan.override_args(),
+                     "plan": dict(plan.settings), "flags": plan.override_args(),
                      "seconds": time.perf_counter() - t0})
     linear = sum(v.numel() for k, v in model.state_dict().items() if k in model.dense_layers())
     weights = sum(v.numel() for k, v in model.state_dict().items() if k.endswith("weight"))
@@ -84,7 +84,8 @@ def markdown(results, cmd: str) -> str:
            "The budget search (`vqexport compress MODEL --target-size SIZE --data fashion`, or `--max-drop POINTS`) "
            "measures how much each layer's setting moves the model's outputs (the KL divergence from the "
            "uncompressed softmax on 1,000 training images, one layer compressed at a time, for every candidate "
-           "method, k, d and rows), then chooses one setting per layer by a Lagrangian search (then spends what it leaves unused, greedily) so the file fits "
+           "method, k, d and rows), then chooses one setting per layer by a Lagrangian search (then spends what "
+           "it leaves unused, greedily) so the file fits "
            "the size, or the accuracy drop on 2,000 held-out training images stays within the limit. The size is "
            "the `.vqm` on disk. Top-1 is on the 10,000 test images, which the search never sees; p is McNemar's "
            "test of the plan against the uncompressed model on the same images.", "",

@@ -43,8 +43,7 @@ from vqm_mutations import mutate_load, mutate_vqm, seed_loads, seed_vqms  # noqa
 from vqexport.errors import VqexportError  # noqa: E402
 from vqexport.formats import limits  # noqa: E402
 from vqexport.formats.vqm import parse_vqm  # noqa: E402
-from vqexport.methods.registry import decode
-
+from vqexport.methods.registry import decode  # noqa: E402
 
 # --- the oracle --------------------------------------------------------------------------------
 

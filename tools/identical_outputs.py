@@ -45,9 +45,12 @@ def seeded(method: str) -> list[str]:
 # Run in a subprocess with the checkout under test first on the path: the reference's cached
 # path, found without training (training would take minutes and is not what is checked).
 FIND_REFERENCE = """
-import sys, vqexport.zoo.train as t, vqexport.zoo.cnn as cnn
-t.train_reference = lambda *a, **k: sys.exit(3)
-print(cnn.reference_path("mnist5k"))
+import importlib.util, sys, vqexport.zoo.train as t
+# vqexport.zoo.reference since the refactor of issue 16, vqexport.zoo.cnn before it
+ref = importlib.import_module("vqexport.zoo.reference" if importlib.util.find_spec("vqexport.zoo.reference")
+                              else "vqexport.zoo.cnn")
+t.train_reference = ref.train_reference = lambda *a, **k: sys.exit(3)
+print(ref.reference_path("mnist5k"))
 """
 # A small conv net whose input spec has a shape but no mean/std, saved as a user would have it.
 # Its bytes differ every time it is saved (torch.jit.save writes a random .data/serialization_id,
@@ -57,7 +60,10 @@ print(cnn.reference_path("mnist5k"))
 MAKE_SMALL = """
 import sys, torch
 from pathlib import Path
-from vqexport.zoo.cnn import save_torchscript
+try:
+    from vqexport.zoo.reference import save_torchscript
+except ImportError:  # before issue 16's refactor
+    from vqexport.zoo.cnn import save_torchscript
 torch.manual_seed(0)
 net = torch.nn.Sequential(
     torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),

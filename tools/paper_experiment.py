@@ -74,8 +74,9 @@ top-1) and 360 for digits (about +-1.5 points); `agree` (share of top-1 predicti
 uncompressed model's) and the logit SNR are paired measures on the same images and resolve far
 smaller differences, and on Fashion-MNIST each of the paper's findings is decided by McNemar
 tests on the same 10,000 images. The `budget` points (Fashion-MNIST only) are the size budget
-of `vqexport compress --target-size` at whole-model rates of 8x to 64x. Compression is counted as the paper counts it: 32-bit dense bits over the
-bits stored (indices, codebooks, scales); "whole model" includes the raw conv layers and biases.
+of `vqexport compress --target-size` at whole-model rates of 8x to 64x. Compression is counted
+as the paper counts it: 32-bit dense bits over the bits stored (indices, codebooks, scales);
+"whole model" includes the raw conv layers and biases.
 
 """
 
@@ -99,7 +100,7 @@ def _load_correct(folder: Path) -> dict:
     with np.load(path) as z:
         labels, n = json.loads(str(z["labels"])), int(z["n"])
         rows = np.unpackbits(z["bits"], axis=1)[:, :n].astype(bool)
-    return dict(zip(labels, rows))
+    return dict(zip(labels, rows, strict=True))
 
 
 def section(s: dict, data: str, folder: Path, out: Path, minutes: float) -> str:
@@ -192,7 +193,7 @@ def paired_findings(s: dict) -> str:
         rows.append((f"binary {100 * base.top1_a:.2f}% against uncompressed {100 * base.top1_b:.2f}%: "
                      f"{100 * (base.top1_a - base.top1_b):+.2f} points [{100 * base.ci_low:+.2f}, "
                      f"{100 * base.ci_high:+.2f}]", base))
-        others = [p for p in _matched([p for p in pts if p["method"] != "binary"], b["layer_compression"])]
+        others = _matched([p for p in pts if p["method"] != "binary"], b["layer_compression"])
         for o in sorted(others, key=lambda p: -p["top1"])[:3]:
             rows.append(_pair(s, b, o))
     lines += _finding("Binarization is surprisingly good (within 1 point of uncompressed, and no worse than "

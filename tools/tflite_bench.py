@@ -51,7 +51,8 @@ def time_tflite(path, runs: int = 50, threads: int = 2, interpreter=None, **kwar
         t0 = time.perf_counter()
         it.invoke()
         times.append(time.perf_counter() - t0)
-    return {"init_ms": round(init * 1e3, 2), "first_ms": round(first * 1e3, 2), "p50_ms": round(float(np.median(times)) * 1e3, 3),
+    return {"init_ms": round(init * 1e3, 2), "first_ms": round(first * 1e3, 2),
+            "p50_ms": round(float(np.median(times)) * 1e3, 3),
             "p90_ms": round(float(np.percentile(times, 90)) * 1e3, 3), "runs": runs}
 
 
@@ -85,7 +86,8 @@ def main(argv=None) -> int:
     rows["dense"] = {"bytes": dense["bytes"], **time_tflite(out / "dense.tflite", a.runs)}
     for mode in ("once", "every-run", "load"):
         r = export_tflite(cm, out / f"{mode}.tflite", model=lm, decode=mode)
-        rows[mode] = {"bytes": r["bytes"], "ideal_bytes": r["ideal_bytes"], **time_tflite(out / f"{mode}.tflite", a.runs)}
+        rows[mode] = {"bytes": r["bytes"], "ideal_bytes": r["ideal_bytes"],
+                      **time_tflite(out / f"{mode}.tflite", a.runs)}
     base = rows["dense"]["p50_ms"]
     for r in rows.values():
         r["x_dense"] = round(r["p50_ms"] / base, 2)

@@ -30,8 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vqexport.formats.tflite import flatbuffer as tflite_rewrite  # noqa: E402
-from vqexport.util.native_output import silenced  # noqa: E402
+from vqexport.formats.tflite import flatbuffer as tflite_rewrite
+from vqexport.util.native_output import silenced
 
 
 def one_op_model(op: str, inputs: list[np.ndarray], expect: np.ndarray, options=None) -> bytes:
@@ -62,7 +62,8 @@ def cases(ed_options):
     u8 = (np.arange(24) * 11 % 256).astype(np.uint8).reshape(6, 4)
     return {
         "GATHER int32": ("GATHER", [a, np.array([2, 0], np.int32)], a[[2, 0]], o("GatherOptions", axis=0)),
-        "GATHER float32, int16 positions": ("GATHER", [f, np.array([2, 0], np.int16)], f[[2, 0]], o("GatherOptions", axis=0)),
+        "GATHER float32, int16 positions": ("GATHER", [f, np.array([2, 0], np.int16)], f[[2, 0]],
+                                            o("GatherOptions", axis=0)),
         "MUL int32": ("MUL", [a, b], a * b, o("MulOptions")),
         "RESHAPE": ("RESHAPE", [a, np.array([6, 4], np.int32)], a.reshape(6, 4), o("ReshapeOptions", newShape=[6, 4])),
         "CONCATENATION": ("CONCATENATION", [a, a], np.concatenate([a, a]), o("ConcatenationOptions", axis=0)),
@@ -182,7 +183,8 @@ def main(argv=None) -> int:
     else:
         print(f"{a.runtime} {version}: output computed at allocate_tensors() when all inputs are constant")
         for name, r in rows.items():
-            print(f"  {name:34s} {'yes' if r['at_prepare'] else 'no ':4s} (after invoke: {'right' if r['correct'] else 'WRONG'})")
+            after = "right" if r["correct"] else "WRONG"
+            print(f"  {name:34s} {'yes' if r['at_prepare'] else 'no ':4s} (after invoke: {after})")
     return 0
 
 

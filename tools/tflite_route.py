@@ -158,7 +158,7 @@ def worker_convert(route: str, model: str, d: Path) -> None:
 
             litert_torch.convert(m, (torch.from_numpy(x[0][None]),)).export(str(out))
         res["ok"] = out.exists()
-    except (Exception, SystemExit) as e:  # every failure is a row naming its error
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - every failure is a row naming its error
         res["ok"] = False
         res["error"] = _first_line(e)
         traceback.print_exc()
@@ -221,7 +221,7 @@ def worker_run(path: Path, inputs: Path, ref: Path, bench: bool, out: Path) -> N
                 times.append(time.perf_counter() - t0)
             res["p50_ms"] = round(float(np.median(times)) * 1e3, 3)
         res["ok"] = True
-    except Exception as e:  # a file the runtime refuses is a measured result
+    except Exception as e:  # noqa: BLE001 - a file the runtime refuses is a measured result
         res["ok"] = False
         lines = [ln for ln in str(e).splitlines() if "find op" in ln or "not supported" in ln.lower()]
         res["error"] = lines[0].strip()[:300] if lines else _first_line(e)
@@ -242,7 +242,7 @@ def worker_latency(files: list[Path], rounds: int, out: Path) -> None:
         its.append(it)
     times = [[] for _ in files]
     for _ in range(rounds):
-        for it, t in zip(its, times):
+        for it, t in zip(its, times, strict=True):
             for _ in range(WARMUP):
                 it.invoke()
             for _ in range(RUNS):
@@ -266,7 +266,7 @@ def latency(models, d: Path, rounds: int) -> list[dict]:
             run_child(["--worker", "latency", "--files", ",".join(map(str, files)), "--rounds", str(rounds),
                        "--out", str(rj)], py, d / f"{model}.latency.log", 900, main_venv)
             res = json.loads(rj.read_text())
-            row["latency"][res["runtime"]] = dict(zip(ROUTES, res["p50_ms"]))
+            row["latency"][res["runtime"]] = dict(zip(ROUTES, res["p50_ms"], strict=True))
             rj.unlink()
         rows.append(row)
     return rows
@@ -376,7 +376,8 @@ def _log_error(log: Path, child: dict) -> str:
 
 
 # -- issue 12 item 3: a weight computed inside the graph, through litert-torch ---------------------
-PROBE_VARIANTS = ["linear_dense", "linear_gather_int64", "linear_gather_int32", "linear_gather_int8", "linear_gather_uint8",
+PROBE_VARIANTS = ["linear_dense", "linear_gather_int64", "linear_gather_int32", "linear_gather_int8",
+                  "linear_gather_uint8",
                   "linear_gather_packed4_bitwise", "linear_gather_packed4_arith", "conv_dense", "conv_gather_uint8",
                   "layout_probe", "layout_probe_transformer"]
 
@@ -421,7 +422,8 @@ def probe_module(name: str):
     if name == "conv_dense":
         return nn.Conv2d(64, 64, 3, padding=1).eval(), (1, 64, 16, 16), 4 * 64 * 64 * 9
     if name == "layout_probe":  # where do a Linear's and a Conv's weights land, in which layout?
-        return nn.Sequential(nn.Conv2d(8, 16, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 6 * 6, 48)).eval(), (1, 8, 8, 8), 0
+        net = nn.Sequential(nn.Conv2d(8, 16, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 6 * 6, 48)).eval()
+        return net, (1, 8, 8, 8), 0
     if name == "layout_probe_transformer":  # attention's in_proj_weight goes through F.linear inside MHA
         return route_models().transformer_block(0), route_models().TRANSFORMER_SHAPE, 0
     dtype = {"int64": torch.int64, "int32": torch.int32, "int8": torch.int8}.get(name.split("_")[-1], torch.uint8)
@@ -457,7 +459,7 @@ def worker_probe(d: Path) -> None:
 
             litert_torch.convert(m, (torch.from_numpy(x[0][None]),)).export(str(d / f"{name}.litert-torch.tflite"))
             res["ok"] = True
-        except Exception as e:  # a variant the converter refuses is a result
+        except Exception as e:  # noqa: BLE001 - a variant the converter refuses is a result
             res["ok"] = False
             res["error"] = _first_line(e)
             traceback.print_exc()
@@ -480,11 +482,13 @@ def layout_of_weights(path: Path, weights_npy: Path) -> dict:
     found = {}
     for name, w in weights.items():
         options = {"W": w, "WT": w.T} if w.ndim == 2 else {
-            "OIHW": w, "OHWI": w.transpose(0, 2, 3, 1), "HWIO": w.transpose(2, 3, 1, 0), "IHWO": w.transpose(1, 2, 3, 0)}
+            "OIHW": w, "OHWI": w.transpose(0, 2, 3, 1), "HWIO": w.transpose(2, 3, 1, 0),
+            "IHWO": w.transpose(1, 2, 3, 0)}
         found[name] = {"layout": "not found whole in one buffer"}
         for bi in by_size.get(w.size * 4, []):
             got = np.frombuffer(np.asarray(model.buffers[bi].data, np.uint8).tobytes(), "<f4")
-            hit = [lay for lay, arr in options.items() if np.array_equal(got, np.ascontiguousarray(arr, np.float32).ravel())]
+            hit = [lay for lay, arr in options.items()
+                   if np.array_equal(got, np.ascontiguousarray(arr, np.float32).ravel())]
             if hit:
                 users = sum(t.buffer == bi for g in model.subgraphs for t in g.tensors)
                 found[name] = {"layout": hit[0], "buffer": bi, "tensors": users}
@@ -498,7 +502,8 @@ def probe(d: Path, keep: bool) -> list[dict]:
     rows = []
     for name in PROBE_VARIANTS:
         jf = d / f"{name}.litert-torch.json"
-        row = json.loads(jf.read_text()) if jf.exists() else {"model": name, "ok": False, "error": _log_error(log, child)}
+        row = (json.loads(jf.read_text()) if jf.exists()
+               else {"model": name, "ok": False, "error": _log_error(log, child)})
         path = d / f"{name}.litert-torch.tflite"
         if row.get("ok") and path.exists():
             row["bytes"] = path.stat().st_size
@@ -548,18 +553,20 @@ def table(rows: list[dict]) -> str:
         ops = r.get("ops", {})
         out.append(f"| {r['model']} | {r['route']} | yes | {_secs(r)} | {r['peak_rss_mib']:,.0f} "
                    f"| {r['bytes'] / 1e6:.1f} | {diff} | {len(ops)}/{sum(ops.values())} "
-                   f"| {', '.join(r.get('beyond_2_16_1', [])) or 'none'} | {_p50(r, 'own')} | {_p50(r, 'other')} | {_tf216(r)} |")
+                   f"| {', '.join(r.get('beyond_2_16_1', [])) or 'none'} | {_p50(r, 'own')} | {_p50(r, 'other')} "
+                   f"| {_tf216(r)} |")
     out.append("")
     for route in ROUTES:
         rs = [r for r in rows if r["route"] == route]
         if not rs:
             continue
         ok = [r for r in rs if r.get("ok")]
-        out.append(f"- **{route}**: {len(ok)}/{len(rs)} converted; conversion time {sum(r['convert_s'] for r in ok):.0f} s "
-                   f"({sum(r.get('convert_cpu_s', 0) for r in ok):.0f} CPU s) for the converted ones, "
-                   f"{sum(r.get('convert_s', 0) for r in rs):.0f} s ({sum(r.get('convert_cpu_s', 0) for r in rs):.0f} CPU s) "
-                   f"all tried; peak RSS max "
-                   f"{max(r['peak_rss_mib'] for r in rs):,.0f} MiB ({max(rs, key=lambda r: r['peak_rss_mib'])['model']})")
+        ok_s, ok_cpu = sum(r["convert_s"] for r in ok), sum(r.get("convert_cpu_s", 0) for r in ok)
+        all_s, all_cpu = sum(r.get("convert_s", 0) for r in rs), sum(r.get("convert_cpu_s", 0) for r in rs)
+        peak = max(rs, key=lambda r: r["peak_rss_mib"])
+        out.append(f"- **{route}**: {len(ok)}/{len(rs)} converted; conversion time {ok_s:.0f} s "
+                   f"({ok_cpu:.0f} CPU s) for the converted ones, {all_s:.0f} s ({all_cpu:.0f} CPU s) "
+                   f"all tried; peak RSS max {peak['peak_rss_mib']:,.0f} MiB ({peak['model']})")
     return "\n".join(out)
 
 

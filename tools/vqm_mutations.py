@@ -49,7 +49,7 @@ def seed_models(seed: int = 0) -> list[CompressedModel]:
     """Small models, one per method, each with raw tensors of every common dtype and full metadata."""
     rng = np.random.default_rng(seed)
     models = []
-    for i, (method, params) in enumerate(SETTINGS):
+    for method, params in SETTINGS:
         fc1 = _fit("fc1.weight", rng.standard_normal((12, 16)).astype(np.float32), method, params, seed)
         raw = {"conv.weight": rng.standard_normal((4, 1, 3, 3)).astype(np.float32),
                "conv.bias": rng.standard_normal(4).astype(np.float32),
@@ -320,7 +320,7 @@ class LoadSeed:
         self.vqm, self.slots, self.sizes, self.offsets = vqm, slots, sizes, offsets
 
     @classmethod
-    def from_model(cls, cm: CompressedModel) -> "LoadSeed":
+    def from_model(cls, cm: CompressedModel) -> LoadSeed:
         part = CompressedModel(cm.compressed, {"format": "vqm", "embedded_in": "tflite"})
         slots, sizes = [], []
         for i, t in enumerate(cm.compressed):
@@ -353,7 +353,7 @@ def _pack(sizes, offsets, info: bytes, vqm: bytes) -> bytes:
     model = s.ModelT()
     model.version = 3
     model.buffers = [s.BufferT()]
-    for size, off in zip(sizes, offsets):
+    for size, off in zip(sizes, offsets, strict=True):
         b = s.BufferT()
         b.offset, b.size = off, size
         model.buffers.append(b)

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
 from vqexport import to_torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,7 +144,8 @@ def table(rows: list[dict]) -> str:
             "| max rel logit diff | top-1 agree | session s | status |\n|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
-        lines.append("| {arch} | {params} | {dense} | {dmb} | {vmb} | {imb} | {ratio} | {diff} | {agree} | {sess} | {status} |".format(
+        row = "| {arch} | {params} | {dense} | {dmb} | {vmb} | {imb} | {ratio} | {diff} | {agree} | {sess} | {status} |"
+        lines.append(row.format(
             arch=r["arch"], params=f"{r['params'] / 1e6:.1f}" if "params" in r else "",
             dense=f"{r['dense_pct']:.1f}" if "dense_pct" in r else "",
             dmb=_mb(r.get("dense_bytes")), vmb=_mb(r.get("vq_bytes")), imb=_mb(r.get("ideal_bytes")),
@@ -178,7 +180,8 @@ def zoo(args) -> int:
     for i, name in enumerate(names):
         r = run_child(name, args.method, workdir, args.keep, args.timeout)
         rows.append(r)
-        print(f"[{i + 1}/{len(names)}] {name}: {r['status']} ({r.get('seconds', 0):.0f} s)", file=sys.stderr, flush=True)
+        print(f"[{i + 1}/{len(names)}] {name}: {r['status']} ({r.get('seconds', 0):.0f} s)", file=sys.stderr,
+              flush=True)
         done = len(rows) == len(names)
         ok = sum(r["status"] == "ok" for r in rows)
         text = (f"# ONNX export of the torchvision zoo ({args.method}{' k=16' if args.method == 'kmeans' else ''})\n\n"
@@ -235,18 +238,21 @@ def bench(args) -> int:
         rows.append((name, best["dense"], best["vq"]))
         print(name, {k: (v["p50_ms"], v["init_ms"], v["peak_rss_mib"]) for k, v in best.items()}, file=sys.stderr)
     head = ("| model | file MB dense / vq | session creation ms dense / vq | first run ms dense / vq "
-            "| p50 ms dense / vq | p90 ms dense / vq | min ms dense / vq | **p50 ratio vq/dense** | min ratio | runs | peak RSS MiB dense / vq |\n"
+            "| p50 ms dense / vq | p90 ms dense / vq | min ms dense / vq | **p50 ratio vq/dense** | min ratio | runs "
+            "| peak RSS MiB dense / vq |\n"
             "|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for name, d, v in rows:
-        lines.append(f"| {name} | {d['bytes'] / MIB:.2f} / {v['bytes'] / MIB:.2f} | {d['init_ms']:.0f} / {v['init_ms']:.0f} "
+        lines.append(f"| {name} | {d['bytes'] / MIB:.2f} / {v['bytes'] / MIB:.2f} "
+                     f"| {d['init_ms']:.0f} / {v['init_ms']:.0f} "
                      f"| {d['first_run_ms']:.2f} / {v['first_run_ms']:.2f} | {d['p50_ms']:.3f} / {v['p50_ms']:.3f} "
                      f"| {d['p90_ms']:.3f} / {v['p90_ms']:.3f} | {d['min_ms']:.3f} / {v['min_ms']:.3f} "
                      f"| **{v['p50_ms'] / d['p50_ms']:.3f}** | {v['min_ms'] / d['min_ms']:.3f} | {v['runs']} "
                      f"| {d['peak_rss_mib']:.0f} / {v['peak_rss_mib']:.0f} |")
     text = (f"# ONNX Runtime latency: compressed ({args.method}) vs dense .onnx\n\nCommand: `{cmd}`  \n"
             f"vqexport.evaluate.bench.run_bench: batch 1, one seeded random input, {args.warmup} warm-up then "
-            f"N timed runs (at least {args.runs} and ~3 s worth), each file in a fresh process, threads={args.threads or 'default'}; "
+            f"N timed runs (at least {args.runs} and ~3 s worth), each file in a fresh process, "
+            f"threads={args.threads or 'default'}; "
             f"{args.rounds} interleaved rounds, the round with the lowest p50 kept. ONNX Runtime {_ort_version()}, "
             f"{os.cpu_count()} CPU cores shared with other jobs. Peak RSS includes the Python interpreter and "
             "the runtime (baseline about the same for both).\n\n" + "\n".join(lines) + "\n")

@@ -17,6 +17,7 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+
 from vqexport import to_torch
 
 ARCHS = ["alexnet", "vgg11", "vgg16", "resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
@@ -65,7 +66,7 @@ def run_arch(arch: str, decode: str, n_inputs: int, workdir: Path) -> dict:
         row["top1_agree"] = bool(np.array_equal(got.argmax(1), ref.argmax(1)))
         row["status"] = "ok" if row["within_bound"] and row["rel_diff"] <= 1e-4 else "MISMATCH"
         path.unlink()
-    except Exception as e:  # every failure is a named row
+    except Exception as e:  # noqa: BLE001 - every failure is a named row
         row["status"] = "FAIL"
         row["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
         row["trace"] = traceback.format_exc().splitlines()[-3:]

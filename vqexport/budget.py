@@ -235,7 +235,7 @@ def _fit_size(options: dict, fixed: int, target: int, model, seed: int) -> Plan:
     alignment are not in the estimate, so the estimate's budget shrinks until the file fits)."""
     budget = target
     for _ in range(8):
-        choice = _search(options, lambda c: fixed + math.ceil(_bits(c) / 8) <= budget)
+        choice = _search(options, lambda c, budget=budget: fixed + math.ceil(_bits(c) / 8) <= budget)
         if not choice:
             break
         if all(o.setting["method"] == "raw" for o in choice.values()):

@@ -225,7 +225,8 @@ def _export(args, suffix: str, write):
             f"{result['layer_compression']:.2f}x, whole model {result['model_compression']:.2f}x")
     if isinstance(info, dict) and info.get("decode") == "load":
         text += ("\n--decode load: its weights are filled in when it is loaded, by `vqexport eval/bench`, "
-                 "vqexport.formats.tflite.external.interpreter_source() or the demo app; a plain TFLite interpreter refuses it")
+                 "vqexport.formats.tflite.external.interpreter_source() or the demo app; "
+                 "a plain TFLite interpreter refuses it")
     emit(args, result, text)
     return 0
 

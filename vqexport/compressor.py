@@ -5,13 +5,13 @@ import warnings
 
 import numpy as np
 
-from .version import __version__
 from .config import CompressConfig, glob_matches
 from .errors import ConfigError
 from .ir import CompressedModel, CompressedTensor, dense_section
 from .load import LoadedModel
-from .util.progress import layer_bar
 from .methods import registry
+from .util.progress import layer_bar
+from .version import __version__
 
 
 def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = True) -> CompressedModel:

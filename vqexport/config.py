@@ -19,7 +19,7 @@ from .methods.base import MethodConfig
 RECORD_KEYS = ("k", "d", "rows", "stages", "rank", "codebook_dtype")
 
 
-def QuantConfig(method: str = "kmeans", **settings) -> MethodConfig:  # noqa: N802 - the public name of a config
+def QuantConfig(method: str = "kmeans", **settings) -> MethodConfig:
     """How one layer is compressed: the method's own config, e.g. QuantConfig("pq", k=16, d=4).
 
     A setting that the method does not read is an error ("k has no effect with method svd")."""

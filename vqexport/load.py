@@ -63,8 +63,8 @@ def load_model(path_or_module, arch: str | None = None, trust_pickle: bool = Fal
     names = _zip_names(path)
     if names is not None and any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
         return _load_torchscript(path, digest, arch)
-    if names is not None and any(n == "archive_format" or n.endswith("/archive_format")
-                                 or n.endswith("serialized_exported_program.json") for n in names):
+    exported = ("/archive_format", "serialized_exported_program.json")
+    if names is not None and any(n == "archive_format" or n.endswith(exported) for n in names):
         from . import pt2
 
         program = pt2.load_program(path, trust_pickle)
@@ -137,7 +137,7 @@ def _trusted_load(path: Path):
 
     try:
         return torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception as e:  # unpickling can raise anything the file's code raises
+    except Exception as e:  # noqa: BLE001 - unpickling can raise anything the file's code raises
         raise LoadError(f"{path}: could not be unpickled: {first_line(e)}") from None
 
 

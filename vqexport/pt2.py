@@ -361,7 +361,7 @@ def _forward_in_slices(self, x):
     if isinstance(outs[0], torch.Tensor):
         return torch.cat(outs)
     if isinstance(outs[0], (tuple, list)) and all(isinstance(o, torch.Tensor) for o in outs[0]):
-        return type(outs[0])(torch.cat(parts) for parts in zip(*outs))
+        return type(outs[0])(torch.cat(parts) for parts in zip(*outs, strict=True))
     raise VqexportError("the exported program returns something other than tensors; feed it its own batch size")
 
 

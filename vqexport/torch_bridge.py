@@ -86,5 +86,7 @@ def _copy_with_tensors(src, state: dict):
         if tuple(new.shape) != tuple(t.shape):
             raise RuntimeError(f"{name}: shape {tuple(new.shape)} in the .vqm, {tuple(t.shape)} in the model")
         new = new.to(t.dtype)
-        memo[id(t)] = torch.nn.Parameter(new, requires_grad=t.requires_grad) if isinstance(t, torch.nn.Parameter) else new
+        if isinstance(t, torch.nn.Parameter):
+            new = torch.nn.Parameter(new, requires_grad=t.requires_grad)
+        memo[id(t)] = new
     return copy.deepcopy(src, memo)

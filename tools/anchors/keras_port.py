@@ -47,7 +47,8 @@ def describe_torch(module, chw: tuple[int, int, int]) -> tuple[list[dict], dict[
         if kind == "Conv2d":
             if _pair(child.dilation) != (1, 1) or child.padding_mode != "zeros" or isinstance(child.padding, str):
                 raise ValueError(f"layer {name}: only zero-padded, undilated convolutions with numeric padding")
-            if child.groups not in (1, child.in_channels) or (child.groups > 1 and child.out_channels != child.in_channels):
+            depthwise = child.groups == child.in_channels == child.out_channels
+            if child.groups != 1 and not depthwise:
                 raise ValueError(f"layer {name}: groups={child.groups} is neither a plain nor a depthwise conv")
             entry.update(filters=child.out_channels, kernel=_pair(child.kernel_size), stride=_pair(child.stride),
                          padding=_pair(child.padding), depthwise=child.groups > 1, bias=child.bias is not None)

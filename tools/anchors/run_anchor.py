@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-PREIMPORT = {"vqexport": ("vqexport.methods.registry", "vqexport.config"), "sklearn": ("sklearn.cluster",), "faiss": ("faiss",),
+PREIMPORT = {"vqexport": ("vqexport.methods.registry", "vqexport.config"), "sklearn": ("sklearn.cluster",),
+             "faiss": ("faiss",),
              "coreml": ("torch", "coremltools.optimize.torch.palettization")}
 SCALAR = ("vqexport-kmeans", "sklearn-kmeans", "sklearn-minibatch", "faiss-kmeans", "coreml-palettizer")
 PRODUCT = ("vqexport-pq", "faiss-pq")
@@ -62,7 +63,7 @@ def probe() -> dict:
         try:
             m = __import__(mod)
             out[mod] = getattr(m, "__version__", "?")
-        except Exception as e:  # an anchor library that does not import is reported, not fatal
+        except Exception as e:  # noqa: BLE001 - an anchor library that does not import is reported, not fatal
             out[mod] = None
             out[mod + "_error"] = f"{type(e).__name__}: {e}"[:300]
     return out

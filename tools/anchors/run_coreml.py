@@ -10,8 +10,9 @@ granularity and group_size (a group is group_size output channels sharing one LU
 --calib images, one image per calibration sample. Writes the
 palettized state dict, every tensor, to --out, with a JSON `info`: seconds (compress() alone),
 versions, settings, and `palettized`: each weight holding at most 2^n_bits distinct values per
-group, with its n_bits and group size, so the caller can count its bytes exactly. --mlpackage also converts it with ct.convert (an ML
-program for iOS 18, float32) and reports the package's bytes on disk.
+group, with its n_bits and group size, so the caller can count its bytes exactly. --mlpackage
+also converts it with ct.convert (an ML program for iOS 18, float32) and reports the package's
+bytes on disk.
 """
 from __future__ import annotations
 

@@ -29,10 +29,10 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.keras is tf_keras: the Keras 2 tfmot needs
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import keras_port  # noqa: E402
+import keras_port
 
 
 def main() -> None:

@@ -103,7 +103,8 @@ def load_dataset(source: str, shape=None, scale: float | None = None, labels=Non
     elif path.suffix == ".npz":
         x, y = _npz(path, scale is None)
     else:
-        raise DataError(f"{source}: not a data set (use mnist5k, digits, fashion, a folder of class folders, or an .npz)")
+        raise DataError(f"{source}: not a data set (use mnist5k, digits, fashion, a folder of class folders, "
+                        "or an .npz)")
     return (x / np.float32(scale) if scale is not None else x), y
 
 

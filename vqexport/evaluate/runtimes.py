@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, VqexportError
-from ..layouts import CHANNELS_LAST, channels_first, is_channels_last, last_perm, layout_name, to_first, to_last
+from ..errors import ConfigError, DataError, VqexportError, first_line
 from ..formats import METADATA_KEY
+from ..layouts import CHANNELS_LAST, channels_first, is_channels_last, last_perm, layout_name, to_first, to_last
 from ..util.native_output import silenced
 from . import EvalNote
-
 
 
 class Runtime:
@@ -215,8 +214,8 @@ class OrtRuntime(Runtime):
         opts.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # ORT raises its own types for a bad file
-            raise VqexportError(f"{path}: ONNX Runtime cannot load it: {str(e).strip().splitlines()[0][:300]}") from None
+        except Exception as e:  # noqa: BLE001 - ORT raises its own types for a bad file
+            raise VqexportError(f"{path}: ONNX Runtime cannot load it: {first_line(e, 300)}") from None
         props = self.session.get_modelmeta().custom_metadata_map
         meta = _json(props.get(METADATA_KEY))
         meta = meta if isinstance(meta, dict) else {}
@@ -237,7 +236,7 @@ class OrtRuntime(Runtime):
             return np.concatenate([self.run_native(x[i:i + b]) for i in range(0, len(x), b)])
         try:
             return self.session.run(None, {self.input_name: x})[0]
-        except Exception as e:  # ORT's own exception types (InvalidArgument, Fail, ...) for a shape it refuses
+        except Exception as e:  # noqa: BLE001 - ORT's own exception types (InvalidArgument, Fail, ...) for a shape it refuses
             raise self._cannot_run(x, e) from None
 
     def version(self):

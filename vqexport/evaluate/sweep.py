@@ -88,10 +88,9 @@ def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm
     also places a point, so the plots show its frontier beside the single settings."""
     import vqexport
 
-    from ..util.progress import step_bar
-
-    from .accuracy import evaluate_file, predict, topk
     from ..torch_bridge import to_torch
+    from ..util.progress import step_bar
+    from .accuracy import evaluate_file, predict, topk
     from .runtimes import TorchRuntime
 
     formats = [f.strip() for f in formats if f.strip()]
@@ -128,7 +127,8 @@ def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm
         r = {**p, "label": label(p), "layer_compression": s["layer_compression"],
              "model_compression": s["model_compression"], "top1": topk(logits, y, 1), "top5": topk(logits, y, 5),
              "agree": float(np.mean(logits.argmax(1) == ref_logits.argmax(1))),
-             "snr_db": 10 * math.log10(float(np.sum(ref_logits.astype(np.float64) ** 2)) / noise) if noise else math.inf,
+             "snr_db": (10 * math.log10(float(np.sum(ref_logits.astype(np.float64) ** 2)) / noise)
+                        if noise else math.inf),
              "seconds": seconds, "skipped": cm.metadata.get("skipped", {}), "notes": notes or {}, "files": {}}
         correct[r["label"]] = logits.argmax(1) == y
         if any(_same(p, e) for e in EXPORTED) or quick:
@@ -137,7 +137,7 @@ def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm
         return r
 
     for p in grid:
-        q = QuantConfig(**{k: v for k, v in p.items()})
+        q = QuantConfig(**p)
         with _quiet_warnings():
             results.append(measure(p, CompressConfig(quant=q)))
     # SVD at the compression of the VQ points, so the paper's comparison is at equal size.
@@ -291,7 +291,7 @@ def plot_accuracy(s: dict, path: Path) -> None:
         ys = [max(100 * r["top1"], floor) for r in rs]
         line, = ax.plot(xs, ys, marker="o", ms=4, ls="--" if fam == "svd" else "-", label=fam,
                         lw=2.5 if fam == "budget" else 1.5)
-        for r, xv in zip(rs, xs):
+        for r, xv in zip(rs, xs, strict=True):
             if 100 * r["top1"] < floor:
                 ax.plot([xv], [floor], marker="v", ms=8, color=line.get_color())
                 ax.annotate(f"{100 * r['top1']:.0f}%", (xv, floor), fontsize=7, xytext=(2, 6),

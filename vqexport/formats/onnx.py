@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, VqexportError
+from ..ir import CompressedModel, CompressedTensor
+from ..layouts import channels_first, is_channels_last
+from ..methods.registry import decode
+from ..torch_bridge import to_torch
+from ..util.fileio import atomic_path, check_target
+from ..util.progress import layer_bar, stage
 from . import METADATA_KEY
 from .onnx_decode import decode_subgraph
 from .torch_onnx import OPSET, torch_to_onnx
-from ..util.fileio import atomic_path, check_target
-from ..ir import CompressedModel, CompressedTensor
-from ..methods.registry import decode
-from ..torch_bridge import to_torch
-from ..layouts import channels_first, is_channels_last
-from ..util.progress import layer_bar, stage
 
 MAX_PROTO = (1 << 31) - (64 << 20)  # above this the weights go to an external-data file
 

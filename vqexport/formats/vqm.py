@@ -1,6 +1,7 @@
 """The .vqm writer and reader: a matched pair that follows docs/FORMAT.md exactly."""
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -13,9 +14,9 @@ import numpy as np
 
 from .. import bitpack
 from ..errors import ConfigError, VqmError
-from ..util.fileio import atomic_path
 from ..ir import DTYPES, ITEMSIZE, ROLES, CompressedModel, CompressedTensor, Section
 from ..methods import registry
+from ..util.fileio import atomic_path
 from .limits import loads_untrusted, one_line, over_cap_message
 from .vqm_meta import check_metadata, check_names
 
@@ -204,7 +205,7 @@ class _Budget:
 def _check_overlaps(regions, fail) -> None:
     """FORMAT.md: no two regions share a byte (a crafted file could alias one payload as two)."""
     spans = sorted((off, off + length, what) for off, length, what in regions if length)
-    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+    for (_, end, first), (start, _, second) in itertools.pairwise(spans):
         if start < end:
             fail(f"{first} and {second} overlap at byte {start}")
 

@@ -6,9 +6,9 @@ Gather as k-means, with 1-bit indices (1 means >= 0).
 """
 from __future__ import annotations
 
-import numpy as np
-
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..bitpack import pack_stream
 from ..ir import packed_bytes_section
@@ -32,7 +32,8 @@ def check(shape, q) -> None:
 
 def fit(w: np.ndarray, q: Config, seed: int):
     flat = w.ravel()
-    alpha = float(sum(np.abs(flat[a:a + CHUNK], dtype=np.float64).sum() for a in range(0, flat.size, CHUNK)) / flat.size)
+    chunks = range(0, flat.size, CHUNK)
+    alpha = float(sum(np.abs(flat[a:a + CHUNK], dtype=np.float64).sum() for a in chunks) / flat.size)
     packed = pack_stream(((flat[a:a + CHUNK] >= 0) for a in range(0, flat.size, CHUNK)), 1)
     return codebook_tensor(NAME, w.shape, np.array([-alpha, alpha]), packed_bytes_section(packed, (flat.size,), 1),
                            1, q, k=2)

@@ -1,9 +1,9 @@
 """Scalar k-means: one k-entry codebook per layer, ceil(log2 k) bits per weight."""
 from __future__ import annotations
 
-import numpy as np
-
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..bitpack import bits_for
 from ..ir import packed_bytes_section

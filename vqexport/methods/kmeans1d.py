@@ -40,7 +40,7 @@ def kmeans1d_centroids(x: np.ndarray, k: int, seed: int, max_iter: int = 300) ->
     # chunk so that no index array of the whole layer is ever held.
     counts = np.zeros(k)
     sums = np.zeros(k)
-    for lo, idx in zip(range(0, x.size, CHUNK), _assign_chunks(x, best)):
+    for lo, idx in zip(range(0, x.size, CHUNK), _assign_chunks(x, best), strict=True):
         part = x[lo:lo + CHUNK]
         counts += np.bincount(idx, minlength=k)
         sums += np.bincount(idx, weights=part, minlength=k)

@@ -162,6 +162,7 @@ def _kmeanspp(X, x2, k, rng):
         u = rng.random(s)[:, None] * total
         pick = np.minimum((np.cumsum(d2, axis=1) < u).sum(axis=1), N - 1)
         C[:, j] = X[rows, pick]
-        nd = np.maximum(x2 - 2 * np.einsum("snd,sd->sn", X, C[:, j]) + np.einsum("sd,sd->s", C[:, j], C[:, j])[:, None], 0)
+        c2 = np.einsum("sd,sd->s", C[:, j], C[:, j])[:, None]
+        nd = np.maximum(x2 - 2 * np.einsum("snd,sd->sn", X, C[:, j]) + c2, 0)
         d2 = np.minimum(d2, nd)
     return C

@@ -5,9 +5,9 @@ Rows: the same on W transposed, so segment j holds W[j*d:(j+1)*d, :] and its n s
 """
 from __future__ import annotations
 
-import numpy as np
-
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..bitpack import bits_for
 from .base import MethodConfig, codebook_tensor, need

@@ -1,9 +1,9 @@
 """Residual quantization: t stages of k-means on the rows, each on what the last left over."""
 from __future__ import annotations
 
-import numpy as np
-
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..bitpack import bits_for
 from .base import MethodConfig, codebook_tensor, need

@@ -1,9 +1,9 @@
 """The paper's low-rank baseline: W ~ A @ B with A = U_r S_r (m x r) and B = V_r^T (r x n)."""
 from __future__ import annotations
 
-import numpy as np
-
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..ir import CompressedTensor, dense_section
 from .base import MethodConfig, need
@@ -34,8 +34,8 @@ def fit(w: np.ndarray, q: Config, seed: int):
         u, s, vt = randomized_svd(w, r, n_iter=4, random_state=seed)
     a = (u[:, :r] * s[:r]).astype(np.float32)
     b = vt[:r].astype(np.float32)
-    return CompressedTensor(name="", method=NAME, shape=tuple(w.shape), rank=r,
-                            sections={"factor_a": dense_section("factor_a", a), "factor_b": dense_section("factor_b", b)})
+    sections = {"factor_a": dense_section("factor_a", a), "factor_b": dense_section("factor_b", b)}
+    return CompressedTensor(name="", method=NAME, shape=tuple(w.shape), rank=r, sections=sections)
 
 
 def decode(t, rows=None) -> np.ndarray:

@@ -1,1 +1,2 @@
-"""Small helpers with no knowledge of models: atomic writes and output checks, native-log silencing, text tables, progress."""
+"""Helpers that know nothing of models: atomic writes and output checks, native-log silencing,
+text tables, progress."""

@@ -3,8 +3,8 @@
     python -m vqexport.zoo.android_assets OUTDIR
 
 Writes OUTDIR/models/: the reference CNN as dense .tflite and .onnx, k-means 16 and PQ
-(d=8, k=16) as .tflite, .onnx and .vqm, k-means 16 also as a decode="load" .tflite; and OUTDIR/eval/mnist1000.vqds: the 1,000 mnist5k
-test digits in the app's format (android-demo/README.md):
+(d=8, k=16) as .tflite, .onnx and .vqm, k-means 16 also as a decode="load" .tflite; and
+OUTDIR/eval/mnist1000.vqds: the 1,000 mnist5k test digits in the app's format (android-demo/README.md):
     b"VQDS", u32 version=1, u32 n, u32 channels, u32 height, u32 width   (little-endian)
     n*c*h*w u8 pixels (0..255, image after image, channel/row/column), then n u8 labels.
 """

@@ -54,7 +54,7 @@ PROBE_BASE = 0x20000000  # float32 1.08e-19; PROBE_BASE + 2**29 is 2.0
 PROBE_SPAN = 1 << 29
 SIZE_SLACK = 1.02
 SIZE_EXTRA = 16 * 1024
-_CACHE: "OrderedDict[str, bytes]" = OrderedDict()
+_CACHE: OrderedDict[str, bytes] = OrderedDict()
 _CACHE_SIZE = 8
 
 
@@ -67,8 +67,9 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
                   quiet: bool = True) -> dict:
     """Write `compressed` as a .tflite whose dense layers stay compressed; returns a report.
 
-    model: the LoadedModel / nn.Module the weights belong to (default: the architecture the metadata names).
-    decode: "once" (default), "every-run" or "load" (see the module doc). input_shape: NCHW shape when the model has no input spec.
+    model: the LoadedModel / nn.Module the weights belong to (default: the architecture the
+    metadata names). decode: "once" (default), "every-run" or "load" (see the module doc).
+    input_shape: NCHW shape when the model has no input spec.
     The report holds path, bytes, ideal_bytes (cm.ideal_bits()/8), bound_bytes, within_bound,
     decode, min_runtime_version, ops, and per-layer info. quiet=False shows progress on stderr.
     """
@@ -232,7 +233,7 @@ def _convert(module, shape, probes: dict) -> tuple[bytes, dict]:
         try:
             with silenced() as log:
                 result = onnx2tf_float32.convert(lifted_path, out)
-        except (Exception, SystemExit) as e:  # onnx2tf exits the process on some failures
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - onnx2tf raises anything, and exits on some failures
             # A SystemExit carries only a code; onnx2tf printed the reason before exiting.
             why = (log.error_line() if log is not None else "") if isinstance(e, SystemExit) else first_line(e, 300)
             raise TfliteExportError(f"onnx2tf could not convert the model: {why or first_line(e, 300)}") from None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import os
 import struct
 import tempfile
@@ -211,7 +212,7 @@ def _plan_checked(data: bytes, name: str, max_decoded_size: int | None):
         out.append((dict(s, shape=shape), offset, t))
         end = max(end, offset + size)
     taken.sort()
-    for (a0, a1, la), (b0, _, lb) in zip(taken, taken[1:]):
+    for (_, a1, la), (b0, _, lb) in itertools.pairwise(taken):
         if b0 < a1:
             fail(f"the slots of {la} and {lb} overlap")
     return out, end, vqm

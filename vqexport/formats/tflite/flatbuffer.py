@@ -74,7 +74,7 @@ def serialize(model) -> bytes:
     s = schema()
 
     class _Aligned(s.BufferT):
-        def Pack(self, builder):  # noqa: N802 (flatbuffers' name)
+        def Pack(self, builder):
             data = None
             if self.data is not None and len(self.data):
                 payload = np.ascontiguousarray(self.data, dtype=np.uint8).tobytes()
