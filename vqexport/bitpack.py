@@ -67,14 +67,18 @@ def bits_for(k: int) -> int:
 
 
 def pack_stream(chunks, bits: int) -> bytes:
-    """pack() over an iterable of arrays; every chunk but the last must hold a multiple of 8 values."""
+    """pack() over an iterable of arrays of any sizes: one stream, as if they were concatenated."""
     out = bytearray()
-    tail = False
+    carry = np.zeros(0, dtype=np.uint32)
     for chunk in chunks:
-        if tail:
-            raise ValueError("only the last chunk may hold a count that is not a multiple of 8")
-        tail = len(chunk) % 8 != 0
-        out += pack(chunk, bits)
+        chunk = np.ravel(chunk)
+        if carry.size:
+            chunk = np.concatenate([carry, chunk.astype(np.uint32, copy=False)])
+        whole = chunk.size - chunk.size % 8  # 8 values fill exactly `bits` bytes
+        out += pack(chunk[:whole], bits)
+        carry = np.asarray(chunk[whole:], dtype=np.uint32)
+    if carry.size:
+        out += pack(carry, bits)
     return bytes(out)
 
 

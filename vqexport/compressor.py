@@ -1,4 +1,4 @@
-"""The per-layer loop: pick the dense layers, check every setting first, then quantize."""
+"""The per-layer loop: pick the weights (types, size, globs), check every setting first, then quantize."""
 from __future__ import annotations
 
 import warnings
@@ -17,35 +17,31 @@ from .version import __version__
 def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = True) -> CompressedModel:
     state = model.state_dict()
     tied = tied_names(state)
-    dense = model.dense_layers()
-    chosen = [n for n in dense if config.selects(n)]
-    if dense:
-        for pattern in config.layers:
-            if not any(glob_matches(n, pattern) for n in dense):
-                raise ConfigError(f"--layers {pattern!r} matches no dense layer; the dense layers are: "
-                                  + ", ".join(dense[:12]) + (" ..." if len(dense) > 12 else ""))
+    weights = model.weights()
+    chosen, skipped = config.select(weights, {n: int(state[n].numel()) for n in weights})
     # Every setting is checked against every layer before any work, so nothing half-runs.
     # With the default glob a layer that cannot take the setting (a 10-row classifier and
     # k=16 PQ) stays raw, with a warning and a record in the metadata; a layer the user
     # named, or a setting that fits no layer at all, is an error.
-    plans, skipped = {}, {}
-    for name in chosen:
-        q = config.for_layer(name)
+    plans, misfits = {}, {}
+    for name, kind in chosen.items():
+        q = config.for_layer(name, kind)
         try:
             registry.get(q.method).check(tuple(state[name].shape), q)
         except ConfigError as e:
             reason = f"layer {name} {tuple(state[name].shape)}: {e}"
             if config.layers != ("*",) or len(chosen) == 1:
                 raise ConfigError(reason) from None
-            skipped[name] = str(e)
+            misfits[name] = str(e)
             continue
         plans[name] = q
-    _fold_tied(tied, {n: config.for_layer(n) for n in chosen}, plans, skipped)
+    _fold_tied(tied, {n: config.for_layer(n, k) for n, k in chosen.items()}, plans, misfits)
     if chosen and not plans:
-        raise ConfigError("the setting fits no dense layer: " + "; ".join(f"{n}: {r}" for n, r in skipped.items()))
-    for name, reason in skipped.items():
+        raise ConfigError("the setting fits no layer: " + "; ".join(f"{n}: {r}" for n, r in misfits.items()))
+    for name, reason in misfits.items():
         warnings.warn(f"layer {name} {tuple(state[name].shape)} left uncompressed: {reason}", SkippedLayerWarning,
                       stacklevel=3)
+    skipped = {n: r for n, r in {**skipped, **misfits}.items() if n not in tied}
 
     tensors, layers = [], {}
     bar = layer_bar([(n, int(state[n].numel())) for n in plans], quiet, "compress")
@@ -60,7 +56,8 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
         t = registry.get(q.method).fit(w, q, config.seed)
         t.name = name
         err = _rel_error(w, t)
-        layers[name] = {"method": q.method, "shape": list(t.shape), "bits_per_weight": round(t.bits_per_weight, 6),
+        layers[name] = {"method": q.method, "type": weights[name], "shape": list(t.shape),
+                        "bits_per_weight": round(t.bits_per_weight, 6),
                         "compression": round(t.compression, 4), "rel_error": round(err, 6), **_params(q)}
         tensors.append(t)
         bar.done(name)
@@ -120,7 +117,7 @@ def _fold_tied(tied: dict, settings: dict, plans: dict, skipped: dict) -> None:
 
 
 class SkippedLayerWarning(UserWarning):
-    """A dense layer left raw because the setting does not fit it."""
+    """A layer left raw because the setting does not fit it."""
 
 
 def _params(q) -> dict:
@@ -145,7 +142,7 @@ def _rel_error(w: np.ndarray, t: CompressedTensor) -> float:
     """||W - decode||_F / ||W||_F, in row blocks so a 100 M-weight layer is never decoded whole."""
     num = den = 0.0
     for rows in t.row_blocks():
-        block = w[rows].astype(np.float64)
+        block = w.reshape(t.matrix)[rows].astype(np.float64)
         num += float(np.sum((block - registry.decode(t, rows)) ** 2))
         den += float(np.sum(block * block))
     return float(np.sqrt(num / den)) if den else 0.0

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from .errors import ConfigError
 from .methods import registry
 from .methods.base import MethodConfig
+from .weights import TYPES
+
+MIN_SIZE = 2048  # elements; smaller weights stay raw (coremltools' default threshold)
 
 # The keys of the config record that every .vqm has carried since format 1 (each setting, with
 # its default where the method does not read it), in their order; a later method's own settings
@@ -28,12 +31,16 @@ def QuantConfig(method: str = "kmeans", **settings) -> MethodConfig:
 
 @dataclass(frozen=True)
 class CompressConfig:
-    """What to compress and how: a global QuantConfig, layer globs, per-layer overrides, a seed."""
+    """What to compress and how: a global QuantConfig, then per-type and per-layer overrides, which
+    weights (types, a size threshold, layer globs), a seed, and how the rest is stored."""
 
     quant: MethodConfig = field(default_factory=QuantConfig)
     layers: tuple[str, ...] = ("*",)
     overrides: tuple[tuple[str, dict], ...] = ()
     seed: int = 0
+    types: tuple[str, ...] = TYPES  # the kinds of weight compressed (vqexport.weights.TYPES)
+    min_size: int = MIN_SIZE  # weights with fewer elements stay raw, as in coremltools
+    type_overrides: tuple[tuple[str, dict], ...] = ()  # per type, applied before the per-layer ones
 
     def __post_init__(self) -> None:
         if isinstance(self.layers, str):
@@ -51,12 +58,32 @@ class CompressConfig:
                 raise ConfigError(f"{_override_text(pattern, changes)}: {e}") from None
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        for name in ("types", "type_overrides"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, tuple(value.items()) if isinstance(value, dict)
+                               else (value,) if isinstance(value, str) else tuple(value))
+        for kind in self.types + tuple(k for k, _ in self.type_overrides):
+            if kind not in TYPES:
+                raise ConfigError(f"unknown type {kind!r}; the types are {', '.join(TYPES)}")
+        if not self.types:
+            raise ConfigError("types must name at least one type")
+        for kind, changes in self.type_overrides:
+            try:
+                self._apply(self.quant, changes)
+            except ConfigError as e:
+                raise ConfigError(f"--type-override {kind}:{_settings_text(changes)}: {e}") from None
+        if not isinstance(self.min_size, int) or isinstance(self.min_size, bool) or self.min_size < 0:
+            raise ConfigError(f"min_size must be a non-negative integer, got {self.min_size!r}")
 
     def selects(self, name: str) -> bool:
         return any(glob_matches(name, p) for p in self.layers)
 
-    def for_layer(self, name: str) -> MethodConfig:
+    def for_layer(self, name: str, kind: str | None = None) -> MethodConfig:
+        """Global, then the overrides of the layer's type (`kind`), then those matching its name."""
         q = self.quant
+        for of_type, changes in self.type_overrides:
+            if of_type == kind:
+                q = self._apply(q, changes)
         for pattern, changes in self.overrides:
             if glob_matches(name, pattern):
                 q = self._apply(q, changes)
@@ -73,39 +100,63 @@ class CompressConfig:
         keeps = registry.get(method).Config.settings()
         return registry.config(method, **{**{k: v for k, v in q.fields().items() if k in keeps}, **own})
 
-    def check_used(self, dense: list[str], given: dict[str, str] | None = None) -> None:
-        """Refuse what no layer would read: an override that matches no selected dense layer, or
-        sets what its layers' method does not read, and a global setting the user gave (`given`
-        maps its field to the flag's name) that no layer reads or that every reader overrides."""
-        chosen = [n for n in dense if self.selects(n)]
+    def select(self, weights: dict[str, str], sizes: dict[str, int]) -> tuple[dict[str, str], dict[str, str]]:
+        """({name: type} to compress, {name: why not} for the weights of the chosen types left raw).
+
+        weights: {name: type} of the weights a method can take (vqexport.weights); sizes: their
+        element counts. A layer glob that matches no weight of the chosen types is an error."""
+        typed = {n: k for n, k in weights.items() if k in self.types}
+        for pattern in self.layers:
+            if pattern != "*" and not any(glob_matches(n, pattern) for n in typed):
+                raise ConfigError(f"--layers {pattern!r} matches no layer; the layers are: " + _some(typed))
+        named = {n: k for n, k in typed.items() if self.selects(n)}
+        small = {n: f"{sizes[n]} weights, below --min-size {self.min_size}" for n in named
+                 if sizes[n] < self.min_size}
+        return {n: k for n, k in named.items() if n not in small}, small
+
+    def check_used(self, weights: dict[str, str], sizes: dict[str, int], given: dict[str, str] | None = None) -> None:
+        """Refuse what no layer would read: an override that matches no selected layer, or sets what
+        its layers' method does not read, and a global setting the user gave (`given` maps its field
+        to the flag's name) that no layer reads or that every reader overrides."""
+        chosen, _ = self.select(weights, sizes)
+        for kind, changes in self.type_overrides:
+            if kind not in chosen.values():
+                raise ConfigError(f"--type-override {kind}:{_settings_text(changes)}: no selected layer is a {kind} "
+                                  "layer")
         for pattern, changes in self.overrides:
             text = _override_text(pattern, changes)
             matched = [n for n in chosen if glob_matches(n, pattern)]
             if not matched:
-                where = "selected dense layer" if chosen != dense else "dense layer"
-                raise ConfigError(f"{text}: {pattern!r} matches no {where}; the {where}s are: "
-                                  + (", ".join(chosen[:12]) + (" ..." if len(chosen) > 12 else "") or "none"))
-            methods = {self.for_layer(n).method for n in matched}
+                raise ConfigError(f"{text}: {pattern!r} matches no selected layer; the selected layers are: "
+                                  + (_some(chosen) or "none"))
+            methods = {self.for_layer(n, chosen[n]).method for n in matched}
             for key in changes:
                 if key != "method" and not any(key in registry.reads(m) for m in methods):
                     raise ConfigError(f"{text}: {key} has no effect with method {'/'.join(sorted(methods))}")
         if not chosen:
             return
         for key, flag in (given or {}).items():
-            readers = [n for n in chosen if key in registry.reads(self.for_layer(n).method)]
+            readers = [n for n in chosen if key in registry.reads(self.for_layer(n, chosen[n]).method)]
             if not readers:
-                methods = "/".join(sorted({self.for_layer(n).method for n in chosen}))
+                methods = "/".join(sorted({self.for_layer(n, chosen[n]).method for n in chosen}))
                 raise ConfigError(f"{flag} has no effect: the layers it could apply to use {methods}")
-            if all(any(key in c and glob_matches(n, p) for p, c in self.overrides) for n in readers):
-                raise ConfigError(f"{flag} has no effect: every layer that reads it has its own {key} from --override")
+            own = list(self.overrides) + [(f"type:{k}", c) for k, c in self.type_overrides]
+            if all(any(key in c and (glob_matches(n, p) or p == f"type:{chosen[n]}") for p, c in own)
+                   for n in readers):
+                raise ConfigError(f"{flag} has no effect: every layer that reads it has its own {key} from an "
+                                  "override")
 
     def to_dict(self) -> dict:
         """The record written into every .vqm: every setting, the defaults where the method does not read it."""
         defaults = registry.defaults()
         keys = RECORD_KEYS + tuple(k for k in defaults if k not in RECORD_KEYS)
         settings = {**{k: defaults[k] for k in keys}, **self.quant.fields()}
-        return {"method": self.quant.method, **settings, "layers": list(self.layers),
-                "overrides": {p: dict(c) for p, c in self.overrides}, "seed": self.seed}
+        out = {"method": self.quant.method, **settings, "layers": list(self.layers),
+               "overrides": {p: dict(c) for p, c in self.overrides}, "seed": self.seed,
+               "types": list(self.types), "min_size": self.min_size}
+        if self.type_overrides:
+            out["type_overrides"] = {k: dict(c) for k, c in self.type_overrides}
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> CompressConfig:
@@ -114,17 +165,28 @@ class CompressConfig:
         layers = tuple(d.pop("layers", ("*",)))
         overrides = tuple((d.pop("overrides", None) or {}).items())
         seed = d.pop("seed", 0)
+        extra = {"types": tuple(d.pop("types", TYPES)), "min_size": d.pop("min_size", MIN_SIZE),
+                 "type_overrides": tuple((d.pop("type_overrides", None) or {}).items())}
         method = d.pop("method", "kmeans")
         reads, defaults = registry.get(method).Config.settings(), registry.defaults()
         for key, value in d.items():
             if key not in reads and (key not in defaults or value != defaults[key]):
                 raise ConfigError(f"{key} has no effect with method {method}")
         quant = registry.config(method, **{k: v for k, v in d.items() if k in reads})
-        return cls(quant=quant, layers=layers, overrides=overrides, seed=seed)
+        return cls(quant=quant, layers=layers, overrides=overrides, seed=seed, **extra)
+
+
+def _some(names) -> str:
+    names = list(names)
+    return ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
 
 
 def _override_text(pattern: str, changes: dict) -> str:
-    return f"--override {pattern}:" + ",".join(f"{k}={v}" for k, v in changes.items())
+    return f"--override {pattern}:" + _settings_text(changes)
+
+
+def _settings_text(changes: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in changes.items())
 
 
 def glob_matches(name: str, pattern: str) -> bool:

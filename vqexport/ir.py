@@ -67,9 +67,15 @@ def packed_bytes_section(data: bytes, shape: tuple[int, ...], bits: int) -> Sect
     return Section("indices", "packed", tuple(shape), np.frombuffer(data, dtype=np.uint8), bits)
 
 
+def matrix_shape(shape) -> tuple[int, int]:
+    """How every method sees an N-D weight: one row per output channel (shape[0]), the rest flattened.
+    A conv's filters are its rows: Cout x (Cin/groups * kh * kw), as the paper's m x n."""
+    return int(shape[0]), math.prod(int(v) for v in shape[1:])
+
+
 @dataclass
 class CompressedTensor:
-    """A tensor of the model: raw, or a compressed 2-D weight (m outputs x n inputs)."""
+    """A tensor of the model: raw, or a compressed weight, quantized as its m x n matrix (matrix_shape)."""
 
     name: str
     method: str  # "raw", or a method of vqexport.methods.registry
@@ -81,6 +87,11 @@ class CompressedTensor:
     stages: int = 0
     rank: int = 0
     bits: int = 0
+    groups: int = 1  # codebooks along the rows, each for m / groups consecutive rows (--group-size)
+
+    @property
+    def matrix(self) -> tuple[int, int]:
+        return matrix_shape(self.shape)
 
     @property
     def numel(self) -> int:

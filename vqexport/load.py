@@ -38,8 +38,14 @@ class LoadedModel:
     def state_dict(self) -> dict:
         return self.module.state_dict()
 
+    def weights(self) -> dict[str, str]:
+        """{name: type} of the weights a method can take (vqexport.weights)."""
+        from .weights import weight_tensors
+
+        return weight_tensors(self.module)
+
     def dense_layers(self) -> list[str]:
-        return dense_layer_names(self.module)
+        return [name for name, kind in self.weights().items() if kind == "linear"]
 
     def source_metadata(self) -> dict:
         return {"name": self.name, "sha256": self.sha256, "kind": self.kind, "arch": self.arch}
@@ -194,26 +200,6 @@ def _arch_defaults(arch: str, module):
             labels = None
         return labels, dict(IMAGENET_INPUT)
     return None, None
-
-
-def dense_layer_names(module) -> list[str]:
-    """State-dict keys of the dense (fully connected) weights, in order.
-
-    nn.Linear modules (also inside TorchScript); for an exported graph, where module
-    types are gone, every 2-D '.weight'.
-    """
-    import torch
-
-    names = []
-    typed = False
-    for mname, mod in module.named_modules():
-        kind = getattr(mod, "original_name", type(mod).__name__)
-        if isinstance(mod, torch.nn.Linear) or kind == "Linear":
-            typed = True
-            names.append(f"{mname}.weight" if mname else "weight")
-    if typed:
-        return names
-    return [k for k, v in module.state_dict().items() if k.endswith(".weight") and v.ndim == 2]
 
 
 def _zip_names(path: Path):

@@ -21,7 +21,8 @@ from .limits import loads_untrusted, one_line, over_cap_message
 from .vqm_meta import check_metadata, check_names
 
 MAGIC = b"VQM\x00"
-VERSION = (1, 0)
+VERSION = (2, 0)  # what this reader reads up to; a file is written at the lowest version that holds it
+V1 = (1, 0)  # 2-D compressed tensors, one codebook, methods 1..5: what every file was before 2.0
 ALIGN = 64
 HEADER = struct.Struct("<4sHHIIQQQQQII")  # 64 bytes; see FORMAT.md "Header"
 SECTION = struct.Struct("<BBBB4IQQI")  # 40 bytes
@@ -41,8 +42,10 @@ class VqmWriter:
         self._f = open(self._tmp, "wb")
         self._f.write(bytes(HEADER.size))
         self._records: list[bytes] = []
+        self._v2 = False
 
     def add(self, t: CompressedTensor) -> None:
+        self._v2 = self._v2 or needs_v2(t)
         descs = []
         for role, sec in t.sections.items():
             self._pad()
@@ -77,7 +80,7 @@ class VqmWriter:
             meta_offset = self._f.tell()
             self._f.write(meta)
             size = self._f.tell()
-            head = HEADER.pack(MAGIC, *VERSION, HEADER.size, len(self._records), meta_offset, len(meta),
+            head = HEADER.pack(MAGIC, *(VERSION if self._v2 else V1), HEADER.size, len(self._records), meta_offset, len(meta),
                                table_offset, len(table), size, zlib.crc32(meta), 0)
             self._f.seek(0)
             self._f.write(head[:60] + struct.pack("<I", zlib.crc32(head[:60])))
@@ -102,6 +105,11 @@ class VqmWriter:
     def __exit__(self, et, e, tb):
         if et is not None:
             self.abort(e)
+
+
+def needs_v2(t: CompressedTensor) -> bool:
+    """Whether a tensor uses what version 2.0 added: N-D weights, grouped codebooks, method vq."""
+    return t.method != registry.RAW and (len(t.shape) != 2 or t.groups != 1 or registry.CODE_OF[t.method] > 5)
 
 
 def write_vqm(model: CompressedModel, path) -> None:
@@ -147,8 +155,8 @@ def parse_vqm(data: bytes, name: str = "<bytes>", max_decoded_size: int | None =
         fail("not a .vqm file (bad magic)")
     (_, major, minor, hsize, n_tensors, meta_off, meta_len, table_off, table_len, file_size,
      meta_crc, head_crc) = HEADER.unpack_from(data)
-    if major != VERSION[0]:
-        fail(f"unsupported .vqm version {major}.{minor} (this reader reads {VERSION[0]}.x)")
+    if major not in (V1[0], VERSION[0]):
+        fail(f"unsupported .vqm version {major}.{minor} (this reader reads {V1[0]}.x and {VERSION[0]}.x)")
     if zlib.crc32(data[:60]) != head_crc:
         fail("checksum mismatch in header")
     if file_size != size:
@@ -177,6 +185,8 @@ def parse_vqm(data: bytes, name: str = "<bytes>", max_decoded_size: int | None =
     budget = _Budget(size, max_decoded_size, fail)
     for _ in range(n_tensors):
         t, pos = _read_record(table, pos, data, fail, regions, budget)
+        if major == V1[0] and needs_v2(t):
+            fail(f"{t.name}: a version 1 file holds only 2-D, one-codebook tensors of methods 1 to 5")
         if t.name in names:
             fail(f"two tensors named {t.name}")
         names.add(t.name)
@@ -258,8 +268,8 @@ def _read_record(table: bytes, pos: int, data: bytes, fail, regions: list, budge
     for field in TABLE_FIELDS:
         if fields[field] and field not in uses:
             fail(f"{tname}: {field} is {fields[field]} but {method} does not use it (must be 0)")
-    if method != "raw" and (len(shape) != 2 or min(shape) < 1):
-        fail(f"{tname}: a {method} tensor must be 2-D, table says {tuple(shape)}")
+    if method != "raw" and (len(shape) < 2 or min(shape) < 1):
+        fail(f"{tname}: a {method} tensor must have 2 or more dimensions, none 0, table says {tuple(shape)}")
     if "k" in uses and k < 1:
         fail(f"{tname}: {method} with k=0")
     budget.add(tname, math.prod(shape))  # before any section is looked at: Python ints, no wrap
@@ -294,8 +304,11 @@ def _read_record(table: bytes, pos: int, data: bytes, fail, regions: list, budge
             np_dtype = np.dtype(np.bool_ if dtype == "bool" else dtype).newbyteorder("<")
             arr = np.frombuffer(payload, dtype=np_dtype).reshape(sshape).astype(np_dtype.newbyteorder("="))
         sections[role] = Section(role, dtype, sshape, arr, bits if dtype == "packed" else 0)
+    cb = sections.get("codebook")
+    grouped = cb is not None and method != "raw" and len(cb.shape) == registry.get(method).CODEBOOK_NDIM + 1
     t = CompressedTensor(name=tname, method=method, shape=tuple(shape), sections=sections,
-                         k=k, d=d, rows=bool(rows), stages=stages, rank=rank, bits=bits)
+                         k=k, d=d, rows=bool(rows), stages=stages, rank=rank, bits=bits,
+                         groups=cb.shape[0] if grouped else 1)
     _check_layout(t, fail)
     return t, pos
 

@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import ConfigError
-from ..ir import CompressedTensor, Section, dense_section, packed_section
+from ..ir import CompressedTensor, Section, dense_section, matrix_shape, packed_section
 
 CODEBOOK_DTYPES = ("float32", "float16")
 
@@ -72,7 +72,7 @@ def check_setting(name: str, value) -> None:
 
 
 INF = float("inf")
-RANGES = {"k": (2, 65536), "d": (1, INF), "stages": (1, 255), "rank": (1, INF)}
+RANGES = {"k": (2, 65536), "d": (1, INF), "stages": (1, 255), "rank": (1, INF), "group_size": (0, INF)}
 
 
 def store_codebook(cb: np.ndarray, dtype: str) -> Section:
@@ -91,11 +91,36 @@ def codebook_tensor(method, shape, codebook, indices, bits, q, **layout) -> Comp
 
 
 def flat_gather(t, rows) -> np.ndarray:
-    """Scalar decode shared by binary and kmeans: W.flat[i] = codebook[I[i]], for a row block."""
-    m, n = t.shape
+    """Scalar decode shared by binary and kmeans: W.flat[i] = codebook[g(i)][I[i]], for a row block,
+    where g(i) is the group of i's row (one codebook, g = 0, unless --group-size)."""
+    m, n = t.matrix
     rows = rows or slice(0, m)
     start, stop = rows.start or 0, min(m, rows.stop if rows.stop is not None else m)
-    return t.codebook()[t.flat_indices(start * n, (stop - start) * n)].reshape(stop - start, n)
+    idx = t.flat_indices(start * n, (stop - start) * n).reshape(stop - start, n)
+    cb = t.codebook()
+    if t.groups == 1:
+        return cb[idx]
+    return cb[row_groups(t, start, stop)[:, None], idx]
+
+
+def row_groups(t, start: int, stop: int) -> np.ndarray:
+    """The codebook group of each row start .. stop-1."""
+    return np.arange(start, stop) // (t.matrix[0] // t.groups)
+
+
+def check_groups(shape, q) -> int:
+    """The number of codebooks that --group-size gives a weight of this shape (1 without it)."""
+    m, _ = matrix_shape(shape)
+    g = getattr(q, "group_size", 0)
+    if not g:
+        return 1
+    need(m % g == 0, f"--group-size {g} does not divide the {m} output channels")
+    return m // g
+
+
+def matrix(shape) -> tuple[int, int]:
+    need(len(shape) >= 2, f"a weight needs at least 2 dimensions, got shape {tuple(shape)}")
+    return matrix_shape(shape)
 
 
 def need(ok: bool, message: str) -> None:

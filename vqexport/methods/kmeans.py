@@ -1,39 +1,50 @@
-"""Scalar k-means: one k-entry codebook per layer, ceil(log2 k) bits per weight."""
+"""Scalar k-means: one k-entry codebook per tensor (or per group of rows), ceil(log2 k) bits per weight."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..bitpack import bits_for
+from ..bitpack import bits_for, pack_stream
 from ..ir import packed_bytes_section
-from .base import MethodConfig, codebook_tensor, flat_gather, need
-from .kmeans1d import assign1d_packed, kmeans1d_centroids
+from .base import MethodConfig, check_groups, codebook_tensor, flat_gather, matrix, need
+from .kmeans1d import assign1d_chunks, kmeans1d_centroids
 
 NAME = "kmeans"
 TABLE = ("k", "bits")
+CODEBOOK_NDIM = 1  # rank of one codebook section; grouped ones have one more (the groups)
 
 
 @dataclass(frozen=True, repr=False)
 class Config(MethodConfig):
     NAME = NAME
     k: int = 16
+    group_size: int = 0  # rows (output channels) per codebook; 0: one codebook for the tensor
     codebook_dtype: str = "float32"
 
 
 def check(shape, q) -> None:
-    need(len(shape) == 2, f"kmeans needs a 2-D weight, got shape {tuple(shape)}")
-    n = int(np.prod(shape))
-    need(q.k <= n, f"k={q.k} is larger than the {n} weights to cluster")
+    m, n = matrix(shape)
+    g = check_groups(shape, q)
+    need(q.k <= m * n // g, f"k={q.k} is larger than the {m * n // g} weights to cluster"
+         + (" in each group" if g > 1 else ""))
 
 
 def fit(w: np.ndarray, q: Config, seed: int):
     bits = bits_for(q.k)
-    centroids = kmeans1d_centroids(w, q.k, seed)
-    if q.codebook_dtype == "float16":  # assign to the centroids as they will be stored
-        centroids = np.sort(centroids.astype(np.float16)).astype(np.float32)
-    packed = packed_bytes_section(assign1d_packed(w, centroids, bits), (w.size,), bits)
-    return codebook_tensor(NAME, w.shape, centroids, packed, bits, q)
+    g = check_groups(w.shape, q)
+    blocks = np.split(w.reshape(w.shape[0], -1), g)  # row groups: views, no copy
+    cents = []
+    for block in blocks:
+        c = kmeans1d_centroids(block, q.k, seed)
+        if q.codebook_dtype == "float16":  # assign to the centroids as they will be stored
+            c = np.sort(c.astype(np.float16)).astype(np.float32)
+        cents.append(c)
+    packed = pack_stream((part for block, c in zip(blocks, cents, strict=True)
+                          for part in assign1d_chunks(block.ravel(), c)), bits)
+    codebook = cents[0] if g == 1 else np.stack(cents)
+    return codebook_tensor(NAME, w.shape, codebook, packed_bytes_section(packed, (w.size,), bits), bits, q,
+                           groups=g)
 
 
 def decode(t, rows=None) -> np.ndarray:
@@ -41,4 +52,11 @@ def decode(t, rows=None) -> np.ndarray:
 
 
 def layout(t) -> dict:
-    return {"codebook": (t.k,), "indices": (t.shape[0] * t.shape[1],)}
+    m, n = t.matrix
+    return {"codebook": _grouped(t, (t.k,)), "indices": (m * n,)}
+
+
+def _grouped(t, shape: tuple) -> tuple:
+    if t.groups < 1 or t.matrix[0] % t.groups:
+        raise ValueError(f"{t.groups} codebook groups do not divide the {t.matrix[0]} rows")
+    return shape if t.groups == 1 else (t.groups, *shape)

@@ -40,7 +40,7 @@ def kmeans1d_centroids(x: np.ndarray, k: int, seed: int, max_iter: int = 300) ->
     # chunk so that no index array of the whole layer is ever held.
     counts = np.zeros(k)
     sums = np.zeros(k)
-    for lo, idx in zip(range(0, x.size, CHUNK), _assign_chunks(x, best), strict=True):
+    for lo, idx in zip(range(0, x.size, CHUNK), assign1d_chunks(x, best), strict=True):
         part = x[lo:lo + CHUNK]
         counts += np.bincount(idx, minlength=k)
         sums += np.bincount(idx, weights=part, minlength=k)
@@ -55,7 +55,7 @@ def assign1d_packed(x: np.ndarray, centroids: np.ndarray, bits: int) -> bytes:
     """Nearest-centroid indices of x, packed as they are computed (never the whole uint16 array)."""
     from ..bitpack import pack_stream
 
-    return pack_stream(_assign_chunks(np.ravel(x), centroids), bits)
+    return pack_stream(assign1d_chunks(np.ravel(x), centroids), bits)
 
 
 def assign1d(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -69,13 +69,13 @@ def assign1d(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     x = np.ravel(x)
     out = np.empty(x.size, dtype=np.uint16)
     lo = 0
-    for part in _assign_chunks(x, centroids):
+    for part in assign1d_chunks(x, centroids):
         out[lo:lo + part.size] = part
         lo += part.size
     return out
 
 
-def _assign_chunks(x: np.ndarray, centroids: np.ndarray):
+def assign1d_chunks(x: np.ndarray, centroids: np.ndarray):
     """assign1d of x, CHUNK values at a time (one bin table for all of them)."""
     bounds = (centroids[1:].astype(np.float64) + centroids[:-1]) / 2
     table = _BinTable.build(bounds, x) if x.size > ASSIGN_BINS else None

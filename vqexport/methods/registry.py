@@ -17,12 +17,12 @@ from types import ModuleType
 import numpy as np
 
 from ..errors import ConfigError
-from . import binary, kmeans, pq, rq, svd
+from . import binary, kmeans, pq, rq, svd, vq
 from .base import MethodConfig
 
 RAW = "raw"  # code 0: a tensor stored as it is
 # The file code of each method: fixed forever, since files carry it (docs/FORMAT.md "Tensor table").
-CODES: dict[int, ModuleType] = {1: binary, 2: kmeans, 3: pq, 4: rq, 5: svd}
+CODES: dict[int, ModuleType] = {1: binary, 2: kmeans, 3: pq, 4: rq, 5: svd, 6: vq}
 
 _BY_NAME = {m.NAME: m for m in CODES.values()}
 NAMES = tuple(_BY_NAME)
@@ -63,8 +63,11 @@ def defaults() -> dict:
 
 
 def decode(t, rows: slice | None = None) -> np.ndarray:
-    """The reference decode of any tensor of the IR; rows: decode only W[rows] (a step-1 slice)."""
+    """The reference decode of any tensor of the IR: the whole tensor in its own shape, or with
+    rows (a step-1 slice) the rows of its m x n matrix (ir.matrix_shape), so big layers can be
+    read in blocks."""
     if t.method == RAW:
         full = t.sections["raw"].data.reshape(t.shape)
-        return full if rows is None else full[rows]
-    return get(t.method).decode(t, rows)
+        return full if rows is None else full.reshape(t.matrix)[rows]
+    w = get(t.method).decode(t, rows)
+    return w.reshape(t.shape) if rows is None else w

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..bitpack import bits_for
-from .base import MethodConfig, codebook_tensor, need
+from .base import MethodConfig, codebook_tensor, matrix, need
 from .lloyd import lloyd
 
 NAME = "rq"
 TABLE = ("k", "stages", "bits")
+CODEBOOK_NDIM = 3  # rank of one codebook section; grouped ones have one more (the groups)
 ROW_BLOCK = 256
 
 
@@ -23,12 +24,12 @@ class Config(MethodConfig):
 
 
 def check(shape, q) -> None:
-    need(len(shape) == 2, f"rq needs a 2-D weight, got shape {tuple(shape)}")
-    need(q.k <= shape[0], f"k={q.k} is larger than the {shape[0]} rows to cluster")
+    m, _ = matrix(shape)
+    need(q.k <= m, f"k={q.k} is larger than the {m} rows to cluster")
 
 
 def fit(w: np.ndarray, q: Config, seed: int):
-    residual = np.array(w, dtype=np.float32)
+    residual = np.array(w, dtype=np.float32).reshape(w.shape[0], -1)
     codebooks, indices = [], []
     for stage in range(q.stages):
         cb, idx = lloyd(residual[None], q.k, seed + stage)
@@ -46,7 +47,7 @@ def decode(t, rows=None) -> np.ndarray:
     cb, idx = t.codebook(), t.indices()
     if rows is not None:
         idx = idx[:, rows]
-    out = np.zeros((idx.shape[1], t.shape[1]), dtype=np.float32)
+    out = np.zeros((idx.shape[1], t.matrix[1]), dtype=np.float32)
     for stage in range(t.stages):
         out += cb[stage][idx[stage]]
     return out
@@ -55,4 +56,5 @@ def decode(t, rows=None) -> np.ndarray:
 def layout(t) -> dict:
     if t.stages < 1:
         raise ValueError("rq with 0 stages")
-    return {"codebook": (t.stages, t.k, t.shape[1]), "indices": (t.stages, t.shape[0])}
+    m, n = t.matrix
+    return {"codebook": (t.stages, t.k, n), "indices": (t.stages, m)}

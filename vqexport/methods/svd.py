@@ -6,10 +6,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir import CompressedTensor, dense_section
-from .base import MethodConfig, need
+from .base import MethodConfig, matrix, need
 
 NAME = "svd"
 TABLE = ("rank",)
+CODEBOOK_NDIM = 0  # no codebook
 EXACT_LIMIT = 2048  # above this many rows and columns, a seeded randomized SVD is far faster
 
 
@@ -20,12 +21,13 @@ class Config(MethodConfig):
 
 
 def check(shape, q) -> None:
-    need(len(shape) == 2, f"svd needs a 2-D weight, got shape {tuple(shape)}")
-    need(q.rank <= min(shape), f"rank={q.rank} is larger than min{tuple(shape)} = {min(shape)}")
+    m, n = matrix(shape)
+    need(q.rank <= min(m, n), f"rank={q.rank} is larger than min({m}, {n}) = {min(m, n)}")
 
 
 def fit(w: np.ndarray, q: Config, seed: int):
     r = q.rank
+    shape, w = w.shape, w.reshape(w.shape[0], -1)
     if min(w.shape) <= EXACT_LIMIT:
         u, s, vt = np.linalg.svd(w.astype(np.float64), full_matrices=False)
     else:
@@ -35,7 +37,7 @@ def fit(w: np.ndarray, q: Config, seed: int):
     a = (u[:, :r] * s[:r]).astype(np.float32)
     b = vt[:r].astype(np.float32)
     sections = {"factor_a": dense_section("factor_a", a), "factor_b": dense_section("factor_b", b)}
-    return CompressedTensor(name="", method=NAME, shape=tuple(w.shape), rank=r, sections=sections)
+    return CompressedTensor(name="", method=NAME, shape=tuple(shape), rank=r, sections=sections)
 
 
 def decode(t, rows=None) -> np.ndarray:
@@ -44,6 +46,7 @@ def decode(t, rows=None) -> np.ndarray:
 
 
 def layout(t) -> dict:
-    if not 1 <= t.rank <= min(t.shape):
-        raise ValueError(f"svd rank {t.rank} is outside 1..min(m, n) = {min(t.shape)}")
-    return {"factor_a": (t.shape[0], t.rank), "factor_b": (t.rank, t.shape[1])}
+    m, n = t.matrix
+    if not 1 <= t.rank <= min(m, n):
+        raise ValueError(f"svd rank {t.rank} is outside 1..min(m, n) = {min(m, n)}")
+    return {"factor_a": (m, t.rank), "factor_b": (t.rank, n)}
