@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from onnx import TensorProto
 
 from ..errors import ConfigError, VqexportError
 from ..ir import CompressedModel, CompressedTensor
@@ -131,24 +132,27 @@ def _consumer_count(graph) -> dict:
 
 
 def _find_weight(t: CompressedTensor, w: np.ndarray, inits: dict, consumers: dict):
-    """The initializer holding t's decoded weight: by state_dict name, else by content (W or W^T)."""
-    m, n = w.shape
+    """The initializer holding t's decoded weight: by state_dict name, else by content (W, or W^T
+    for a 2-D weight that the exporter transposed for MatMul)."""
+    shape = tuple(w.shape)
     named = inits.get(t.name)
-    if named is not None and tuple(named.dims) == (m, n) and _same(named, w):
+    if named is not None and tuple(named.dims) == shape and _same(named, w):
         return t.name, False
+    flipped = shape[::-1] if len(shape) == 2 else None
     wt = None
     for name, init in inits.items():
         dims = tuple(init.dims)
-        if init.data_type != 1 or dims not in ((m, n), (n, m)) or not consumers.get(name):
+        if init.data_type != TensorProto.FLOAT or dims not in (shape, flipped) or not consumers.get(name):
             continue
-        if dims == (m, n) and _same(init, w):
+        if dims == shape and _same(init, w):
             return name, False
-        if dims == (n, m):
+        if dims == flipped:
             wt = np.ascontiguousarray(w.T) if wt is None else wt
             if _same(init, wt):
                 return name, True
-    raise VqexportError(f"{t.name}: the ONNX export holds no initializer with this weight (W or W^T); "
-                        "the exporter folded it into another constant, which vqexport cannot replace")
+    raise VqexportError(f"{t.name}: the ONNX export holds no initializer with this weight"
+                        + (" (W or W^T)" if flipped else "") + "; the exporter folded it into another constant, "
+                        "which vqexport cannot replace")
 
 
 def _same(init, w: np.ndarray) -> bool:

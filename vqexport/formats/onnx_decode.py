@@ -129,35 +129,54 @@ def _offsets(b: _Builder, idx: str, segments: int, k: int) -> str:
 
 
 def decode_subgraph(t: CompressedTensor, output: str, transposed: bool = False):
-    """ONNX nodes and initializers that compute t's weight W [m, n] (or W^T) into `output`."""
+    """ONNX nodes and initializers that compute t's weight into `output`: its matrix W [m, n] (or
+    W^T), reshaped to the tensor's own shape when it has more than 2 dimensions (a conv's filters)."""
     chain = CHAINS.get(t.method)
     if chain is None:
         raise VqexportError(f"{t.name}: method {t.method!r} has no ONNX decode")
     b = _Builder(f"vq/{t.name}")
+    nd = len(t.shape) != 2
+    final = None if nd else output
     if t.method in TRANSPOSES_ITSELF:
-        chain(b, t, output, transposed)
+        w = chain(b, t, final, transposed)
     else:
-        w = chain(b, t, None if transposed else output)
+        w = chain(b, t, None if transposed else final)
         if transposed:
-            b.op("Transpose", [w], output, perm=[1, 0])
+            w = b.op("Transpose", [w], final, perm=[1, 0])
+    if nd:
+        b.op("Reshape", [w, b.shape("tensor_shape", list(t.shape))], output)
     return b.nodes, b.inits
 
 
-def _pq(b: _Builder, t: CompressedTensor, output: str, transposed: bool) -> None:
+def _group_offsets(b: _Builder, t: CompressedTensor, per_group: int, shape) -> str:
+    """int32 g(r) * per_group for each row r of the matrix, shaped `shape`: the start of each row's
+    group in a codebook flattened group-major."""
+    m = t.matrix[0]
+    return b.const("group_offsets", ((np.arange(m) // (m // t.groups)) * per_group).astype(np.int32).reshape(shape))
+
+
+def _pq(b: _Builder, t: CompressedTensor, output: str | None, transposed: bool) -> str:
     """The layout is a Transpose + Reshape either way, so W^T costs nothing extra."""
-    m, n = t.shape
-    s, k, d = t.sections["codebook"].shape
-    cb = b.op("Reshape", [_codebook(b, t), b.shape("flat_codebook", [s * k, d])])
-    parts = b.op("Gather", [cb, _offsets(b, _unpack(b, t), s, k)], axis=0)  # [s, vectors, d]
+    m, n = t.matrix
+    *_, s, k, d = t.sections["codebook"].shape
+    cb = b.op("Reshape", [_codebook(b, t), b.shape("flat_codebook", [t.groups * s * k, d])])
+    idx = _offsets(b, _unpack(b, t), s, k)
+    if t.groups > 1:  # by columns: the codebooks of row r's group start at g(r) * s * k
+        idx = b.op("Add", [idx, _group_offsets(b, t, s * k, [1, m])])
+    parts = b.op("Gather", [cb, idx], axis=0)  # [s, vectors, d]
     # columns: W[r, j*d+c] = parts[j, r, c]; rows: W[j*d+c, col] = parts[j, col, c]
     along_rows = t.rows != transposed  # the output's rows are the segments': [s, d, vectors]
     parts = b.op("Transpose", [parts], perm=[0, 2, 1] if along_rows else [1, 0, 2])
-    b.op("Reshape", [parts, b.shape("weight_shape", [n, m] if transposed else [m, n])], output)
+    return b.op("Reshape", [parts, b.shape("weight_shape", [n, m] if transposed else [m, n])], output)
 
 
 def _scalar(b: _Builder, t: CompressedTensor, final: str | None) -> str:
-    """binary and kmeans: W.flat[i] = codebook[I[i]]."""
-    m, n = t.shape
+    """binary and kmeans: W.flat[i] = codebook[g(i)][I[i]]."""
+    m, n = t.matrix
+    if t.groups > 1:
+        cb = b.op("Reshape", [_codebook(b, t), b.shape("flat_codebook", [-1])])
+        idx = b.op("Add", [_unpack(b, t, [m, n]), _group_offsets(b, t, t.sections["codebook"].shape[1], [m, 1])])
+        return b.op("Gather", [cb, idx], final, axis=0)
     if 8 % t.bits == 0:
         # gather the weights of every possible byte once, then one lookup per stored byte
         table = b.op("Gather", [_codebook(b, t), _byte_table(b, t.bits)], axis=0)  # [256, 8 / bits]
@@ -167,7 +186,7 @@ def _scalar(b: _Builder, t: CompressedTensor, final: str | None) -> str:
 
 
 def _rq(b: _Builder, t: CompressedTensor, final: str | None) -> str:
-    _, n = t.shape
+    _, n = t.matrix
     stages, k, _ = t.sections["codebook"].shape
     cb = b.op("Reshape", [_codebook(b, t), b.shape("flat_codebook", [stages * k, n])])
     parts = b.op("Gather", [cb, _offsets(b, _unpack(b, t), stages, k)], axis=0)  # [stages, m, n]
@@ -185,5 +204,17 @@ def _svd(b: _Builder, t: CompressedTensor, final: str | None) -> str:
     return b.op("MatMul", [_codebook(b, t, "factor_a"), _codebook(b, t, "factor_b")], final)
 
 
-CHAINS = {"binary": _scalar, "kmeans": _scalar, "pq": _pq, "rq": _rq, "svd": _svd}
+def _vq(b: _Builder, t: CompressedTensor, final: str | None) -> str:
+    """W[r, j*d:(j+1)*d] = codebook[g(r)][I[r, j]]."""
+    m, n = t.matrix
+    g, k, d = t.sections["codebook"].shape
+    cb = b.op("Reshape", [_codebook(b, t), b.shape("flat_codebook", [g * k, d])])
+    idx = _unpack(b, t, [m, n // d])
+    if g > 1:
+        idx = b.op("Add", [idx, _group_offsets(b, t, k, [m, 1])])
+    parts = b.op("Gather", [cb, idx], axis=0)  # [m, n/d, d]
+    return b.op("Reshape", [parts, b.shape("weight_shape", [m, n])], final)
+
+
+CHAINS = {"binary": _scalar, "kmeans": _scalar, "pq": _pq, "rq": _rq, "svd": _svd, "vq": _vq}
 TRANSPOSES_ITSELF = {"pq"}  # writes W^T directly; the others are followed by a Transpose

@@ -95,6 +95,11 @@ class Chain:
         return self.emit("TRANSPOSE", [x, self.const(f"perm{self.ops}", np.array([1, 0], np.int32))], [b, a],
                          "float32", out, self.ed.options("TransposeOptions"), "TransposeOptions")
 
+    def permute(self, x: int, shape, axes, out=None) -> int:
+        return self.emit("TRANSPOSE", [x, self.const(f"perm{self.ops}", np.array(axes, np.int32))],
+                         [shape[a] for a in axes], "float32", out, self.ed.options("TransposeOptions"),
+                         "TransposeOptions")
+
     def gather(self, params: int, idx: int, shape, dtype: str, axis: int = 0) -> int:
         opts = self.ed.options("GatherOptions", axis=axis, batchDims=0)
         return self.emit("GATHER", [params, idx], shape, dtype, None, opts, "GatherOptions")
@@ -156,13 +161,34 @@ def build(ed, sg: int, t, target_shape, layout, out: int | None, prefix: str) ->
     if chain is None:
         raise TfliteDecodeError(f"{t.name}: method {t.method!r} has no TFLite decode")
     c = Chain(ed, sg, prefix)
-    w = chain(c, t, [int(v) for v in target_shape], layout, out)
+    target_shape = [int(v) for v in target_shape]
+    follows = t.method in FOLLOWS_ANY_ORDER and t.groups == 1  # one index per weight, one codebook
+    if isinstance(layout, tuple) and follows:  # permute the indices, not the weights
+        layout = np.arange(t.numel).reshape(t.shape).transpose(layout).ravel()
+    if isinstance(layout, np.ndarray) and not follows:
+        raise TfliteDecodeError(f"{t.name}: the converter reordered its weight; {t.method} with grouped codebooks "
+                                "can only follow a kept, transposed or axis-permuted weight")
+    if not follows and (isinstance(layout, tuple) or (layout == "W" and len(t.shape) != 2)):
+        # the matrix, then the tensor's own shape, then the converter's axis order
+        w = chain(c, t, list(t.matrix), "W", None)
+        if layout == "W":
+            return c.reshape(w, target_shape, "float32", out=out), c.ops
+        w = c.reshape(w, list(t.shape), "float32")
+        return c.permute(w, list(t.shape), layout, out=out), c.ops
+    w = chain(c, t, target_shape, layout, out)
     return w, c.ops
 
 
 def _scalar(c: Chain, t, target_shape, layout, out) -> int:
-    """binary and kmeans: one index per weight, so any element order the converter chose is followed."""
-    m, n = t.shape
+    """binary and kmeans: one index per weight, so any element order the converter chose is followed
+    (with one codebook; grouped codebooks add each row's group offset, in the matrix's own order)."""
+    m, n = t.matrix
+    if t.groups > 1:
+        cb = _codebook(t)
+        ix = c.indices(t.indices().ravel(), t.bits, [m, n])
+        ix = c.binary("ADD", ix, c.const("group_offsets", _group_offsets(t, cb.shape[1], [m, 1])), [m, n])
+        w = c.gather(c.codebook(cb.reshape(-1), [cb.size]), ix, [m, n], "float32")
+        return _finish(c, w, [m, n], "W", layout, target_shape, out, reshape=True)
     idx = t.indices().ravel()
     if isinstance(layout, np.ndarray):
         idx = idx[layout]
@@ -180,13 +206,15 @@ def _pq(c: Chain, t, target_shape, layout, out) -> int:
     ix = c.indices(idx.T.ravel(), t.bits, [vectors, s])
     if s > 1:
         ix = c.binary("ADD", ix, c.const("offsets", (np.arange(s, dtype=np.int32) * t.k)), [vectors, s])
-    cbt = c.codebook(_codebook(t), [s * t.k, t.d])
+    if t.groups > 1:  # by columns: row r's codebooks start at g(r) * s * k
+        ix = c.binary("ADD", ix, c.const("group_offsets", _group_offsets(t, s * t.k, [vectors, 1])), [vectors, s])
+    cbt = c.codebook(_codebook(t).reshape(-1, t.d), [t.groups * s * t.k, t.d])
     g = c.gather(cbt, ix, [vectors, s, t.d], "float32")
     return _finish(c, g, [vectors, s * t.d], "WT" if t.rows else "W", layout, target_shape, out, reshape=True)
 
 
 def _rq(c: Chain, t, target_shape, layout, out) -> int:
-    m, n = t.shape
+    m, n = t.matrix
     idx = t.indices()  # [t, m]
     st = t.stages
     ix = c.indices(idx.ravel(), t.bits, [st, m])
@@ -215,11 +243,29 @@ def _svd(c: Chain, t, target_shape, layout, out) -> int:
     return c.emit("BATCH_MATMUL", [b, a] if wt else [a, b], target_shape, "float32", out, opts, "BatchMatMulOptions")
 
 
+def _vq(c: Chain, t, target_shape, layout, out) -> int:
+    """W[r, j*d:(j+1)*d] = codebook[g(r)][I[r, j]]."""
+    m, n = t.matrix
+    g, k, d = t.sections["codebook"].shape
+    ix = c.indices(t.indices().ravel(), t.bits, [m, n // d])
+    if g > 1:
+        ix = c.binary("ADD", ix, c.const("group_offsets", _group_offsets(t, k, [m, 1])), [m, n // d])
+    cbt = c.codebook(_codebook(t).reshape(g * k, d), [g * k, d])
+    parts = c.gather(cbt, ix, [m, n // d, d], "float32")
+    return _finish(c, parts, [m, n], "W", layout, target_shape, out, reshape=True)
+
+
 def _codebook(t) -> np.ndarray:
     return np.asarray(t.sections["codebook"].data)
 
 
-CHAINS = {"binary": _scalar, "kmeans": _scalar, "pq": _pq, "rq": _rq, "svd": _svd}
+def _group_offsets(t, per_group: int, shape) -> np.ndarray:
+    """int32 g(r) * per_group for each row r: where row r's group starts in the flattened codebook."""
+    m = t.matrix[0]
+    return ((np.arange(m) // (m // t.groups)) * per_group).astype(np.int32).reshape(shape)
+
+
+CHAINS = {"binary": _scalar, "kmeans": _scalar, "pq": _pq, "rq": _rq, "svd": _svd, "vq": _vq}
 FOLLOWS_ANY_ORDER = {"binary", "kmeans"}  # one index per weight: can follow a converter's reordering
 
 

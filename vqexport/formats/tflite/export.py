@@ -27,6 +27,7 @@ The rewrite drops each weight input and feeds its tensor from the compressed pay
 from __future__ import annotations
 
 import copy
+import itertools
 import hashlib
 import json
 import os
@@ -40,6 +41,7 @@ from ...errors import ConfigError, VqexportError, first_line
 from ...layouts import channels_first, is_channels_last, layout_name, to_last
 from ...torch_bridge import to_torch
 from ...util.fileio import atomic_path
+from ...weights import weight_tensors
 from ...util.native_output import silenced
 from ...util.progress import layer_bar, stage
 from ..torch_onnx import torch_to_onnx
@@ -80,13 +82,24 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
         raise ConfigError("nothing is compressed in this model; use export_dense_tflite for a dense .tflite")
     spec = _input_spec(compressed.metadata.get("input") or getattr(model, "input", None), input_shape)
     module = to_torch(compressed, model, quiet=quiet, share_raw=True)
-    probes = _set_probes(module, comp)
+    # The dense 2-D weights left raw are probed and lifted too, then put back: onnx2tf converts a
+    # graph with constant Gemm weights differently (it even fetches calibration data for some).
+    names = {t.name for t in comp}
+    state = module.state_dict()
+    raw = {n: state[n].detach().float().cpu().numpy().copy() for n, kind in weight_tensors(module).items()
+           if kind in ("linear", "attention") and n not in names and state[n].ndim == 2}
+    probes = _set_probes(module, comp + [_Shape(n, v.shape) for n, v in raw.items()])
     with stage("converting PyTorch -> ONNX -> TFLite (torch.onnx, onnx2tf)", quiet):
         flat, lifted = _convert(module, spec["shape"], probes)
     tfl = flatbuffer.read_model(flat)
     ed = flatbuffer.Editor(tfl)
+    targets = _targets(tfl, lifted, probes)
+    for (sg, ti), (name, perm) in list(targets.items()):
+        if name in raw:  # back as a plain constant, in the converter's layout
+            tfl.subgraphs[sg].tensors[ti].buffer = ed.buffer(raw[name].ravel()[perm].astype("<f4"))
+            del targets[sg, ti]
     bar = layer_bar([(t.name, t.numel) for t in comp], quiet, "decode graph")
-    layers, slots = _rewrite(tfl, ed, {t.name: t for t in comp}, lifted, decode, bar)
+    layers, slots = _rewrite(tfl, ed, {t.name: t for t in comp}, targets, decode, bar)
     bar.close()
     ed.finish()
     if slots:
@@ -118,10 +131,8 @@ def export_dense_tflite(model, path, input_spec=None, *, labels=None) -> dict:
     spec = _input_spec(input_spec if isinstance(input_spec, dict) else None,
                        None if isinstance(input_spec, dict) else input_spec)
     module = copy.deepcopy(module).eval()
-    from ...load import dense_layer_names
-
     state = module.state_dict()
-    names = [n for n in dense_layer_names(module) if n in state and state[n].ndim == 2]
+    names = [n for n, kind in weight_tensors(module).items() if kind in ("linear", "attention") and state[n].ndim == 2]
     real = {n: state[n].detach().float().cpu().numpy().copy() for n in names}
     probes = _set_probes(module, [_Shape(n, tuple(real[n].shape)) for n in names])
     flat, lifted = _convert(module, spec["shape"], probes)
@@ -170,8 +181,8 @@ def _set_probes(module, comp) -> dict:
             raise TfliteExportError("the compressed layers hold more than 2**29 weights; too large to export")
         bits = (np.arange(t.numel, dtype=np.int64) + PROBE_BASE + offset).astype(np.int32)
         value = torch.from_numpy(bits.view(np.float32).reshape(t.shape).copy())
-        with torch.no_grad():
-            params[t.name].copy_(value)
+        with torch.no_grad():  # rebound, not written into: a raw weight shares its memory with the IR
+            params[t.name].data = value
         probes[t.name] = (offset, t.numel)
         offset += t.numel
     return probes
@@ -253,7 +264,9 @@ def _lift_weights(graph, probes: dict) -> dict:
     lifted, renames = {}, {}
     g = graph.graph
     for init in list(g.initializer):
-        if init.data_type != 1 or len(init.dims) != 2:  # FLOAT, 2-D
+        # FLOAT, 2-D: onnx2tf cannot take a conv's filter as a graph input, so those stay constants
+        # and are found by their probe values after the conversion (_constant_targets).
+        if init.data_type != 1 or len(init.dims) != 2:
             continue
         hit = _probe_hit(numpy_helper.to_array(init), probes)
         if hit is None:
@@ -267,10 +280,6 @@ def _lift_weights(graph, probes: dict) -> dict:
         for i, x in enumerate(node.input):
             if x in renames:
                 node.input[i] = renames[x]
-    missing = [n for n in probes if n not in {v[0] for v in lifted.values()}]
-    if missing:
-        raise TfliteExportError(f"layer {missing[0]}: the ONNX export did not keep its weight as one constant "
-                                "(folded into another op?); it cannot be stored compressed")
     return lifted
 
 
@@ -302,23 +311,44 @@ def _take_lifted_inputs(tfl, lifted: dict) -> dict:
 
 
 # -- rewrite -------------------------------------------------------------------------------------
-def _rewrite(tfl, ed, tensors: dict, lifted: dict, decode: str, bar) -> tuple[dict, list[dict]]:
+def _targets(tfl, lifted: dict, probes: dict) -> dict:
+    """{(subgraph, tensor): (layer, perm)}: the lifted weight inputs, and the constants that hold a
+    probed weight (conv filters, in the converter's layout); each of those loses its dense buffer."""
     targets = _take_lifted_inputs(tfl, lifted)
+    found = {layer for layer, _ in targets.values()}
+    sizes = {4 * count for name, (_, count) in probes.items() if name not in found}
+    for si, g in enumerate(tfl.subgraphs):
+        for ti, tensor in enumerate(g.tensors):
+            data = tfl.buffers[tensor.buffer].data if tensor.buffer else None
+            if data is None or len(data) not in sizes:
+                continue
+            hit = _probe_hit(np.frombuffer(np.asarray(data, dtype=np.uint8).tobytes(), dtype="<f4"), probes)
+            if hit is not None and hit[0] not in found:
+                targets[(si, ti)] = hit
+                tfl.buffers[tensor.buffer].data = None  # the decode (or the loader) fills it
+                tensor.buffer = 0
+    missing = [n for n in probes if n not in {layer for layer, _ in targets.values()}]
+    if missing:
+        raise TfliteExportError(f"layer {missing[0]}: the converted model does not keep its weight as one tensor "
+                                "(folded into another op?); it cannot be stored compressed")
+    return targets
+
+
+def _rewrite(tfl, ed, tensors: dict, targets: dict, decode: str, bar) -> tuple[dict, list[dict]]:
     init_sg = ed.subgraph("vqexport_decode_once") if decode == "once" else None
     if init_sg is not None:
         ed.op(0, "CALL_ONCE", [], [], ed.options("CallOnceOptions", initSubgraphIndex=init_sg), "CallOnceOptions")
     layers, at_load = {}, {}
     for k, ((si, ti), (name, perm)) in enumerate(sorted(targets.items())):
         t = tensors[name]
-        m, n = t.shape
-        info = layers.setdefault(name, {"method": t.method, "shape": [m, n], "ideal_bytes": t.ideal_bits / 8,
+        info = layers.setdefault(name, {"method": t.method, "shape": list(t.shape), "ideal_bytes": t.ideal_bits / 8,
                                         "stored_bytes": 0, "decode_ops": 0, "layout": []})
         shape = [int(v) for v in tfl.subgraphs[si].tensors[ti].shape]
-        layout = _layout(perm, shape, m, n)
+        layout = _layout(perm, shape, t.shape)
         if isinstance(layout, np.ndarray) and t.method not in FOLLOWS_ANY_ORDER:
             raise TfliteExportError(f"layer {name}: the converter reordered its weight {shape}; "
-                                    f"{t.method} can only follow a kept or transposed weight")
-        info["layout"].append(layout if isinstance(layout, str) else "permuted")
+                                    f"{t.method} can only follow a kept, transposed or axis-permuted weight")
+        info["layout"].append(slot_layout(layout))
         if decode == "load":
             at_load[(si, ti)] = (name, info["layout"][-1])
             info["stored_bytes"] += sum(sec.nbytes for sec in t.sections.values())
@@ -346,12 +376,27 @@ def _rewrite(tfl, ed, tensors: dict, lifted: dict, decode: str, bar) -> tuple[di
     return layers, external.attach(tfl, ed, at_load, tensors) if at_load else []
 
 
-def _layout(perm: np.ndarray, shape, m: int, n: int):
-    if shape == [m, n] and np.array_equal(perm, np.arange(m * n)):
+def _layout(perm: np.ndarray, shape, source_shape):
+    """How the converter laid the weight out: "W" (as in torch), "WT" (a 2-D weight transposed),
+    a tuple of axes (the N-D weight transposed by them: a conv's OIHW filter as OHWI), or,
+    for anything else, the permutation of the elements itself."""
+    source_shape = [int(v) for v in source_shape]
+    order = np.arange(perm.size).reshape(source_shape)
+    if shape == source_shape and np.array_equal(perm, order.ravel()):
         return "W"
-    if shape == [n, m] and np.array_equal(perm, np.arange(m * n).reshape(m, n).T.ravel()):
+    if len(source_shape) == 2 and shape == source_shape[::-1] and np.array_equal(perm, order.T.ravel()):
         return "WT"
+    for axes in itertools.permutations(range(len(source_shape))):
+        if [source_shape[a] for a in axes] == shape and np.array_equal(perm, order.transpose(axes).ravel()):
+            return tuple(axes)
     return perm
+
+
+def slot_layout(layout) -> str:
+    """As the metadata and the loaders spell it: W, WT, axes:0,2,3,1, or permuted."""
+    if isinstance(layout, str):
+        return layout
+    return "axes:" + ",".join(map(str, layout)) if isinstance(layout, tuple) else "permuted"
 
 
 def _finish_model(tfl, ed, meta: dict, spec: dict, decode, layers, slots=None) -> dict:

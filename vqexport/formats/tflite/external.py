@@ -51,9 +51,9 @@ def attach(tfl, ed, targets: dict, tensors: dict) -> list[dict]:
     """
     slots, shared = [], {}
     for (si, ti), (layer, layout) in sorted(targets.items()):
-        if layout not in ("W", "WT"):
+        if slot_axes(layout, len(tensors[layer].shape)) is None:
             raise TfliteLoadError(f"layer {layer}: the converter reordered its weight; decode='load' "
-                                  "needs it kept or transposed (use decode='once')")
+                                  "needs it kept, transposed or axis-permuted (use decode='once')")
         tensor = tfl.subgraphs[si].tensors[ti]
         if (layer, layout) in shared:  # a weight the graph uses twice: one slot, read by both
             tensor.buffer = shared[layer, layout]
@@ -127,10 +127,11 @@ def _write(data, plan, f) -> None:
     f.write(data)
     f.write(bytes(end - len(data)))  # the area, and the padding between slots, are zeros
     for s, offset, t in slots:
-        n = t.shape[1]
-        if s["layout"] == "WT":  # a transposed slot takes whole columns of W: decode it at once
+        n = t.matrix[1]
+        axes = slot_axes(s["layout"], len(t.shape))
+        if axes != tuple(range(len(t.shape))):  # a permuted slot mixes rows: decode it at once
             f.seek(offset)
-            f.write(np.ascontiguousarray(decode(t).T, dtype="<f4").tobytes())
+            f.write(np.ascontiguousarray(decode(t).transpose(axes), dtype="<f4").tobytes())
             continue
         for rows in t.row_blocks():
             f.seek(offset + 4 * rows.start * n)
@@ -176,7 +177,7 @@ def _plan_checked(data: bytes, name: str, max_decoded_size: int | None):
     parsed = []
     for s in slots:
         if not _is_slot(s):
-            fail(f"malformed slot {str(s)[:200]}: it needs an integer buffer, a layer name, layout W or WT "
+            fail(f"malformed slot {str(s)[:200]}: it needs an integer buffer, a layer name, a layout (W, WT, axes:...) "
                  "and a shape of integers")
         parsed.append((s["buffer"], s["layer"], s["layout"], s["shape"], s))
     pairs = [(layer, layout) for _, layer, layout, _, _ in parsed]
@@ -195,12 +196,9 @@ def _plan_checked(data: bytes, name: str, max_decoded_size: int | None):
         if layer not in names:
             fail(f"slot names layer {layer}, which the embedded .vqm lacks")
         t = names[layer]
-        if len(t.shape) != 2:
-            fail(f"slot names layer {layer}, whose shape {t.shape} is not 2-D")
-        m, n = t.shape
-        want = {"W": [m, n], "WT": [n, m]}.get(layout)
-        if want is None or shape != want:
-            fail(f"layer {layer}: slot {layout} {str(shape)[:100]} does not fit its {m}x{n} weight")
+        axes = slot_axes(layout, len(t.shape))
+        if axes is None or shape != [int(t.shape[a]) for a in axes]:
+            fail(f"layer {layer}: slot {str(layout)[:40]} {str(shape)[:100]} does not fit its weight {list(t.shape)}")
         b = model.Buffers(bi)
         offset, size = int(b.Offset()), int(b.Size())
         if b.DataLength() or size != 4 * t.numel:
@@ -218,12 +216,28 @@ def _plan_checked(data: bytes, name: str, max_decoded_size: int | None):
     return out, end, vqm
 
 
+def slot_axes(layout, ndim: int) -> tuple[int, ...] | None:
+    """The axes a slot's layout permutes the weight by: W keeps them, WT swaps a 2-D weight's two,
+    axes:i,j,... names them (a conv's OIHW filter as OHWI is axes:0,2,3,1); None if malformed."""
+    if layout == "W":
+        return tuple(range(ndim))
+    if layout == "WT":
+        return (1, 0) if ndim == 2 else None
+    if not isinstance(layout, str) or not layout.startswith("axes:") or len(layout) > 64:
+        return None
+    try:
+        axes = tuple(int(a) for a in layout[5:].split(","))
+    except ValueError:
+        return None
+    return axes if sorted(axes) == list(range(ndim)) else None
+
+
 def _is_slot(s) -> bool:
     def is_int(v):
         return isinstance(v, int) and not isinstance(v, bool)
 
     return (isinstance(s, dict) and is_int(s.get("buffer")) and isinstance(s.get("layer"), str)
-            and s.get("layout") in ("W", "WT") and isinstance(s.get("shape"), list)
+            and isinstance(s.get("layout"), str) and isinstance(s.get("shape"), list) and len(s["shape"]) <= 8
             and all(is_int(v) for v in s["shape"]))
 
 
