@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vqexport.errors import VqexportError
-from vqexport.formats import tflite_external
+from vqexport.formats.tflite import external as tflite_external
 from vqexport.formats.vqm import parse_vqm
 
 from test_fuzz_vqm import FAST, fuzz, mut, run_tool

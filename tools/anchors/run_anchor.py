@@ -77,7 +77,8 @@ def _vqexport(method, w, k, d, seed):
     from vqexport.methods import registry
 
     # The per-layer step of compress(): fit() alone, without the error check compress adds.
-    t = registry.get(method).fit(w, QuantConfig(method=method, k=k, d=d), seed)
+    settings = {"k": k, **({"d": d} if "d" in registry.get(method).Config.settings() else {})}
+    t = registry.get(method).fit(w, QuantConfig(method=method, **settings), seed)
     return t.codebook(), t.indices(), {"library": "vqexport", "version": vqexport.__version__}
 
 
