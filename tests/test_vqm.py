@@ -135,7 +135,7 @@ def test_good_file_parses(good):
 @pytest.mark.parametrize("case,expect", [
     ("empty", "bad magic"),
     ("magic", "bad magic"),
-    ("version", "unsupported .vqm version 2"),
+    ("version", "unsupported .vqm version 3"),
     ("header_crc", "checksum mismatch in header"),
     ("truncated", "truncated"),
     ("padded", "truncated or padded"),

@@ -7,9 +7,10 @@ import sys
 import warnings
 from pathlib import Path
 
-from .config import CompressConfig
+from .config import MIN_SIZE, CompressConfig
 from .errors import ConfigError, VqexportError
 from .methods import registry
+from .weights import TYPES
 
 EPILOG = {
     "compress": "example:\n  vqexport compress model.pt --method pq --d 4 --k 16 -o model.vqm",
@@ -45,26 +46,36 @@ class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpF
 # The method flags default to None so that a flag the user gave can be told from one left out;
 # resolve_method_flags fills in these documented defaults after checking what was given.
 METHOD_FLAGS = {"k": "--k", "d": "--d", "rows": "--rows", "stages": "--stages", "rank": "--rank",
-                "codebook_dtype": "--codebook-dtype", "seed": "--seed"}
+                "group_size": "--group-size", "codebook_dtype": "--codebook-dtype", "seed": "--seed"}
 DEFAULTS = {"method": CompressConfig().quant.method, **registry.defaults(), "seed": CompressConfig.seed}
 
 
 def _method_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("compression")
     g.add_argument("--method", choices=registry.NAMES, help=f"(default: {DEFAULTS['method']})")
-    g.add_argument("--k", type=int, help=f"kmeans, pq, rq: codebook entries, 2 to 65536 (default: {DEFAULTS['k']})")
-    g.add_argument("--d", type=int, help=f"pq: sub-vector length (default: {DEFAULTS['d']})")
+    g.add_argument("--k", type=int, help=f"{_readers('k')}: codebook entries, 2 to 65536 (default: {DEFAULTS['k']})")
+    g.add_argument("--d", type=int, help=f"{_readers('d')}: sub-vector length (default: {DEFAULTS['d']})")
     g.add_argument("--rows", action="store_true", default=None,
                    help="pq: segments of d rows instead of d columns (default: columns)")
     g.add_argument("--stages", type=int, help=f"rq: number of stages t (default: {DEFAULTS['stages']})")
     g.add_argument("--rank", type=int, help=f"svd: rank r (default: {DEFAULTS['rank']})")
+    g.add_argument("--group-size", type=int, metavar="G",
+                   help=f"{_readers('group_size')}: one codebook per G output channels (rows) "
+                        "(default: one codebook per tensor)")
     g.add_argument("--codebook-dtype", choices=["float32", "float16"],
-                   help=f"binary, kmeans, pq, rq: how codebooks are stored (default: {DEFAULTS['codebook_dtype']})")
+                   help=f"{_readers('codebook_dtype')}: how codebooks are stored "
+                        f"(default: {DEFAULTS['codebook_dtype']})")
+    g.add_argument("--types", type=_types, metavar="TYPE[,TYPE]",
+                   help=f"the kinds of weight to compress, from {','.join(TYPES)} (default: all)")
+    g.add_argument("--min-size", type=_at_least(0), metavar="N",
+                   help=f"weights with fewer elements stay raw (default: {MIN_SIZE})")
     g.add_argument("--layers", action="append", metavar="GLOB",
-                   help="dense layers to compress (repeatable) (default: every dense layer)")
+                   help="layers to compress (repeatable) (default: every weight of the chosen types)")
+    g.add_argument("--type-override", action="append", default=[], metavar="TYPE:KEY=V[,KEY=V]",
+                   help="per-type setting, before the per-layer ones, e.g. 'conv:k=32' or 'embedding:method=vq,d=8'")
     g.add_argument("--override", action="append", default=[], metavar="GLOB:KEY=V[,KEY=V]",
                    help="per-layer setting, e.g. '13:k=8' or 'classifier.*:method=svd,rank=16'")
-    g.add_argument("--seed", type=int, help=f"kmeans, pq, rq, svd: random seed (default: {DEFAULTS['seed']})")
+    g.add_argument("--seed", type=int, help=f"{_readers('seed')}: random seed (default: {DEFAULTS['seed']})")
     b = p.add_argument_group("budget (instead of the method flags: a setting per layer, from measured sensitivity)")
     b.add_argument("--target-size", type=_size, metavar="SIZE",
                    help="the largest file to write, e.g. 400KB or 1.5MiB; the budget picks each layer's setting")
@@ -74,12 +85,27 @@ def _method_flags(p: argparse.ArgumentParser) -> None:
                                   "split) | FOLDER | FILE.npz")
 
 
+def _readers(setting: str) -> str:
+    return ", ".join(m for m in registry.NAMES if setting in registry.reads(m))
+
+
+def _types(text: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in TYPES]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"unknown type {unknown[0] if unknown else text!r}; "
+                                         f"the types are {','.join(TYPES)}")
+    return kinds
+
+
 def resolve_method_flags(args) -> None:
     """Refuse a method flag that nothing will read, then fill in the defaults of those left out."""
     given = [key for key in METHOD_FLAGS if getattr(args, key) is not None]
     if hasattr(args, "source") and Path(args.model).suffix == ".vqm":  # to-onnx / to-tflite of a .vqm
         flags = (["--method"] if args.method else []) + [METHOD_FLAGS[k] for k in given] \
             + (["--layers"] if args.layers else []) + (["--override"] if args.override else []) \
+            + (["--type-override"] if args.type_override else []) + (["--types"] if args.types else []) \
+            + (["--min-size"] if args.min_size is not None else []) \
             + [f for f, v in (("--target-size", args.target_size), ("--max-drop", args.max_drop),
                               ("--data", args.data)) if v is not None]
         if flags:
@@ -87,7 +113,7 @@ def resolve_method_flags(args) -> None:
                               "give the model itself to compress it again")
     _check_budget_flags(args, given)
     method = args.method or DEFAULTS["method"]
-    methods = {method} | {value.strip() for text in args.override
+    methods = {method} | {value.strip() for text in args.override + args.type_override
                           for key, _, value in (item.partition("=") for item in text.rpartition(":")[2].split(","))
                           if key.strip() == "method"}
     for key in given:
@@ -98,6 +124,8 @@ def resolve_method_flags(args) -> None:
     for key, value in DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.min_size is None:
+        args.min_size = MIN_SIZE
 
 
 

@@ -18,31 +18,34 @@ def _config(args) -> CompressConfig:
     own = registry.get(args.method).Config.settings()
     quant = QuantConfig(args.method, **{key: getattr(args, key) for key in own})
     overrides = [_parse_override(o) for o in args.override]
+    type_overrides = [_parse_override(o, "--type-override") for o in args.type_override]
     # A flag that the global method does not read is meant for the layers an override turns to a
     # method that does (resolve_method_flags refused it otherwise): it goes into those overrides.
     given = getattr(args, "given_method_flags", {})
     moved = set()
     for key in given:
-        for _, changes in overrides:
+        for _, changes in overrides + type_overrides:
             method = changes.get("method")
             if key not in own and key not in changes and method in registry.NAMES \
                     and key in registry.get(method).Config.settings():
                 changes[key] = getattr(args, key)
                 moved.add(key)
     args.given_method_flags = {key: flag for key, flag in given.items() if key not in moved}  # used, by those
+    extra = {"types": args.types} if args.types else {}
     return CompressConfig(quant=quant, layers=tuple(args.layers or ("*",)), overrides=tuple(overrides),
-                          seed=args.seed)
+                          type_overrides=tuple(type_overrides), seed=args.seed, min_size=args.min_size, **extra)
 
 
-def _parse_override(text: str):
+def _parse_override(text: str, flag: str = "--override"):
     glob, sep, rest = text.rpartition(":")
+    what = "TYPE" if flag == "--type-override" else "GLOB"
     if not sep or not glob or not rest:
-        raise ConfigError(f"--override {text!r}: expected GLOB:KEY=VALUE[,KEY=VALUE]")
+        raise ConfigError(f"{flag} {text!r}: expected {what}:KEY=VALUE[,KEY=VALUE]")
     changes = {}
     for item in rest.split(","):
         key, eq, value = item.partition("=")
         if not eq:
-            raise ConfigError(f"--override {text!r}: {item!r} is not KEY=VALUE")
+            raise ConfigError(f"{flag} {text!r}: {item!r} is not KEY=VALUE")
         value = value.strip()
         if value.lower() in ("true", "false"):
             changes[key.strip()] = value.lower() == "true"
@@ -100,10 +103,15 @@ def _compress(args, model, overhead=(1.0, 0)):
         config = _budget_config(args, model, overhead)
     else:
         config = _config(args)
-        config.check_used(model.dense_layers(), getattr(args, "given_method_flags", None))
+        state = model.state_dict()
+        weights = model.weights()
+        config.check_used(weights, {n: int(state[n].numel()) for n in weights},
+                          getattr(args, "given_method_flags", None))
     cm = api.compress(model, config=config, quiet=args.quiet)
-    if not model.dense_layers() and not args.quiet:
-        print(f"vqexport: note: {args.model} has no dense (Linear) layer; nothing was compressed")
+    if not cm.compressed and not args.quiet:
+        why = "no weight of the chosen types" if not cm.metadata.get("skipped") else \
+            f"every weight of the chosen types is below --min-size {args.min_size}"
+        print(f"vqexport: note: {args.model} has {why}; nothing was compressed")
     return cm
 
 
@@ -199,8 +207,9 @@ def _export(args, suffix: str, write):
         cm = None
         model = _load(args)
         vqm_path = out.with_suffix(".vqm")
-        if suffix == ".tflite" and not model.dense_layers():
-            raise ConfigError(f"{src}: has no dense (Linear) layer, so there is nothing to compress")
+        if suffix == ".tflite" and not model.weights():
+            raise ConfigError(f"{src}: has no conv, linear, embedding or attention weight, so there is nothing "
+                              "to compress")
     spec = (model.input if model is not None else None) or (cm.metadata.get("input") if cm is not None else None)
     if not (isinstance(spec, dict) and spec.get("shape")):
         raise ConfigError(f"{src}: the model does not say its input shape; pass --input-shape, e.g. 1,3,224,224")
