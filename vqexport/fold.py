@@ -23,8 +23,8 @@ in a note: appended to `notes` when the caller passes a list, else warned as a F
 from __future__ import annotations
 
 import copy
+import functools
 import operator
-import re
 import warnings
 
 import torch
@@ -34,9 +34,6 @@ from torch import nn
 _EAGER = {nn.Linear: nn.BatchNorm1d, nn.Conv1d: nn.BatchNorm1d, nn.ConvTranspose1d: nn.BatchNorm1d,
           nn.Conv2d: nn.BatchNorm2d, nn.ConvTranspose2d: nn.BatchNorm2d,
           nn.Conv3d: nn.BatchNorm3d, nn.ConvTranspose3d: nn.BatchNorm3d}
-_BY_NAME = {f"torch.nn.modules.{t.__module__.rsplit('.', 1)[1]}.{t.__name__}": b.__name__ for t, b in _EAGER.items()}
-_BATCHNORMS = {"torch.nn.modules.batchnorm." + b.__name__ for b in set(_EAGER.values())}
-_MANGLE = re.compile(r"___torch_mangle_\d+\.")
 
 # torch.export's aten ops: the layer ops (their weight is argument 1, bias argument 2) and BatchNorm
 _ATEN_LAYERS = {"aten.linear.default": False, "aten.conv1d.default": False, "aten.conv2d.default": False,
@@ -205,55 +202,83 @@ def _fold_into(layer, bn) -> None:
 
 # -- TorchScript -----------------------------------------------------------------------------------
 
+# op -> (transposed, index of groups or None); the weight is argument 1 and the bias argument 2 of each
+_TS_LAYERS = {"aten::linear": (False, None), "aten::conv1d": (False, 6), "aten::conv2d": (False, 6),
+              "aten::conv3d": (False, 6), "aten::conv_transpose1d": (True, 6), "aten::conv_transpose2d": (True, 6),
+              "aten::conv_transpose3d": (True, 6), "aten::_convolution": (None, 8)}  # jit.trace's; transposed is arg 6
+_SHAPE_ONLY = {"aten::dim", "aten::size"}  # BatchNorm's own input checks read the layer's output this way
+
+
 def _fold_script(model, notes: list[str]) -> list[tuple[str, str]]:
-    modules = dict(model.named_modules())
-    kinds = {name: _MANGLE.sub("", m._c._type().qualified_name()).removeprefix("__torch__.")
-             for name, m in modules.items()}
-    refs: dict[str, int] = {}  # module path -> GetAttr reads of it (or of anything in it) from outside it
-    chains = []
-    graphs = [(owner, f"{owner}:{name}", m._c._get_method(name).graph)  # all: ResNet's forward calls _forward_impl
-              for owner, m in modules.items() for name in m._c._method_names()]
-    for owner, where, graph in graphs:
-        paths = {next(iter(graph.inputs())).unique(): owner}  # Values are keyed by their number in this graph
-        for node in _nodes(graph.block()):
-            if node.kind() == "prim::GetAttr" and node.input().unique() in paths:
-                path = ".".join(p for p in (paths[node.input().unique()], node.s("name")) if p)
-                paths[node.output().unique()] = path
-                for inside in _prefixes(path, owner):
-                    refs[inside] = refs.get(inside, 0) + 1
-            elif node.kind() == "prim::CallMethod" and node.s("name") == "forward":
-                inputs = list(node.inputs())
-                if inputs[0].unique() in paths and len(inputs) == 2:
-                    chains.append((where, paths[inputs[0].unique()], inputs[1], node))
-    producers = {(where, node.output().unique()): path for where, path, _, node in chains}
+    """On a copy of forward's graph with every call inlined: scripted and traced modules alike, and a graph
+    that torch.onnx.export has already inlined in place (it does, on the module's shared type)."""
+    graph = model.forward.graph.copy()
+    torch._C._jit_pass_inline(graph)
+    paths = {next(iter(graph.inputs())).unique(): ""}  # value number -> attribute path from self
+    reads: dict[str, int] = {}
+    layers, norms = {}, []
+    for node in _nodes(graph.block()):
+        kind = node.kind()
+        if kind == "prim::GetAttr" and node.input().unique() in paths:
+            path = ".".join(p for p in (paths[node.input().unique()], node.s("name")) if p)
+            paths[node.output().unique()] = path
+            reads[path] = reads.get(path, 0) + 1
+        elif kind in _TS_LAYERS:
+            layers[node.output().unique()] = node
+        elif kind == "aten::batch_norm":
+            norms.append(node)
+    # Every read of a pair's tensors must be in a layer -> BatchNorm chain: a module called in both
+    # branches of an `if` (MobileNetV2's residual) appears twice, each time folded the same way.
+    chains: dict[tuple[str, str], list] = {}
+    for bn_node in norms:
+        x, gamma, beta, mean, var, training, _, eps = list(bn_node.inputs())[:8]
+        layer_node = layers.get(x.unique())
+        if layer_node is None or list(layer_node.inputs())[1].unique() not in paths:
+            continue
+        weight, bias = list(layer_node.inputs())[1:3]
+        tensors = {name: paths.get(v.unique()) for name, v in
+                   dict(weight=weight, bias=bias, gamma=gamma, beta=beta, mean=mean, var=var).items()}
+        layer_path = tensors["weight"].rpartition(".")[0]
+        bn_path = (tensors["mean"] or tensors["var"] or "the BatchNorm").rpartition(".")[0] or "the BatchNorm"
+        transposed, groups = _TS_LAYERS[layer_node.kind()]
+        if transposed is None:
+            transposed = layer_node.inputsAt(6).toIValue()
+        groups = 1 if groups is None else layer_node.inputsAt(groups).toIValue()
+        users = [u.user for u in x.uses() if u.user.kind() not in _SHAPE_ONLY]
+        fixed = (transposed, groups, eps.toIValue(), training.toIValue() if training.node().kind() == "prim::Constant"
+                 else False)  # not a constant: BatchNorm's own flag, and the copy is in eval mode
+        chains.setdefault((layer_path, bn_path), []).append((tensors, fixed, len(users) == 1))
     shared = _shared(model)
     pairs = []
-    for where, bn_path, value, _ in chains:
-        if kinds.get(bn_path) not in _BATCHNORMS or (where, value.unique()) not in producers:
-            continue
-        layer_path = producers[where, value.unique()]
-        if _BY_NAME.get(kinds.get(layer_path)) != kinds[bn_path].rpartition(".")[2]:
-            continue
-        layer, bn = modules[layer_path], modules[bn_path]
-        why = _refusal(layer_path, bn_path, shared, isinstance(getattr(bn, "running_mean", None), torch.Tensor))
-        if why is None and (len(value.uses()) > 1 or refs.get(layer_path) != 1 or refs.get(bn_path) != 1):
+    for (layer_path, bn_path), found in chains.items():
+        tensors, (transposed, groups, eps, training) = found[0][:2]
+        got = {name: _attr(model, p) if p else None for name, p in tensors.items()}
+        has_bias = isinstance(got["bias"], torch.Tensor)
+        why = _refusal(layer_path, bn_path, shared,
+                       isinstance(got["mean"], torch.Tensor) and isinstance(got["var"], torch.Tensor),
+                       eps_ok=training is False and isinstance(eps, float) and isinstance(groups, int)
+                       and isinstance(transposed, bool))
+        alone = all(ok for *_, ok in found) and all(f[:2] == found[0][:2] for f in found)
+        if why is None and (not alone or any(reads[p] != len(found) for name, p in tensors.items()
+                                             if isinstance(got[name], torch.Tensor))):
             why = f"{bn_path} after {layer_path} not folded: the layer's output or either module is used elsewhere"
+        if why is None and not has_bias and not isinstance(got["beta"], torch.Tensor):
+            why = f"{bn_path} after {layer_path} not folded: neither has a bias to hold the shift"
         if why:
             notes.append(why)
             continue
-        has_bias = isinstance(layer.bias, torch.Tensor)
-        if not has_bias and bn.bias is None:  # affine=False and no layer bias: nowhere to put the shift
-            notes.append(f"{bn_path} after {layer_path} not folded: neither has a bias to hold the shift")
-            continue
-        scale, shift = _scale_shift(bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps)
-        transposed = "ConvTranspose" in kinds[layer_path]
+        scale, shift = _scale_shift(got["mean"], got["var"], got["gamma"], got["beta"], eps)
         with torch.no_grad():
-            layer.weight.copy_(_folded_weight(layer.weight, scale, transposed, getattr(layer, "groups", 1)))
+            got["weight"].copy_(_folded_weight(got["weight"], scale, transposed, groups))
             if has_bias:
-                layer.bias.copy_(layer.bias.double() * scale + shift)
-        _neutralize(bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps, None if has_bias else shift)
+                got["bias"].copy_(got["bias"].double() * scale + shift)
+        _neutralize(got["mean"], got["var"], got["gamma"], got["beta"], eps, None if has_bias else shift)
         pairs.append((layer_path, bn_path))
     return pairs
+
+
+def _attr(model, path: str):
+    return functools.reduce(getattr, path.split("."), model)
 
 
 def _nodes(block):
@@ -261,16 +286,6 @@ def _nodes(block):
         yield node
         for inner in node.blocks():
             yield from _nodes(inner)
-
-
-def _prefixes(path: str, owner: str):
-    """`path` and each module above it, up to (not including) `owner`, the module whose graph reads it."""
-    parts = path.split(".")
-    for i in range(len(parts), 0, -1):
-        p = ".".join(parts[:i])
-        if owner and (p == owner or not p.startswith(owner + ".")):
-            return
-        yield p
 
 
 # -- torch.export programs -------------------------------------------------------------------------
