@@ -196,6 +196,14 @@ def test_torch_export_program():
     assert_same_state(before, gm)
 
 
+def test_torch_export_program_in_training_mode_folds_nothing():
+    net = mixed_net().train()
+    gm = torch.export.export(net, (torch.randn(2, 3, 12, 12),)).module()
+    notes = []
+    _, pairs = fold_batchnorm(gm, notes)
+    assert pairs == [] and len(notes) == 5 and all("training mode" in n for n in notes)
+
+
 # -- what must not fold -----------------------------------------------------------------------------
 
 class SharedOutput(nn.Module):
@@ -257,6 +265,28 @@ def test_bn_without_running_stats_is_refused():
         notes = []
         _, pairs = fold_batchnorm(model, notes)
         assert pairs == [] and len(notes) == 1 and "running statistics" in notes[0]
+
+
+class Tied(nn.Module):
+    """A depthwise conv whose weight another layer shares: folding would change that layer too."""
+
+    def __init__(self):
+        super().__init__()
+        self.net, self.spare = mixed_net(), nn.Conv2d(8, 8, 3, groups=8)
+        self.spare.weight = self.net[6].weight
+
+    def forward(self, x):
+        return self.net(x) + self.spare(x[:, :1].expand(-1, 8, -1, -1)).mean()
+
+
+@pytest.mark.parametrize("script", [False, True], ids=["eager", "torchscript"])
+def test_a_tensor_shared_with_another_name_is_not_folded(script):
+    net = Tied()
+    model = torch.jit.script(net) if script else net
+    notes = []
+    _, pairs = fold_batchnorm(model, notes)
+    assert pairs == [(f"net.{a}", f"net.{b}") for a, b in MIXED_PAIRS if a != "6"]
+    assert notes == ["net.7 after net.6 not folded: net.6.weight is shared with another layer"]
 
 
 def test_untraceable_model_folds_nothing_and_warns():

@@ -14,9 +14,12 @@ into anything but itself:
   by exactly 1.0. A conv that has no bias (and cannot get one, its type being fixed) leaves its
   shift in the BatchNorm's bias, which a re-fold adds to the bias and never to the weight.
 
-A pair is folded only when the layer's output goes to the BatchNorm alone, each is called once,
-no tensor of either is shared with another name, and the BatchNorm has running statistics. The
-copy is returned in eval mode (folding uses the running statistics, which is what eval runs).
+A pair is folded only when the layer's output goes to the BatchNorm alone, neither is called
+elsewhere (TorchScript: the same pair in both branches of an `if` is one pair), no tensor of
+either is shared with another name, and the BatchNorm has running statistics. The copy is
+returned in eval mode (folding uses the running statistics, which is what eval runs); a
+torch.export program keeps the mode it was exported in, and one exported in training mode folds
+nothing. Only exact torch.nn types fold in an eager module (a subclass may compute otherwise).
 Everything left unfolded that looked like a candidate, and a model that cannot be traced, is said
 in a note: appended to `notes` when the caller passes a list, else warned as a FoldWarning.
 """
@@ -53,24 +56,16 @@ def fold_batchnorm(module: nn.Module, notes: list[str] | None = None) -> tuple[n
     modules (ep.module()) are searched; anything else folds nothing and says why in a note.
     """
     said = [] if notes is None else notes
-    folded = _copy(module)
-    if isinstance(folded, torch.jit.ScriptModule):
-        pairs = _fold_script(folded, said)
-    elif isinstance(folded, torch.fx.GraphModule) and _is_aten_graph(folded.graph):
-        pairs = _fold_aten(folded, said)
+    folded = copy.deepcopy(module)
+    if isinstance(folded, torch.fx.GraphModule) and _is_aten_graph(folded.graph):
+        pairs = _fold_aten(folded, said)  # its mode is fixed in the graph, and a raw ep.module() refuses eval()
     else:
-        pairs = _fold_eager(folded, said)
+        folded.eval()
+        pairs = (_fold_script if isinstance(folded, torch.jit.ScriptModule) else _fold_eager)(folded, said)
     if notes is None:
         for note in said:
             warnings.warn(note, FoldWarning, stacklevel=2)
     return folded, pairs
-
-
-def _copy(module):
-    folded = copy.deepcopy(module)
-    if module.training:
-        folded.eval()  # pt2.exported_module and plain modules both take eval(); a raw ep.module() refuses it
-    return folded
 
 
 # -- the arithmetic --------------------------------------------------------------------------------
@@ -118,8 +113,10 @@ def _neutralize(mean, var, gamma, beta, eps: float, shift=None) -> None:
     var.fill_(neutral_var(eps, var.dtype))
     if gamma is not None:
         gamma.fill_(1.0)
-    if beta is not None:
-        beta.copy_(shift.to(beta.dtype)) if shift is not None else beta.zero_()
+    if beta is not None and shift is not None:
+        beta.copy_(shift.to(beta.dtype))
+    elif beta is not None:
+        beta.zero_()
 
 
 def _shared(module) -> set[str]:
@@ -131,14 +128,15 @@ def _shared(module) -> set[str]:
     return {n for names in by_storage.values() if len(names) > 1 for n in names}
 
 
-def _refusal(layer: str, bn: str, shared: set[str], has_stats: bool, eps_ok: bool = True) -> str | None:
+def _refusal(layer: str, bn: str, shared: set[str], has_stats: bool, runs_on_stats: bool = True) -> str | None:
+    """Why a (layer, BatchNorm) pair may not be folded, or None."""
     if not has_stats:
         return f"{bn} after {layer} not folded: it keeps no running statistics (track_running_stats=False)"
     tied = sorted(n for n in shared if n.startswith((layer + ".", bn + ".")))
     if tied:
         return f"{bn} after {layer} not folded: {tied[0]} is shared with another layer"
-    if not eps_ok:
-        return f"{bn} after {layer} not folded: its BatchNorm runs with batch statistics"
+    if not runs_on_stats:
+        return f"{bn} after {layer} not folded: the graph runs it on batch statistics (training mode)"
     return None
 
 
@@ -152,12 +150,11 @@ def _fold_eager(model: nn.Module, notes: list[str]) -> list[tuple[str, str]]:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
             notes.append(f"BatchNorm not folded: torch.fx cannot trace {type(model).__name__} ({first})")
         return []
-    calls: dict[str, int] = {}
+    calls: dict[str, int] = {}  # module path -> calls of it, and reads of its tensors by the forward itself
     for node in graph.nodes:
-        if node.op == "call_module":
-            calls[node.target] = calls.get(node.target, 0) + 1
-        elif node.op == "get_attr":  # a forward that reads a layer's tensor itself
-            calls[node.target.rpartition(".")[0]] = calls.get(node.target.rpartition(".")[0], 0) + 2
+        if node.op in ("call_module", "get_attr"):
+            path = node.target if node.op == "call_module" else node.target.rpartition(".")[0]
+            calls[path] = calls.get(path, 0) + 1
     names = {}
     for name, m in model.named_modules(remove_duplicate=False):
         names.setdefault(id(m), []).append(name)
@@ -167,6 +164,8 @@ def _fold_eager(model: nn.Module, notes: list[str]) -> list[tuple[str, str]]:
         if node.op != "call_module" or type(bn := model.get_submodule(node.target)) not in _EAGER.values():
             continue
         src = node.args[0] if len(node.args) == 1 and not node.kwargs else None
+        # Exact types: a subclass may compute something else. Linear+BatchNorm1d assumes (N, C) input,
+        # as BatchNorm1d on a Linear's (N, L, C) output would normalize L, not the Linear's channels.
         if not (isinstance(src, torch.fx.Node) and src.op == "call_module"):
             continue
         layer = model.get_submodule(src.target)
@@ -256,7 +255,7 @@ def _fold_script(model, notes: list[str]) -> list[tuple[str, str]]:
         has_bias = isinstance(got["bias"], torch.Tensor)
         why = _refusal(layer_path, bn_path, shared,
                        isinstance(got["mean"], torch.Tensor) and isinstance(got["var"], torch.Tensor),
-                       eps_ok=training is False and isinstance(eps, float) and isinstance(groups, int)
+                       runs_on_stats=training is False and isinstance(eps, float) and isinstance(groups, int)
                        and isinstance(transposed, bool))
         alone = all(ok for *_, ok in found) and all(f[:2] == found[0][:2] for f in found)
         if why is None and (not alone or any(reads[p] != len(found) for name, p in tensors.items()
@@ -313,14 +312,14 @@ def _fold_aten(gm, notes: list[str]) -> list[tuple[str, str]]:
         else:
             continue
         src = x if isinstance(x, torch.fx.Node) and str(x.target) in _ATEN_LAYERS else None
-        if src is None:
+        if src is None or src.kwargs:
             continue
         tensors = [src.args[1], *src.args[2:3], gamma, beta, mean, var]
         if not all(t is None or (isinstance(t, torch.fx.Node) and t.op == "get_attr") for t in tensors):
             continue
         layer_path = src.args[1].target.rpartition(".")[0]
         bn_path = (mean.target if mean is not None else "?").rpartition(".")[0]
-        why = _refusal(layer_path, bn_path, shared, mean is not None and var is not None, eps_ok=not training)
+        why = _refusal(layer_path, bn_path, shared, mean is not None and var is not None, runs_on_stats=not training)
         if why is None and (len(src.users) > 1 or any(attr_uses.get(t.target) != 1 for t in tensors if t is not None)):
             why = f"{bn_path} after {layer_path} not folded: the layer's output or a tensor is used elsewhere"
         if why:
