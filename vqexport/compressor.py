@@ -1,11 +1,12 @@
 """The per-layer loop: pick the weights (types, size, globs), check every setting first, then quantize."""
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
 
-from .config import CompressConfig, glob_matches
+from .config import CompressConfig
 from .errors import ConfigError
 from .ir import CompressedModel, CompressedTensor, dense_section
 from .load import LoadedModel
@@ -15,6 +16,7 @@ from .version import __version__
 
 
 def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = True) -> CompressedModel:
+    model, folded = fold_for_export(model) if config.fold_batchnorm else (model, [])
     state = model.state_dict()
     tied = tied_names(state)
     weights = model.weights()
@@ -71,6 +73,8 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
     }
     if skipped:
         metadata["skipped"] = skipped
+    if folded:
+        metadata["folded"] = [list(pair) for pair in folded]
     if tied:
         metadata["tied"] = dict(tied)
     if model.labels:
@@ -81,6 +85,28 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
     # Carried by every writer, so an .onnx or .tflite can report its own compression rates.
     metadata["summary"] = {k: round(v, 6) if isinstance(v, float) else v for k, v in cm.summary().items()}
     return cm
+
+
+def fold_for_export(model: LoadedModel) -> tuple[LoadedModel, list[tuple[str, str]]]:
+    """The model with each BatchNorm folded into the conv (or linear) before it, so that what is
+    quantized is what runs: an exporter that folded BatchNorm after quantizing would scale every
+    filter by its own factor and break the codebook. The caller's model is not changed."""
+    if not has_batchnorm(model.module):
+        return model, []
+    from .fold import FoldWarning, fold_batchnorm
+
+    notes = []
+    module, pairs = fold_batchnorm(model.module, notes)
+    for note in notes:
+        warnings.warn(note, FoldWarning, stacklevel=3)
+    return (dataclasses.replace(model, module=module) if pairs else model), pairs
+
+
+def has_batchnorm(module) -> bool:
+    graph = getattr(module, "graph", None)
+    if graph is not None and hasattr(graph, "nodes") and any("batch_norm" in str(n.target) for n in graph.nodes):
+        return True  # a torch.export program: the module types are gone, the ops are in its graph
+    return any("BatchNorm" in getattr(m, "original_name", type(m).__name__) for m in module.modules())
 
 
 def tied_names(state: dict) -> dict[str, str]:

@@ -41,6 +41,7 @@ class CompressConfig:
     types: tuple[str, ...] = TYPES  # the kinds of weight compressed (vqexport.weights.TYPES)
     min_size: int = MIN_SIZE  # weights with fewer elements stay raw, as in coremltools
     type_overrides: tuple[tuple[str, dict], ...] = ()  # per type, applied before the per-layer ones
+    fold_batchnorm: bool = True  # fold each BatchNorm into the conv before it, before quantizing
 
     def __post_init__(self) -> None:
         if isinstance(self.layers, str):
@@ -153,7 +154,7 @@ class CompressConfig:
         settings = {**{k: defaults[k] for k in keys}, **self.quant.fields()}
         out = {"method": self.quant.method, **settings, "layers": list(self.layers),
                "overrides": {p: dict(c) for p, c in self.overrides}, "seed": self.seed,
-               "types": list(self.types), "min_size": self.min_size}
+               "types": list(self.types), "min_size": self.min_size, "fold_batchnorm": self.fold_batchnorm}
         if self.type_overrides:
             out["type_overrides"] = {k: dict(c) for k, c in self.type_overrides}
         return out
@@ -166,6 +167,7 @@ class CompressConfig:
         overrides = tuple((d.pop("overrides", None) or {}).items())
         seed = d.pop("seed", 0)
         extra = {"types": tuple(d.pop("types", TYPES)), "min_size": d.pop("min_size", MIN_SIZE),
+                 "fold_batchnorm": d.pop("fold_batchnorm", True),
                  "type_overrides": tuple((d.pop("type_overrides", None) or {}).items())}
         method = d.pop("method", "kmeans")
         reads, defaults = registry.get(method).Config.settings(), registry.defaults()

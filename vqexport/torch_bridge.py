@@ -12,7 +12,7 @@ import numpy as np
 from . import arch
 from .errors import LoadError, first_line
 from .ir import CompressedModel
-from .load import build_with_state
+from .load import build_arch, build_with_state
 from .methods.registry import RAW, decode
 from .util.progress import layer_bar
 
@@ -56,10 +56,17 @@ def to_torch(cm: CompressedModel, model=None, quiet: bool = True, share_raw: boo
     if model is None:
         arch.constructor(named, from_file=True)  # refused before any decoding or import
     state = decoded_state_dict(cm, quiet=quiet, copy_raw=not share_raw)
+    folded = bool(cm.metadata.get("folded"))
     try:
         if model is None or isinstance(model, str):
-            return build_with_state(named if model is None else model, state, from_file=model is None).eval()
+            if not folded:
+                return build_with_state(named if model is None else model, state, from_file=model is None).eval()
+            model = build_arch(named if model is None else model, state, from_file=model is None)
         src = getattr(model, "module", model)
+        if folded:  # the weights are those of the folded network: fold this one the same way first
+            from .fold import fold_batchnorm
+
+            src, _ = fold_batchnorm(src, [])
         if isinstance(src, torch.jit.ScriptModule):
             module = copy.deepcopy(src)
             module.load_state_dict(state)

@@ -27,8 +27,8 @@ The rewrite drops each weight input and feeds its tensor from the compressed pay
 from __future__ import annotations
 
 import copy
-import itertools
 import hashlib
+import itertools
 import json
 import os
 import tempfile
@@ -41,9 +41,9 @@ from ...errors import ConfigError, VqexportError, first_line
 from ...layouts import channels_first, is_channels_last, layout_name, to_last
 from ...torch_bridge import to_torch
 from ...util.fileio import atomic_path
-from ...weights import weight_tensors
 from ...util.native_output import silenced
 from ...util.progress import layer_bar, stage
+from ...weights import weight_tensors
 from ..torch_onnx import torch_to_onnx
 from . import external, flatbuffer, onnx2tf_float32
 from .decode import FOLLOWS_ANY_ORDER
