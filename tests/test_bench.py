@@ -31,7 +31,7 @@ def loaded():
 @pytest.fixture(scope="module")
 def onnx_files(loaded, tmp_path_factory):
     d = tmp_path_factory.mktemp("onnx")
-    cm = vqexport.compress(loaded, "kmeans", k=16, seed=0)
+    cm = vqexport.compress(loaded, "kmeans", k=16, seed=0, min_size=0)
     export_onnx(cm, d / "vq.onnx", model=loaded)
     export_dense_onnx(loaded, d / "dense.onnx")
     return cm, d / "vq.onnx", d / "dense.onnx"

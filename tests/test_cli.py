@@ -10,7 +10,7 @@ from conftest import run_cli, tiny_mlp
 def test_compress_then_inspect_json(torchscript_cnn, tmp_path):
     out = tmp_path / "m.vqm"
     code, stdout, stderr = run_cli("compress", torchscript_cnn, "--method", "pq", "--d", "4", "--k", "16",
-                                   "-o", out, "--quiet")
+                                   "--types", "linear", "--min-size", "0", "-o", out, "--quiet")
     assert code == 0, stderr
     assert "4.weight" in stdout and "compression" in stdout
     code, stdout, _ = run_cli("inspect", out, "--json")
@@ -23,7 +23,8 @@ def test_compress_then_inspect_json(torchscript_cnn, tmp_path):
 
 
 def test_skipped_layer_is_announced(torchscript_cnn, tmp_path):
-    code, _, stderr = run_cli("compress", torchscript_cnn, "--method", "pq", "--k", "16", "-o", tmp_path / "m.vqm")
+    code, _, stderr = run_cli("compress", torchscript_cnn, "--method", "pq", "--k", "16", "--min-size", "0",
+                              "-o", tmp_path / "m.vqm")
     assert code == 0
     assert "6.weight (10, 64) left uncompressed" in stderr
 
@@ -91,11 +92,16 @@ BAD = [
     (["compress", "{d}/missing.pt"], "missing.pt: no such file"),
     (["compress", "{d}/junk.pt"], "junk.pt: not a model file"),
     (["compress", "{d}/pickled.pt"], "--trust-pickle"),
-    (["compress", "{model}", "--layers", "classifier.*"], "matches no dense layer"),
+    (["compress", "{model}", "--layers", "classifier.*"], "matches no layer"),
     (["compress", "{model}", "--k", "1"], "k must be between 2 and 65536"),
-    (["compress", "{model}", "--k", "1000", "--layers", "6"], "k=1000 is larger than the 640 weights"),
-    (["compress", "{model}", "--method", "pq", "--k", "16", "--layers", "6"], "larger than the 10 vectors"),
-    (["compress", "{model}", "--method", "pq", "--d", "5"], "the setting fits no dense layer"),
+    (["compress", "{model}", "--k", "1000", "--layers", "6", "--min-size", "0"], "k=1000 is larger than the 640 weights"),
+    (["compress", "{model}", "--method", "pq", "--k", "16", "--layers", "6", "--min-size", "0"],
+     "larger than the 10 vectors"),
+    (["compress", "{model}", "--method", "pq", "--d", "5", "--types", "linear", "--min-size", "0"],
+     "the setting fits no layer"),
+    (["compress", "{model}", "--group-size", "3", "--layers", "4"], "--group-size 3 does not divide the 64 output"),
+    (["compress", "{model}", "--types", "conv,lstm"], "unknown type 'lstm'"),
+    (["compress", "{model}", "--method", "svd", "--group-size", "4"], "--group-size has no effect with --method svd"),
     (["compress", "{model}", "--override", "4=k"], "--override"),
 ]
 
@@ -135,7 +141,10 @@ def test_model_without_dense_layers_is_said_plainly(files, tmp_path):
     out = tmp_path / "c.vqm"
     code, stdout, stderr = run_cli("compress", files / "convonly.pt", "-o", out)
     assert code == 0, stderr
-    assert "has no dense (Linear) layer; nothing was compressed" in stdout
+    assert "every weight of the chosen types is below --min-size 2048; nothing was compressed" in stdout
+    code, stdout, stderr = run_cli("compress", files / "convonly.pt", "--types", "linear", "-o", tmp_path / "l.vqm")
+    assert code == 0, stderr
+    assert "it has no weight of the chosen types; nothing was compressed" in stdout
     assert out.exists()
 
 

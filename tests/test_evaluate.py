@@ -56,7 +56,7 @@ def test_eval_pt_and_vqm_on_the_same_images(torchscript_cnn, tmp_path):
     x = rng.random((50, 1, 12, 12), dtype=np.float32)
     y = rng.integers(0, 10, 50)
     np.savez(tmp_path / "d.npz", x=x, y=y)
-    cm = vqexport.compress(vqexport.load_model(torchscript_cnn), "kmeans", k=256)
+    cm = vqexport.compress(vqexport.load_model(torchscript_cnn), "kmeans", k=256, min_size=0)
     write_vqm(cm, tmp_path / "m.vqm")
     a = evaluate_file(torchscript_cnn, str(tmp_path / "d.npz"))
     b = evaluate_file(tmp_path / "m.vqm", str(tmp_path / "d.npz"), source=torchscript_cnn)

@@ -65,8 +65,10 @@ def test_input_shape_that_fits_is_used(d, tmp_path):
 
 # -- item 12: nothing the user gives is silently ignored -------------------------------------------
 @pytest.mark.parametrize("flags,expect", [
-    (["--override", "nosuch*:k=8"], "--override nosuch*:k=8: 'nosuch*' matches no dense layer"),
-    (["--layers", "4", "--override", "6:k=8"], "'6' matches no selected dense layer"),
+    (["--override", "nosuch*:k=8"], "--override nosuch*:k=8: 'nosuch*' matches no selected layer"),
+    (["--layers", "4", "--override", "6:k=8"], "'6' matches no selected layer"),
+    (["--type-override", "embedding:k=8"], "--type-override embedding:k=8: no selected layer is of type embedding"),
+    (["--method", "pq", "--rows", "--group-size", "8"], "--group-size applies to pq by columns"),
     (["--method", "svd", "--k", "8"], "--k has no effect with --method svd"),
     (["--method", "binary", "--d", "4"], "--d has no effect with --method binary"),
     (["--method", "binary", "--seed", "3"], "--seed has no effect with --method binary"),
@@ -90,10 +92,12 @@ def test_defaults_are_the_documented_ones_and_overrides_count(d, tmp_path, torch
     assert code == 0, stderr
     config = read_vqm(tmp_path / "a.vqm").metadata["config"]
     assert config == {"method": "kmeans", "k": 16, "d": 4, "rows": False, "stages": 2, "rank": 32,
-                      "codebook_dtype": "float32", "seed": 0, "layers": ["*"], "overrides": {}}
+                      "codebook_dtype": "float32", "group_size": 0, "seed": 0, "layers": ["*"], "overrides": {},
+                      "types": ["conv", "linear", "embedding", "attention"], "min_size": 2048, "fold_batchnorm": True}
     # --k is read by the layer an override turns to k-means, so it is not an error here.
     code, _, stderr = run_cli("compress", torchscript_cnn, "--method", "svd", "--rank", "8",
-                              "--override", "6:method=kmeans", "--k", "4", "-o", tmp_path / "b.vqm", "--quiet")
+                              "--override", "6:method=kmeans", "--k", "4", "--min-size", "0", "--types", "linear",
+                              "-o", tmp_path / "b.vqm", "--quiet")
     assert code == 0, stderr
     layers = read_vqm(tmp_path / "b.vqm").metadata["layers"]
     assert layers["4.weight"]["method"] == "svd" and layers["4.weight"]["rank"] == 8
@@ -132,7 +136,8 @@ def test_quiet_before_or_after_the_command(torchscript_cnn, tmp_path, where):
 
 # -- item 15: progress off a terminal ----------------------------------------------------------------
 def test_progress_is_plain_lines_when_stderr_is_not_a_terminal(torchscript_cnn, tmp_path):
-    code, _, stderr = run_cli("to-onnx", torchscript_cnn, "-o", tmp_path / "m.onnx")
+    code, _, stderr = run_cli("to-onnx", torchscript_cnn, "--types", "linear", "--min-size", "0",
+                              "-o", tmp_path / "m.onnx")
     assert code == 0, stderr
     assert "\r" not in stderr and "\x1b" not in stderr
     lines = stderr.splitlines()
@@ -172,8 +177,9 @@ def test_closed_stdout_is_a_quiet_exit(d):
 
 # -- item 16: --help says the defaults --------------------------------------------------------------
 @pytest.mark.parametrize("command,expect", [
-    ("compress", ["--method {binary,kmeans,pq,rq,svd}", "(default: kmeans)", "(default: 16)", "(default: 4)",
-                  "(default: 2)", "(default: 32)", "(default: float32)", "(default: 0)"]),
+    ("compress", ["--method {binary,kmeans,pq,rq,svd,vq}", "(default: kmeans)", "(default: 16)", "(default: 4)",
+                  "(default: 2)", "(default: 32)", "(default: float32)", "(default: 0)", "(default: 2048)",
+                  "(default: one codebook per tensor)"]),
     ("to-tflite", ["(default: kmeans)", "(default: 16)", "once: decode on the first invoke"]),
     ("eval", ["(default: mnist5k)"]),
     ("bench", ["--runs RUNS", "(default: 100)", "(default: 10)"]),

@@ -25,7 +25,7 @@ def test_torch_export_program(tmp_path):
     m = vqexport.load_model(tmp_path / "m.pt2")
     assert m.kind == "export"
     assert m.dense_layers() == ["4.weight", "6.weight"]
-    cm = vqexport.compress(m, "kmeans", k=4)
+    cm = vqexport.compress(m, "kmeans", k=4, min_size=0)
     x = torch.randn(2, 1, 12, 12)
     assert to_torch(cm, m)(x).shape == (2, 10)
 
@@ -125,7 +125,7 @@ def test_to_torch_from_vqm_uses_arch(tmp_path):
 
     torch.save(MnistCNN().state_dict(), tmp_path / "sd.pt")
     m = vqexport.load_model(tmp_path / "sd.pt", arch="vqexport.zoo.cnn:MnistCNN")
-    write_vqm(vqexport.compress(m, "kmeans", k=4), tmp_path / "m.vqm")
+    write_vqm(vqexport.compress(m, "kmeans", k=4, min_size=0), tmp_path / "m.vqm")
     rebuilt = to_torch(vqexport.read_vqm(tmp_path / "m.vqm"))
     assert rebuilt(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
 
@@ -134,7 +134,7 @@ def test_to_torch_names_what_does_not_fit():
     # The copy is built around the .vqm's tensors; a model that does not match says which tensor.
     from vqexport.errors import LoadError
 
-    cm = vqexport.compress(torch.nn.Sequential(torch.nn.Linear(8, 8)), "kmeans", k=4, seed=0)
+    cm = vqexport.compress(torch.nn.Sequential(torch.nn.Linear(8, 8)), "kmeans", k=4, seed=0, min_size=0)
     with pytest.raises(LoadError, match="the model's tensor 1.bias is not in the .vqm"):
         to_torch(cm, torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 2)))
     with pytest.raises(LoadError, match=r"0.weight: shape \(8, 8\) in the .vqm, \(4, 8\) in the model"):

@@ -100,7 +100,7 @@ def _check_agreement(cm, model, path, n=100):
 @pytest.mark.parametrize("case", CASES, ids=_ids)
 def test_export_every_method(seq, tmp_path, case):
     method, kw = case
-    cm = vqexport.compress(seq, method, seed=0, **kw)
+    cm = vqexport.compress(seq, method, seed=0, **kw, min_size=0)
     path = tmp_path / "m.onnx"
     info = export_onnx(cm, path, model=seq)
     onnx.checker.check_model(str(path), full_check=True)
@@ -116,7 +116,7 @@ def test_export_every_method(seq, tmp_path, case):
                                   ("svd", {"rank": 3}), ("binary", {})], ids=_ids)
 def test_transposed_weights(tokens, tmp_path, case):
     method, kw = case
-    cm = vqexport.compress(tokens, method, seed=0, **kw)
+    cm = vqexport.compress(tokens, method, seed=0, **kw, min_size=0)
     info = export_onnx(cm, tmp_path / "m.onnx", model=tokens)
     assert info["layers"]["fc1.weight"]["transposed"]  # MatMul(x, W^T)
     onnx.checker.check_model(str(tmp_path / "m.onnx"), full_check=True)
@@ -143,7 +143,7 @@ def test_decoded_weights_bit_exact(seq, tokens, tmp_path, case, kind):
     lm = seq if kind == "seq" else tokens
     if method == "pq" and kind == "tokens":
         kw = {**kw, "d": 2}
-    cm = vqexport.compress(lm, method, seed=0, **kw)
+    cm = vqexport.compress(lm, method, seed=0, **kw, min_size=0)
     info = export_onnx(cm, tmp_path / "m.onnx", model=lm)
     got = _weights_from_onnx(tmp_path / "m.onnx", info["layers"])
     for t in cm.compressed:
@@ -186,7 +186,7 @@ def test_unpack_matrix_is_exact_in_float32():
 
 
 def test_metadata_and_names(seq, tmp_path):
-    cm = vqexport.compress(seq, "kmeans", k=4)
+    cm = vqexport.compress(seq, "kmeans", k=4, min_size=0)
     export_onnx(cm, tmp_path / "m.onnx", model=seq)
     model = onnx.load(str(tmp_path / "m.onnx"))
     assert [i.name for i in model.graph.input] == ["input"]
@@ -216,7 +216,7 @@ def test_dense_baseline(seq, tmp_path):
 
 
 def test_missing_input_shape(seq, tmp_path):
-    cm = vqexport.compress(seq, "kmeans", k=4)
+    cm = vqexport.compress(seq, "kmeans", k=4, min_size=0)
     del cm.metadata["input"]
     with pytest.raises(ConfigError, match="--input-shape"):
         export_onnx(cm, tmp_path / "m.onnx", model=seq)
@@ -226,7 +226,7 @@ def test_missing_input_shape(seq, tmp_path):
 
 
 def test_via_api(seq, tmp_path):
-    cm = vqexport.compress(seq, "kmeans", k=4)
+    cm = vqexport.compress(seq, "kmeans", k=4, min_size=0)
     info = vqexport.to_onnx(cm, tmp_path / "m.onnx", model=seq, opset=18)
     assert onnx.load(str(tmp_path / "m.onnx")).opset_import[0].version == 18
     _check_agreement(cm, seq, tmp_path / "m.onnx", n=25)
@@ -240,7 +240,7 @@ def test_reference_model(tmp_path):
     if not any(path.glob("mnist_cnn-*.pt")):
         pytest.skip("the reference CNN is not trained yet (vqexport.zoo.reference_model())")
     lm = zoo.reference_model()
-    cm = vqexport.compress(lm, "pq", k=16, d=4, seed=0)
+    cm = vqexport.compress(lm, "pq", k=16, d=4, seed=0, min_size=0)
     info = export_onnx(cm, tmp_path / "ref.onnx", model=lm)
     onnx.checker.check_model(str(tmp_path / "ref.onnx"), full_check=True)
     assert info["bytes"] <= 1.01 * info["ideal_bytes"] + 16 * 1024
@@ -253,7 +253,7 @@ def test_reference_model(tmp_path):
 def test_runtime_folds_the_decode(tokens, tmp_path, case):
     """Even ORT's basic level folds every decode node: the session runs the dense graph."""
     method, kw = case
-    cm = vqexport.compress(tokens, method, seed=0, **kw)
+    cm = vqexport.compress(tokens, method, seed=0, **kw, min_size=0)
     export_onnx(cm, tmp_path / "vq.onnx", model=tokens)
     export_dense_onnx(tokens, tmp_path / "dense.onnx")
     ops = {}

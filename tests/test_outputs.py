@@ -148,7 +148,7 @@ def test_atomic_path_checks_the_target_again_before_renaming(tmp_path):
 def test_api_writers_refuse_links(tmp_path, torchscript_cnn):
     import vqexport
 
-    cm = vqexport.compress(vqexport.load_model(torchscript_cnn), "kmeans", k=4)
+    cm = vqexport.compress(vqexport.load_model(torchscript_cnn), "kmeans", k=4, min_size=0)
     (tmp_path / "real.vqm").write_bytes(b"keep")
     os.symlink("real.vqm", tmp_path / "link.vqm")
     with pytest.raises(VqexportError, match="symbolic link"):

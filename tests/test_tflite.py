@@ -60,7 +60,7 @@ def exported(cnn, inputs, tmp_path_factory):
     out = tmp_path_factory.mktemp("tflite")
     result = {}
     for case, (method, params) in CASES.items():
-        cm = vqexport.compress(cnn, method, seed=0, **params)
+        cm = vqexport.compress(cnn, method, seed=0, **params, min_size=0)
         with torch.no_grad():
             ref = to_torch(cm, cnn)(inputs).numpy()
         for mode in MODES:
@@ -166,12 +166,12 @@ def test_dense_baseline_and_errors(cnn, inputs, tmp_path):
     got = run_litert(path, inputs)
     assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
     assert report["input"]["layout"] == "NHWC" and tflite_rewrite.read_info(path)["labels"] == cnn.labels
-    cm = vqexport.compress(cnn, "kmeans", k=4, seed=0)
+    cm = vqexport.compress(cnn, "kmeans", k=4, seed=0, min_size=0)
     with pytest.raises(ConfigError, match="decode"):
         export_tflite(cm, tmp_path / "x.tflite", model=cnn, decode="sometimes")
     bare = load_model(tiny_cnn())
     with pytest.raises(ConfigError, match="input shape"):
-        export_tflite(vqexport.compress(bare, "kmeans", k=4, seed=0), tmp_path / "x.tflite", model=bare)
+        export_tflite(vqexport.compress(bare, "kmeans", k=4, seed=0, min_size=0), tmp_path / "x.tflite", model=bare)
     with pytest.raises(VqexportError, match="does not exist"):
         export_tflite(cm, tmp_path / "no" / "x.tflite", model=cnn)
     assert not (tmp_path / "x.tflite").exists()
@@ -219,7 +219,7 @@ def test_reference_cnn(tmp_path):
     if not path.exists():  # training it belongs to the zoo's tests, not here
         pytest.skip("reference CNN not trained on this machine")
     lm = load_model(path)
-    cm = vqexport.compress(lm, "kmeans", k=16, seed=0)
+    cm = vqexport.compress(lm, "kmeans", k=16, seed=0, min_size=0)
     report = export_tflite(cm, tmp_path / "ref.tflite", model=lm)
     assert report["within_bound"]
     x = torch.from_numpy(np.random.default_rng(0).random((20, *lm.input["shape"][1:]), dtype=np.float32))

@@ -23,7 +23,7 @@ from vqexport.methods.registry import decode
 def load_file(tmp_path_factory):
     lm = load_model(tiny_cnn())
     lm.input = dict(TINY_CNN_INPUT)
-    cm = vqexport.compress(lm, "pq", k=8, d=4, seed=0)
+    cm = vqexport.compress(lm, "pq", k=8, d=4, seed=0, min_size=0)
     path = tmp_path_factory.mktemp("load") / "m.tflite"
     report = export_tflite(cm, path, model=lm, decode="load")
     return path, cm, report
@@ -81,7 +81,7 @@ def test_other_files_pass_through_unchanged(tmp_path):
     lm = load_model(tiny_cnn())
     lm.input = dict(TINY_CNN_INPUT)
     path = tmp_path / "once.tflite"
-    export_tflite(vqexport.compress(lm, "kmeans", k=4, seed=0), path, model=lm)
+    export_tflite(vqexport.compress(lm, "kmeans", k=4, seed=0, min_size=0), path, model=lm)
     data = path.read_bytes()
     assert tflite_external.expand(data) is data
     with tflite_external.interpreter_source(path) as source:

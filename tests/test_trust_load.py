@@ -44,7 +44,7 @@ def pt2(tmp_path_factory):
     """A real torch.export archive of the tiny CNN, its .vqm, and 12x12 data as .npz."""
     d = tmp_path_factory.mktemp("pt2")
     torch.export.save(torch.export.export(tiny_cnn(), (torch.randn(1, 1, 12, 12),)), d / "m.pt2")
-    write_vqm(vqexport.compress(vqexport.load_model(d / "m.pt2"), "kmeans", k=4), d / "m.vqm")
+    write_vqm(vqexport.compress(vqexport.load_model(d / "m.pt2"), "kmeans", k=4, min_size=0), d / "m.vqm")
     rng = np.random.default_rng(0)
     np.savez(d / "d.npz", x=rng.random((250, 1, 12, 12)).astype(np.float32), y=rng.integers(0, 10, 250))
     return d
@@ -260,7 +260,7 @@ def test_pt2_fixed_batch_runs_any_batch(tmp_path):
     x = torch.randn(7, 1, 12, 12)
     expect = torch.cat([net(x[i:i + 1]) for i in range(7)])
     torch.testing.assert_close(m.module.eval()(x), expect)
-    cm = vqexport.compress(m, "kmeans", k=4)
+    cm = vqexport.compress(m, "kmeans", k=4, min_size=0)
     rebuilt = to_torch(cm, m)  # a deepcopy of the module, which keeps the slicing
     decoded = torch.cat([rebuilt(x[i:i + 1]) for i in range(7)])
     torch.testing.assert_close(rebuilt(x), decoded)
@@ -294,7 +294,7 @@ def test_export_asks_for_the_input_shape_before_compressing(tmp_path, capsys, mo
 # -- architectures: only the user's --arch, or the allow-list -----------------------------------------
 
 def _vqm_naming(path, arch, source):
-    cm = vqexport.compress(vqexport.load_model(source), "kmeans", k=4)
+    cm = vqexport.compress(vqexport.load_model(source), "kmeans", k=4, min_size=0)
     cm.metadata["source"]["arch"] = arch
     write_vqm(cm, path)
 
@@ -345,7 +345,7 @@ def test_vqm_rebuilt_with_the_users_arch(tmp_path, monkeypatch, capsys):
     import usernet
 
     torch.save(usernet.Net().state_dict(), tmp_path / "sd.pt")
-    cm = vqexport.compress(vqexport.load_model(tmp_path / "sd.pt", arch="usernet:Net"), "kmeans", k=4)
+    cm = vqexport.compress(vqexport.load_model(tmp_path / "sd.pt", arch="usernet:Net"), "kmeans", k=4, min_size=0)
     cm.metadata["input"] = {"shape": [1, 1, 12, 12], "layout": "NCHW"}
     write_vqm(cm, tmp_path / "m.vqm")
     rng = np.random.default_rng(0)
@@ -392,7 +392,7 @@ def test_tied_weights_one_tensor_in_every_format(tmp_path):
     torch.jit.save(torch.jit.script(Tied().eval()), tmp_path / "tied.pt")
     model = vqexport.load_model(tmp_path / "tied.pt")
     model.input = {"shape": [1, 1, 4, 8], "layout": "NCHW"}
-    cm = vqexport.compress(model, "kmeans", k=4, seed=0)
+    cm = vqexport.compress(model, "kmeans", k=4, seed=0, min_size=0)
     assert [t.name for t in cm.compressed] == ["a.weight", "c.weight"] and cm.tied == {"b.weight": "a.weight"}
     write_vqm(cm, tmp_path / "tied.vqm")
     back = vqexport.read_vqm(tmp_path / "tied.vqm")
@@ -429,11 +429,11 @@ def test_tied_weights_settings():
 
     torch.manual_seed(0)
     net = Tied().eval()
-    only_b = vqexport.compress(net, "kmeans", k=4, layers=("b",))
+    only_b = vqexport.compress(net, "kmeans", k=4, layers=("b",), min_size=0)
     assert [t.name for t in only_b.compressed] == ["a.weight"] and only_b.tied == {"b.weight": "a.weight"}
     x = torch.randn(3, 32)
     rebuilt = to_torch(only_b, net)
     assert rebuilt.a.weight is rebuilt.b.weight and not torch.equal(rebuilt.a.weight, net.a.weight)
     with pytest.raises(ConfigError, match="a.weight and b.weight are one tensor"):
-        vqexport.compress(net, "kmeans", k=4, overrides={"b": {"k": 8}})
+        vqexport.compress(net, "kmeans", k=4, overrides={"b": {"k": 8}}, min_size=0)
     assert rebuilt(x).shape == (3, 10)

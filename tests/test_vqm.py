@@ -34,7 +34,7 @@ def model():
 
 @pytest.mark.parametrize("method,params", SETTINGS)
 def test_round_trip_is_exact(model, tmp_path, method, params):
-    cm = vqexport.compress(model, method, **params)
+    cm = vqexport.compress(model, method, **params, min_size=0)
     path = tmp_path / "m.vqm"
     write_vqm(cm, path)
     back = vqexport.read_vqm(path)
@@ -47,7 +47,7 @@ def test_round_trip_is_exact(model, tmp_path, method, params):
 
 @pytest.mark.parametrize("method,params", SETTINGS)
 def test_file_size_matches_accounting(model, tmp_path, method, params):
-    cm = vqexport.compress(model, method, **params)
+    cm = vqexport.compress(model, method, **params, min_size=0)
     path = tmp_path / "m.vqm"
     write_vqm(cm, path)
     ideal = cm.ideal_bits() / 8
@@ -59,7 +59,7 @@ def test_file_size_matches_accounting(model, tmp_path, method, params):
 def test_reference_cnn_file_size_bound(tmp_path):
     from vqexport.zoo import reference_model
 
-    cm = vqexport.compress(reference_model(), "kmeans", k=16)
+    cm = vqexport.compress(reference_model(), "kmeans", k=16, min_size=0)
     write_vqm(cm, tmp_path / "r.vqm")
     ideal = cm.ideal_bits() / 8
     assert (tmp_path / "r.vqm").stat().st_size <= ideal + 4096 + 0.001 * ideal
@@ -68,12 +68,12 @@ def test_reference_cnn_file_size_bound(tmp_path):
 
 def test_same_seed_gives_identical_bytes(model, tmp_path):
     for i in range(2):
-        write_vqm(vqexport.compress(model, "pq", k=8, d=4, seed=7), tmp_path / f"{i}.vqm")
+        write_vqm(vqexport.compress(model, "pq", k=8, d=4, seed=7, min_size=0), tmp_path / f"{i}.vqm")
     assert (tmp_path / "0.vqm").read_bytes() == (tmp_path / "1.vqm").read_bytes()
 
 
 def test_payloads_are_64_byte_aligned(model, tmp_path):
-    cm = vqexport.compress(model, "pq", k=8, d=4)
+    cm = vqexport.compress(model, "pq", k=8, d=4, min_size=0)
     write_vqm(cm, tmp_path / "m.vqm")
     for off, _length in _sections(( tmp_path / "m.vqm").read_bytes()):
         assert off % 64 == 0
@@ -107,7 +107,7 @@ def _sections(data):
 @pytest.fixture(scope="module")
 def good(model, tmp_path_factory):
     path = tmp_path_factory.mktemp("vqm") / "good.vqm"
-    write_vqm(vqexport.compress(model, "kmeans", k=16), path)
+    write_vqm(vqexport.compress(model, "kmeans", k=16, min_size=0), path)
     return path.read_bytes()
 
 
@@ -148,7 +148,7 @@ def test_header_metadata_and_table_corruption(good, case, expect):
     data = {
         "empty": b"",
         "magic": b"XQM\x00" + good[4:],
-        "version": reheader(good, major=2),
+        "version": reheader(good, major=3),
         "header_crc": flip(good, 20),
         "truncated": good[:-10],
         "padded": good + b"\x00",
@@ -179,7 +179,7 @@ def test_error_names_the_file(tmp_path):
 
 def test_index_beyond_k_is_rejected(model, tmp_path):
     # k=5 uses 3-bit indices, so 5..7 fit the width but not the codebook.
-    cm = vqexport.compress(model, "kmeans", k=5)
+    cm = vqexport.compress(model, "kmeans", k=5, min_size=0)
     t = cm.compressed[0]
     raw = bytearray(t.sections["indices"].data.tobytes())
     raw[0] |= 0b111
@@ -195,7 +195,7 @@ def test_overlapping_sections_are_rejected(tmp_path):
     net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 8))
     with torch.no_grad():
         net[1].bias.copy_(net[0].bias)
-    write_vqm(vqexport.compress(net, "kmeans", k=4), tmp_path / "m.vqm")
+    write_vqm(vqexport.compress(net, "kmeans", k=4, min_size=0), tmp_path / "m.vqm")
     data = bytearray((tmp_path / "m.vqm").read_bytes())
     h = _header(data)
     table_off, table_len = h[7], h[8]
@@ -524,7 +524,7 @@ def test_metadata_is_validated(good, meta, message):
                                   b'{"s": "' + b"[" * 76 + b'\\""}'])
 def test_metadata_within_the_schema_is_read(good, meta):
     cm = parse_vqm(_with_metadata(good, meta))
-    assert cm.summary()["layers_compressed"] == 2
+    assert cm.summary()["layers_compressed"] == 3  # the conv and the two linear layers
 
 
 def test_metadata_size_is_capped(good):

@@ -1,10 +1,11 @@
 """The Python API. The CLI is a thin layer over these functions."""
 from __future__ import annotations
 
-from .config import CompressConfig, QuantConfig
+from .config import MIN_SIZE, CompressConfig, QuantConfig
 from .ir import CompressedModel
 from .load import LoadedModel
 from .load import load_model as _load
+from .weights import TYPES
 
 
 def load_model(path_or_module, arch: str | None = None, trust_pickle: bool = False) -> LoadedModel:
@@ -17,8 +18,10 @@ def load_model(path_or_module, arch: str | None = None, trust_pickle: bool = Fal
 
 
 def compress(model, method: str = "kmeans", *, layers="*", seed: int = 0, overrides=None,
+             types=TYPES, min_size: int = MIN_SIZE, type_overrides=None,
              config: CompressConfig | None = None, quiet: bool = True, **params) -> CompressedModel:
-    """Compress the dense layers of `model` (a LoadedModel, an nn.Module, or a path).
+    """Compress the weights of `model` (a LoadedModel, an nn.Module, or a path): every weight of the
+    chosen types (conv, linear, embedding, attention) with at least min_size elements.
 
     Example: write_vqm(compress(load_model("model.pt"), "pq", k=16, d=4, seed=0), "model.vqm")
     """
@@ -28,7 +31,8 @@ def compress(model, method: str = "kmeans", *, layers="*", seed: int = 0, overri
         model = _load(model)
     if config is None:
         config = CompressConfig(quant=QuantConfig(method=method, **params), layers=layers,
-                                overrides=overrides or (), seed=seed)
+                                overrides=overrides or (), seed=seed, types=types, min_size=min_size,
+                                type_overrides=type_overrides or ())
     return compress_model(model, config, quiet=quiet)
 
 

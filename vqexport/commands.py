@@ -109,9 +109,9 @@ def _compress(args, model, overhead=(1.0, 0)):
                           getattr(args, "given_method_flags", None))
     cm = api.compress(model, config=config, quiet=args.quiet)
     if not cm.compressed and not args.quiet:
-        why = "no weight of the chosen types" if not cm.metadata.get("skipped") else \
-            f"every weight of the chosen types is below --min-size {args.min_size}"
-        print(f"vqexport: note: {args.model} has {why}; nothing was compressed")
+        why = (f"every weight of the chosen types is below --min-size {args.min_size}" if cm.metadata.get("skipped")
+               else "it has no weight of the chosen types")
+        print(f"vqexport: note: {args.model}: {why}; nothing was compressed")
     return cm
 
 

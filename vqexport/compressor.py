@@ -103,8 +103,9 @@ def fold_for_export(model: LoadedModel) -> tuple[LoadedModel, list[tuple[str, st
 
 
 def has_batchnorm(module) -> bool:
-    graph = getattr(module, "graph", None)
-    if graph is not None and hasattr(graph, "nodes") and any("batch_norm" in str(n.target) for n in graph.nodes):
+    import torch
+
+    if isinstance(module, torch.fx.GraphModule) and any("batch_norm" in str(n.target) for n in module.graph.nodes):
         return True  # a torch.export program: the module types are gone, the ops are in its graph
     return any("BatchNorm" in getattr(m, "original_name", type(m).__name__) for m in module.modules())
 

@@ -122,8 +122,8 @@ class CompressConfig:
         chosen, _ = self.select(weights, sizes)
         for kind, changes in self.type_overrides:
             if kind not in chosen.values():
-                raise ConfigError(f"--type-override {kind}:{_settings_text(changes)}: no selected layer is a {kind} "
-                                  "layer")
+                raise ConfigError(f"--type-override {kind}:{_settings_text(changes)}: no selected layer is of "
+                                  f"type {kind}")
         for pattern, changes in self.overrides:
             text = _override_text(pattern, changes)
             matched = [n for n in chosen if glob_matches(n, pattern)]

@@ -80,7 +80,8 @@ class VqmWriter:
             meta_offset = self._f.tell()
             self._f.write(meta)
             size = self._f.tell()
-            head = HEADER.pack(MAGIC, *(VERSION if self._v2 else V1), HEADER.size, len(self._records), meta_offset, len(meta),
+            version = VERSION if self._v2 else V1
+            head = HEADER.pack(MAGIC, *version, HEADER.size, len(self._records), meta_offset, len(meta),
                                table_offset, len(table), size, zlib.crc32(meta), 0)
             self._f.seek(0)
             self._f.write(head[:60] + struct.pack("<I", zlib.crc32(head[:60])))
