@@ -67,7 +67,7 @@ class Plan:
         chosen = [n for n, s in self.settings.items() if s["method"] != "raw"]
         if not chosen:
             raise ConfigError("the budget leaves every layer uncompressed: no setting keeps within it")
-        return CompressConfig(quant=QuantConfig(), layers=tuple(chosen),
+        return CompressConfig(quant=QuantConfig(), layers=tuple(chosen), min_size=0,
                               overrides=tuple((n, dict(s)) for n, s in self.settings.items()
                                               if s["method"] != "raw"), seed=self.seed)
 

@@ -273,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="folder for results.json, results.md and plots")
     p.add_argument("--quick", action="store_true", help="three points only")
     p.add_argument("--formats", default="vqm", help="comma list of vqm,onnx,tflite for the size plot")
+    p.add_argument("--types", type=_types, default=("linear",), metavar="TYPE[,TYPE]",
+                   help="the weights every point compresses: linear is the paper's experiment, conv,linear the "
+                        "whole model (default: linear)")
+    p.add_argument("--min-size", type=_at_least(0), default=0, metavar="N",
+                   help="weights with fewer elements stay raw")
     _scale_flag(p)
     _model_flags(p)
     _limit_flag(p)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import CompressConfig, QuantConfig
+from ..ir import matrix_shape
 from ..errors import ConfigError
 from ..util.fileio import atomic_path
 from ..util.report import human_bytes, table
@@ -60,8 +61,8 @@ def label(p: dict) -> str:
     return m
 
 
-def svd_overrides(model, target: float) -> tuple[dict, dict, list[str]]:
-    """Per-layer ranks that give each dense layer about `target`x, and the layers to compress.
+def svd_overrides(model, target: float, types=("linear",)) -> tuple[dict, dict, list[str]]:
+    """Per-layer ranks that give each layer of `types` about `target`x, and the layers to compress.
 
     A small layer (min(m, n) <= SMALL_LAYER, such as a 10-way classifier) stays raw: any rank
     below its full rank squeezes the outputs into a subspace (rank 5 of 10 logits costs this
@@ -69,8 +70,8 @@ def svd_overrides(model, target: float) -> tuple[dict, dict, list[str]]:
     """
     state = model.state_dict()
     ranks, notes, layers = {}, {}, []
-    for name in model.dense_layers():
-        m, n = state[name].shape
+    for name in [n for n, kind in model.weights().items() if kind in types]:
+        m, n = matrix_shape(state[name].shape)
         r = max(1, int(m * n / (target * (m + n))))
         if min(m, n) <= SMALL_LAYER:
             notes[name] = f"kept raw: rank {r} of {min(m, n)} would collapse the {m}x{n} layer's outputs"
@@ -82,8 +83,10 @@ def svd_overrides(model, target: float) -> tuple[dict, dict, list[str]]:
 
 def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm",), arch=None,
               trust_pickle=False, quiet=False, points: list[dict] | None = None, svd_targets=None,
-              budget_rates=None, scale: float | None = None) -> dict:
+              budget_rates=None, scale: float | None = None, types=("linear",), min_size: int = 0) -> dict:
     """scale: divide the user's data by it (--scale 255); None feeds it as given.
+    types, min_size: which weights every point compresses; by default the dense layers, all of
+    them, as in the paper's experiment (types=("conv", "linear"): the whole model).
     budget_rates: whole-model compression rates at which the budget search (vqexport.budget)
     also places a point, so the plots show its frontier beside the single settings."""
     import vqexport
@@ -99,8 +102,8 @@ def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm
         raise ConfigError(f"--formats: unknown format(s) {', '.join(sorted(bad))}; use vqm, onnx, tflite")
     out = Path(out_dir)
     model = vqexport.load_model(model_path, arch=arch, trust_pickle=trust_pickle)
-    if not model.dense_layers():
-        raise ConfigError(f"{model_path}: has no dense layer to sweep")
+    if not any(kind in types for kind in model.weights().values()):
+        raise ConfigError(f"{model_path}: has no {'/'.join(types)} layer to sweep")
     ref_rt = TorchRuntime(model.module, model.input, model.labels, path=model_path)
     x, y = load_dataset(data, ref_rt.input_shape, scale, model.labels)
     x = fit_inputs(x, ref_rt.input_shape, data, model_path)
@@ -139,15 +142,15 @@ def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm
     for p in grid:
         q = QuantConfig(**p)
         with _quiet_warnings():
-            results.append(measure(p, CompressConfig(quant=q)))
+            results.append(measure(p, CompressConfig(quant=q, types=types, min_size=min_size)))
     # SVD at the compression of the VQ points, so the paper's comparison is at equal size.
     targets = svd_targets or sorted({round(r["layer_compression"]) for r in results if r["layer_compression"] >= 2})
     if quick:
         targets = targets[:1]
     bar.total = len(grid) + len(targets) + 1
     for target in targets:
-        overrides, notes, layers = svd_overrides(model, target)
-        config = CompressConfig(quant=QuantConfig(method="svd"), layers=tuple(layers),
+        overrides, notes, layers = svd_overrides(model, target, types)
+        config = CompressConfig(quant=QuantConfig(method="svd"), layers=tuple(layers), types=types, min_size=0,
                                 overrides=tuple(overrides.items()))
         results.append(measure({"method": "svd", "target": float(target)}, config, notes))
     if budget_rates:
