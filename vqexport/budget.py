@@ -77,7 +77,7 @@ class Plan:
         args = [a for name in chosen for a in ("--layers", name)]
         args += [a for name, s in chosen.items()
                  for a in ("--override", f"{name}:" + ",".join(f"{k}={_flag(v)}" for k, v in s.items()))]
-        return args + ["--seed", str(self.seed)]
+        return args + ["--min-size", "0", "--seed", str(self.seed)]
 
 
 def _flag(v) -> str:
@@ -247,7 +247,9 @@ def _fit_size(options: dict, fixed: int, target: int, model, seed: int) -> Plan:
             plan.file_bytes = _file_bytes(model, plan)
             if plan.file_bytes <= target:
                 return plan
-        budget -= plan.file_bytes - target
+        # What the file adds to the payload (header, table, metadata, alignment), taken off the target.
+        overhead = plan.file_bytes - (fixed + math.ceil(_bits(candidate) / 8))
+        budget = min(budget - (plan.file_bytes - target), target - overhead)
     smallest = _choose(options, 10.0 ** 10)
     floor = _file_bytes(model, Plan({n: o.setting for n, o in smallest.items()}, seed))
     raise ConfigError(f"--target-size {target} bytes cannot be met: the smallest plan is {floor} bytes")

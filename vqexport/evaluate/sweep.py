@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import CompressConfig, QuantConfig
-from ..ir import matrix_shape
 from ..errors import ConfigError
+from ..ir import matrix_shape
 from ..util.fileio import atomic_path
 from ..util.report import human_bytes, table
 from .datasets import fit_inputs, load_dataset

@@ -84,7 +84,7 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
     module = to_torch(compressed, model, quiet=quiet, share_raw=True)
     # The dense 2-D weights left raw are probed and lifted too, then put back: onnx2tf converts a
     # graph with constant Gemm weights differently (it even fetches calibration data for some).
-    names = {t.name for t in comp}
+    names = {t.name for t in comp} | set(compressed.tied)  # a tied alias is the compressed tensor itself
     state = module.state_dict()
     raw = {n: state[n].detach().float().cpu().numpy().copy() for n, kind in weight_tensors(module).items()
            if kind in ("linear", "attention") and n not in names and state[n].ndim == 2}
