@@ -164,8 +164,9 @@ def _summary(cm, path) -> dict:
         if t.method == "raw":
             continue
         info = layers.get(t.name, {})
-        rows.append({"name": t.name, "shape": list(t.shape), "method": t.method,
-                     "params": {k: info[k] for k in ("k", "d", "rows", "stages", "rank") if k in info},
+        rows.append({"name": t.name, "type": info.get("type"), "shape": list(t.shape), "method": t.method,
+                     "params": {k: info[k] for k in ("k", "d", "rows", "stages", "rank", "group_size") if info.get(k)
+                                or (k in info and k != "group_size")},
                      "bits_per_weight": t.bits_per_weight, "compression": t.compression,
                      "rel_error": info.get("rel_error")})
     return {"file": str(path), "bytes": os.path.getsize(path), **cm.summary(), "layers": rows,
@@ -173,17 +174,23 @@ def _summary(cm, path) -> dict:
 
 
 def _summary_text(r: dict) -> str:
-    rows = [[x["name"], "x".join(map(str, x["shape"])), x["method"],
+    rows = [[x["name"], x["type"] or "-", "x".join(map(str, x["shape"])), x["method"],
              ",".join(f"{k}={v}" for k, v in x["params"].items()) or "-",
              x["bits_per_weight"], f"{x['compression']:.2f}x",
              "-" if x["rel_error"] is None else f"{x['rel_error']:.4f}"] for x in r["layers"]]
-    out = [table(rows, ["layer", "shape", "method", "params", "bits/weight", "compression", "rel. error"])]
+    out = [table(rows, ["layer", "type", "shape", "method", "params", "bits/weight", "compression", "rel. error"])]
+    small = {n: why for n, why in r["skipped"].items() if "below --min-size" in why}
     for name, why in r["skipped"].items():
-        out.append(f"left uncompressed: {name}: {why}")
+        if name not in small or len(small) <= 4:
+            out.append(f"left uncompressed: {name}: {why}")
+    if len(small) > 4:  # a conv network has many small layers: one line for them all
+        threshold = next(iter(small.values())).rpartition("--min-size ")[2]
+        out.append(f"left uncompressed, below --min-size {threshold}: {len(small)} layers "
+                   f"({', '.join(list(small)[:6])}{' ...' if len(small) > 6 else ''})")
     for alias, name in r["tied"].items():
         out.append(f"tied: {alias} is {name}, stored once")
     out.append(f"{r['file']}: {human_bytes(r['bytes'])} (dense model {human_bytes(r['model_dense_bytes'])}); "
-               f"dense layers {r['layer_compression']:.2f}x, whole model {r['model_compression']:.2f}x")
+               f"selected layers {r['layer_compression']:.2f}x, whole model {r['model_compression']:.2f}x")
     return "\n".join(out)
 
 
@@ -230,7 +237,7 @@ def _export(args, suffix: str, write):
         print(f"vqexport: note: {out} is {result['bytes']} bytes, over --target-size {args.target_size}: "
               "the format's overhead was larger than its documented bound", file=sys.stderr)
     text = (f"wrote {out} ({human_bytes(result['bytes'])}) and {vqm_path} ({human_bytes(result['vqm_bytes'])}); "
-            f"dense model {human_bytes(result['model_dense_bytes'])}, dense layers "
+            f"dense model {human_bytes(result['model_dense_bytes'])}, selected layers "
             f"{result['layer_compression']:.2f}x, whole model {result['model_compression']:.2f}x")
     if isinstance(info, dict) and info.get("decode") == "load":
         text += ("\n--decode load: its weights are filled in when it is loaded, by `vqexport eval/bench`, "
