@@ -32,6 +32,7 @@ import itertools
 import json
 import os
 import tempfile
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -60,6 +61,10 @@ _CACHE: OrderedDict[str, bytes] = OrderedDict()
 _CACHE_SIZE = 8
 
 
+class ConvDecodeNote(UserWarning):
+    """Conv filters decoded by the graph: correct, but not on XNNPACK."""
+
+
 class TfliteExportError(VqexportError):
     """The model could not be converted to, or rewritten as, a TFLite model."""
 
@@ -80,6 +85,13 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
     comp = compressed.compressed
     if not comp:
         raise ConfigError("nothing is compressed in this model; use export_dense_tflite for a dense .tflite")
+    convs = [t.name for t in comp if len(t.shape) > 2]
+    if convs and decode != "load":
+        # Measured (docs/results/tflite.md): TFLite 2.16.1 and LiteRT run a conv whose filter is
+        # computed at run time, but XNNPACK does not take it, so such a conv runs 2-6x slower.
+        warnings.warn(f"{len(convs)} conv filters are decoded by the graph (--decode {decode}); XNNPACK runs "
+                      "convs only with constant filters, so they run on TFLite's slower builtin kernels: "
+                      "--decode load keeps the dense model's speed", ConvDecodeNote, stacklevel=2)
     spec = _input_spec(compressed.metadata.get("input") or getattr(model, "input", None), input_shape)
     module = to_torch(compressed, model, quiet=quiet, share_raw=True)
     # The dense 2-D weights left raw are probed and lifted too, then put back: onnx2tf converts a
