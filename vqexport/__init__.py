@@ -1,4 +1,4 @@
-"""vqexport: vector-quantize the dense layers of PyTorch CNNs and ship them compressed."""
+"""vqexport: vector-quantize the weights of PyTorch networks and ship them compressed."""
 from .api import compress, load_model, read_vqm, to_onnx, to_tflite, to_torch, write_vqm
 from .config import CompressConfig, QuantConfig
 from .version import __version__

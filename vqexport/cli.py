@@ -208,7 +208,7 @@ def _limit_flag(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="vqexport", formatter_class=_Help,
-        description="Compress the dense layers of PyTorch CNNs with vector quantization and export them.",
+        description="Compress the weights of PyTorch networks with vector quantization and export them still compressed.",
         epilog="example:\n  vqexport to-tflite model.pt --method kmeans --k 16\n  vqexport inspect model.vqm")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or notes")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars or notes")
         return p
 
-    p = add("compress", "compress a model's dense layers into a .vqm")
+    p = add("compress", "compress a model's weights into a .vqm")
     p.add_argument("model")
     _method_flags(p)
     _model_flags(p)

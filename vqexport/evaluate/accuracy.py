@@ -91,4 +91,4 @@ def format_eval(r: dict) -> str:
     mc = "-" if r["model_compression"] is None else f"{r['model_compression']:.2f}x"
     return table([[r["file"], r["data"], r["images"], f"{100 * r['top1']:.2f}%", f"{100 * r['top5']:.2f}%",
                    human_bytes(r["bytes"]), f"{r['layer_compression']:.2f}x", mc]],
-                 ["model", "data", "images", "top-1", "top-5", "size", "dense layers", "whole model"])
+                 ["model", "data", "images", "top-1", "top-5", "size", "layers", "whole model"])

@@ -252,12 +252,12 @@ def markdown(s: dict) -> str:
         rows.append([r["label"], f"{r['layer_compression']:.1f}x", f"{r['model_compression']:.1f}x",
                      f"{100 * r['top1']:.1f}", f"{100 * (r['top1'] - b['top1']):+.1f}", f"{100 * r['top5']:.1f}",
                      f"{100 * r['agree']:.1f}", f"{r['snr_db']:.1f}", f"{r['seconds']:.1f}", notes])
-    lines.append(_md_table(rows, ["point", "dense layers", "whole model", "top-1 %", "change", "top-5 %",
+    lines.append(_md_table(rows, ["point", "layers", "whole model", "top-1 %", "change", "top-5 %",
                                   "agree %", "logit SNR dB", "seconds", "notes"]))
     lines += ["", "Highest whole-model compression with top-1 within 1 point of the uncompressed model:", ""]
     lines.append(_md_table([[fam, v["label"], f"{v['model_compression']:.1f}x", f"{v['layer_compression']:.1f}x",
                              f"{100 * v['top1']:.1f}"] for fam, v in s["best_within_1pt"].items()],
-                           ["method", "point", "whole model", "dense layers", "top-1 %"]))
+                           ["method", "point", "whole model", "layers", "top-1 %"]))
     exported = [r for r in s["points"] if r["files"]]
     if exported:
         fmts = sorted({f for r in exported for f in r["files"]})
@@ -302,7 +302,7 @@ def plot_accuracy(s: dict, path: Path) -> None:
     ax.axhline(base, color="k", lw=0.8, ls=":", label="uncompressed")
     ax.axhline(base - 1, color="grey", lw=0.6, ls=":", label="1 point below")
     _times_axis(ax, [r["layer_compression"] for r in s["points"]])
-    ax.set_xlabel("compression rate of the dense layers (log scale)")
+    ax.set_xlabel("compression rate of the compressed layers (log scale)")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_ylim(floor - 0.5, base + 1)
     ax.set_title(f"{Path(s['model']).name} on {s['data']}: accuracy against compression")
@@ -366,5 +366,5 @@ def format_sweep(s: dict) -> str:
     rows = [[r["label"], f"{r['layer_compression']:.1f}x", f"{r['model_compression']:.1f}x",
              f"{100 * r['top1']:.1f}%", f"{100 * (r['top1'] - b['top1']):+.1f}", f"{100 * r['agree']:.1f}%",
              f"{r['snr_db']:.1f}"] for r in s["points"]]
-    text = table(rows, ["point", "dense layers", "whole model", "top-1", "change", "agree", "SNR dB"])
+    text = table(rows, ["point", "layers", "whole model", "top-1", "change", "agree", "SNR dB"])
     return text + "\nwrote " + ", ".join(s["outputs"])

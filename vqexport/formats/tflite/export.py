@@ -1,4 +1,4 @@
-"""TFLite export that keeps the dense layers compressed and decodes them with builtin ops.
+"""TFLite export that keeps the compressed weights compressed and decodes them with builtin ops.
 
 Route: PyTorch -> ONNX (torch.onnx.export) -> onnx2tf -> float32 .tflite -> flatbuffer rewrite.
 
@@ -72,7 +72,7 @@ class TfliteExportError(VqexportError):
 # -- public API ----------------------------------------------------------------------------------
 def export_tflite(compressed, path, model=None, decode: str = "once", *, input_shape=None,
                   quiet: bool = True) -> dict:
-    """Write `compressed` as a .tflite whose dense layers stay compressed; returns a report.
+    """Write `compressed` as a .tflite whose compressed weights stay compressed; returns a report.
 
     model: the LoadedModel / nn.Module the weights belong to (default: the architecture the
     metadata names). decode: "once" (default), "every-run" or "load" (see the module doc).
