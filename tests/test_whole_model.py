@@ -246,3 +246,53 @@ def test_cli_whole_model_flags(model, tmp_path):
     assert len(cm.metadata["folded"]) == 4  # TorchScript too
     code, _, err = cli("compress", path, "--group-size", "5", "-o", tmp_path / "bad.vqm")
     assert code == 2 and "--group-size 5 does not divide" in err and not (tmp_path / "bad.vqm").exists()
+
+
+def test_raw_dtype_float16_halves_what_is_left_raw(model, tmp_path):
+    import onnxruntime as ort
+
+    full = vqexport.compress(model, "kmeans", k=16, seed=0)
+    half = vqexport.compress(model, config=CompressConfig(quant=QuantConfig("kmeans", k=16), raw_dtype="float16"))
+    widened = half.metadata["widened"]
+    assert "stem.0.weight" in widened and "head.4.bias" in widened  # small weights, biases
+    raw_bits = lambda cm: sum(t.ideal_bits for t in cm.tensors if t.method == "raw")  # noqa: E731
+    assert raw_bits(half) * 2 == raw_bits(full)
+    write_vqm(half, tmp_path / "h.vqm")
+    back = vqexport.read_vqm(tmp_path / "h.vqm")
+    net = to_torch(back, model)
+    assert all(p.dtype == torch.float32 for p in net.parameters())  # widened on load
+    x = _x()
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    info = vqexport.to_onnx(half, tmp_path / "h.onnx", model=model)
+    assert info["widened_missed"] == []
+    got = ort.InferenceSession(str(tmp_path / "h.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+    dense = vqexport.to_onnx(full, tmp_path / "f.onnx", model=model)
+    assert info["bytes"] < dense["bytes"]
+    with pytest.raises(ConfigError, match="raw_dtype must be float32 or float16"):
+        CompressConfig(raw_dtype="int8")
+
+
+@pytest.mark.tflite
+def test_raw_dtype_float16_through_tflite(model, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from vqexport.formats.tflite.external import interpreter_source
+
+    half = vqexport.compress(model, config=CompressConfig(quant=QuantConfig("kmeans", k=16), raw_dtype="float16"))
+    report = vqexport.to_tflite(half, tmp_path / "h.tflite", model=model, decode="load")
+    assert report["widened_missed"] == [] and "DEQUANTIZE/v3" in report["ops"]
+    x = _x(2)
+    with torch.no_grad():
+        want = to_torch(half, model)(torch.from_numpy(x)).numpy()
+    with interpreter_source(tmp_path / "h.tflite") as source:
+        it = Interpreter(**source, num_threads=1)
+        it.allocate_tensors()
+        inp, out = it.get_input_details()[0], it.get_output_details()[0]
+        got = []
+        for i in range(len(x)):
+            it.set_tensor(inp["index"], x[i:i + 1].transpose(0, 2, 3, 1))
+            it.invoke()
+            got.append(it.get_tensor(out["index"]))
+    assert np.abs(np.concatenate(got) - want).max() <= 1e-4 * np.abs(want).max()

@@ -67,6 +67,9 @@ def _method_flags(p: argparse.ArgumentParser) -> None:
                         f"(default: {DEFAULTS['codebook_dtype']})")
     g.add_argument("--types", type=_types, metavar="TYPE[,TYPE]",
                    help=f"the kinds of weight to compress, from {','.join(TYPES)} (default: all)")
+    g.add_argument("--raw-dtype", choices=["float32", "float16"],
+                   help="how the float32 tensors left raw (biases, norms, small weights) are stored; float16 halves "
+                        "them, widened back on load (default: float32)")
     g.add_argument("--min-size", type=_at_least(0), metavar="N",
                    help=f"weights with fewer elements stay raw (default: {MIN_SIZE})")
     g.add_argument("--layers", action="append", metavar="GLOB",
@@ -106,6 +109,7 @@ def resolve_method_flags(args) -> None:
             + (["--layers"] if args.layers else []) + (["--override"] if args.override else []) \
             + (["--type-override"] if args.type_override else []) + (["--types"] if args.types else []) \
             + (["--min-size"] if args.min_size is not None else []) \
+            + (["--raw-dtype"] if args.raw_dtype is not None else []) \
             + [f for f, v in (("--target-size", args.target_size), ("--max-drop", args.max_drop),
                               ("--data", args.data)) if v is not None]
         if flags:
@@ -208,7 +212,8 @@ def _limit_flag(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="vqexport", formatter_class=_Help,
-        description="Compress the weights of PyTorch networks with vector quantization and export them still compressed.",
+        description="Compress the weights of PyTorch networks with vector quantization and export them "
+                    "still compressed.",
         epilog="example:\n  vqexport to-tflite model.pt --method kmeans --k 16\n  vqexport inspect model.vqm")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or notes")
     sub = parser.add_subparsers(dest="command", required=True)

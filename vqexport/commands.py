@@ -33,7 +33,8 @@ def _config(args) -> CompressConfig:
     args.given_method_flags = {key: flag for key, flag in given.items() if key not in moved}  # used, by those
     extra = {"types": args.types} if args.types else {}
     return CompressConfig(quant=quant, layers=tuple(args.layers or ("*",)), overrides=tuple(overrides),
-                          type_overrides=tuple(type_overrides), seed=args.seed, min_size=args.min_size, **extra)
+                          type_overrides=tuple(type_overrides), seed=args.seed, min_size=args.min_size,
+                          raw_dtype=args.raw_dtype or "float32", **extra)
 
 
 def _parse_override(text: str, flag: str = "--override"):

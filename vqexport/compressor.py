@@ -45,13 +45,18 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
                       stacklevel=3)
     skipped = {n: r for n, r in {**skipped, **misfits}.items() if n not in tied}
 
-    tensors, layers = [], {}
+    import torch
+
+    tensors, layers, widened = [], {}, []
     bar = layer_bar([(n, int(state[n].numel())) for n in plans], quiet, "compress")
     for name, value in state.items():
         if name in tied:  # stored once, under the first name (see tied_names)
             continue
         if name not in plans:
-            tensors.append(_raw(name, value))
+            half = config.raw_dtype == "float16" and value.dtype == torch.float32 and not _in_folded(name, folded)
+            tensors.append(_raw(name, value.to(torch.float16) if half else value))
+            if half:
+                widened.append(name)
             continue
         q = plans[name]
         w = value.detach().to("cpu").float().numpy()
@@ -75,6 +80,8 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
         metadata["skipped"] = skipped
     if folded:
         metadata["folded"] = [list(pair) for pair in folded]
+    if widened:
+        metadata["widened"] = widened
     if tied:
         metadata["tied"] = dict(tied)
     if model.labels:
@@ -100,6 +107,12 @@ def fold_for_export(model: LoadedModel) -> tuple[LoadedModel, list[tuple[str, st
     for note in notes:
         warnings.warn(note, FoldWarning, stacklevel=3)
     return (dataclasses.replace(model, module=module) if pairs else model), pairs
+
+
+def _in_folded(name: str, folded) -> bool:
+    """A tensor of a folded BatchNorm: kept float32, since its exact identity values are what make
+    a converter's own re-folding a multiplication by exactly 1.0 (vqexport.fold)."""
+    return any(name.startswith(bn + ".") for _, bn in folded)
 
 
 def has_batchnorm(module) -> bool:

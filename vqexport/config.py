@@ -42,6 +42,7 @@ class CompressConfig:
     min_size: int = MIN_SIZE  # weights with fewer elements stay raw, as in coremltools
     type_overrides: tuple[tuple[str, dict], ...] = ()  # per type, applied before the per-layer ones
     fold_batchnorm: bool = True  # fold each BatchNorm into the conv before it, before quantizing
+    raw_dtype: str = "float32"  # float16: the float32 tensors left raw are stored in half precision
 
     def __post_init__(self) -> None:
         if isinstance(self.layers, str):
@@ -73,6 +74,8 @@ class CompressConfig:
                 self._apply(self.quant, changes)
             except ConfigError as e:
                 raise ConfigError(f"--type-override {kind}:{_settings_text(changes)}: {e}") from None
+        if self.raw_dtype not in ("float32", "float16"):
+            raise ConfigError(f"raw_dtype must be float32 or float16, got {self.raw_dtype!r}")
         if not isinstance(self.min_size, int) or isinstance(self.min_size, bool) or self.min_size < 0:
             raise ConfigError(f"min_size must be a non-negative integer, got {self.min_size!r}")
 
@@ -157,6 +160,8 @@ class CompressConfig:
                "types": list(self.types), "min_size": self.min_size, "fold_batchnorm": self.fold_batchnorm}
         if self.type_overrides:
             out["type_overrides"] = {k: dict(c) for k, c in self.type_overrides}
+        if self.raw_dtype != "float32":
+            out["raw_dtype"] = self.raw_dtype
         return out
 
     @classmethod
@@ -167,7 +172,7 @@ class CompressConfig:
         overrides = tuple((d.pop("overrides", None) or {}).items())
         seed = d.pop("seed", 0)
         extra = {"types": tuple(d.pop("types", TYPES)), "min_size": d.pop("min_size", MIN_SIZE),
-                 "fold_batchnorm": d.pop("fold_batchnorm", True),
+                 "fold_batchnorm": d.pop("fold_batchnorm", True), "raw_dtype": d.pop("raw_dtype", "float32"),
                  "type_overrides": tuple((d.pop("type_overrides", None) or {}).items())}
         method = d.pop("method", "kmeans")
         reads, defaults = registry.get(method).Config.settings(), registry.defaults()

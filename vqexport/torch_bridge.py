@@ -25,8 +25,11 @@ def decoded_state_dict(cm: CompressedModel, quiet: bool = True, copy_raw: bool =
 
     bar = layer_bar([(t.name, t.numel) for t in cm.compressed], quiet, "decode")
     out = {}
+    widened = set(cm.metadata.get("widened") or ())
     for t in cm.tensors:
         value = decode(t)  # a new array, except for raw tensors, which are the stored data
+        if t.name in widened:  # stored in half precision (--raw-dtype float16), float32 in the model
+            value = value.astype(np.float32)
         if t.method == RAW and (copy_raw or not value.flags.writeable):
             value = np.array(value, copy=True)
         out[t.name] = torch.from_numpy(value)

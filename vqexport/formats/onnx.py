@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from ..methods.registry import decode
 from ..torch_bridge import to_torch
 from ..util.fileio import atomic_path, check_target
 from ..util.progress import layer_bar, stage
-from . import METADATA_KEY
+from . import METADATA_KEY, HalfPrecisionNote
 from .onnx_decode import decode_subgraph
 from .torch_onnx import OPSET, torch_to_onnx
 
@@ -71,6 +72,11 @@ def export_onnx(compressed: CompressedModel, path, model=None, opset: int | None
         layers[t.name] = {"initializer": name, "transposed": transposed, "method": t.method}
         bar.done(t.name)
     bar.close()
+    halves, missed = _store_half(graph, compressed, inits, consumers)
+    new_nodes += halves
+    if missed:
+        warnings.warn(f"{len(missed)} raw tensors stay float32 in the .onnx (torch.onnx folded them into other "
+                      f"constants): {', '.join(missed[:6])}", HalfPrecisionNote, stacklevel=2)
     # The decode nodes read initializers only, so they may all come first.
     old = list(graph.node)
     del graph.node[:]
@@ -78,7 +84,7 @@ def export_onnx(compressed: CompressedModel, path, model=None, opset: int | None
     graph.initializer.extend(new_inits)
     _set_metadata(proto, compressed.metadata, spec)
     info = _save(proto, path)
-    info.update(ideal_bytes=compressed.ideal_bits() / 8, opset=opset, layers=layers)
+    info.update(ideal_bytes=compressed.ideal_bits() / 8, opset=opset, layers=layers, widened_missed=missed)
     return info
 
 
@@ -153,6 +159,29 @@ def _find_weight(t: CompressedTensor, w: np.ndarray, inits: dict, consumers: dic
     raise VqexportError(f"{t.name}: the ONNX export holds no initializer with this weight"
                         + (" (W or W^T)" if flipped else "") + "; the exporter folded it into another constant, "
                         "which vqexport cannot replace")
+
+
+def _store_half(graph, cm: CompressedModel, inits: dict, consumers: dict) -> tuple[list, list[str]]:
+    """The raw tensors stored in half precision (--raw-dtype float16) as float16 initializers, each
+    widened by a Cast under its own name; returns the Cast nodes and the names not found (a tensor
+    torch.onnx folded into another constant stays float32, and the caller says so)."""
+    from onnx import helper, numpy_helper
+
+    nodes, missed = [], []
+    for name in cm.metadata.get("widened") or []:
+        half = np.asarray(cm[name].sections["raw"].data, dtype=np.float16).reshape(cm[name].shape)
+        wide = half.astype(np.float32)
+        found = name if name in inits and tuple(inits[name].dims) == wide.shape and _same(inits[name], wide) \
+            else next((n for n, i in inits.items() if i.data_type == TensorProto.FLOAT and tuple(i.dims) == wide.shape
+                       and consumers.get(n) and _same(i, wide)), None)
+        if found is None:
+            missed.append(name)
+            continue
+        graph.initializer.remove(inits.pop(found))
+        graph.initializer.append(numpy_helper.from_array(half, f"{found}/float16"))
+        nodes.append(helper.make_node("Cast", [f"{found}/float16"], [found], name=f"{found}/widen",
+                                      to=TensorProto.FLOAT))
+    return nodes, missed
 
 
 def _same(init, w: np.ndarray) -> bool:

@@ -50,6 +50,7 @@ def check_metadata(meta, fail) -> None:
     for alias, name in (tied or {}).items():
         if not isinstance(name, str):
             _bad(f"tied.{alias}", "a string (the stored tensor's name)", name, fail)
+    _list_of(_list(meta, "widened", "", fail), "widened", "an array of strings", _is_str, fail)
     _list_of(_list(meta, "labels", "", fail), "labels", "an array of strings", _is_str, fail)
     spec = _object(meta, "input", "", fail)
     if spec is not None:
@@ -72,6 +73,10 @@ def check_names(meta: dict, tensors, fail) -> None:
     for name in meta.get("skipped") or {}:
         if kinds.get(name) != "raw":
             fail(f'metadata "skipped" names {name[:200]}, which is not a raw tensor of the file')
+    halves = {t.name for t in tensors if t.method == "raw" and t.sections["raw"].dtype == "float16"}
+    for name in meta.get("widened") or []:
+        if name not in halves:
+            fail(f'metadata "widened" names {name[:200]}, which is not a float16 raw tensor of the file')
     for alias, name in (meta.get("tied") or {}).items():
         if alias in kinds or name not in kinds:
             fail(f'metadata "tied" maps {alias[:200]} to {name[:200]}: the alias must not be stored, its '

@@ -45,6 +45,7 @@ from ...util.fileio import atomic_path
 from ...util.native_output import silenced
 from ...util.progress import layer_bar, stage
 from ...weights import weight_tensors
+from .. import HalfPrecisionNote
 from ..torch_onnx import torch_to_onnx
 from . import external, flatbuffer, onnx2tf_float32
 from .decode import FOLLOWS_ANY_ORDER
@@ -110,6 +111,7 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
         if name in raw:  # back as a plain constant, in the converter's layout
             tfl.subgraphs[sg].tensors[ti].buffer = ed.buffer(raw[name].ravel()[perm].astype("<f4"))
             del targets[sg, ti]
+    missed = _store_half(tfl, ed, compressed)
     bar = layer_bar([(t.name, t.numel) for t in comp], quiet, "decode graph")
     layers, slots = _rewrite(tfl, ed, {t.name: t for t in comp}, targets, decode, bar)
     bar.close()
@@ -125,6 +127,7 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
     bound = SIZE_SLACK * ideal + SIZE_EXTRA
     return {"path": str(path), "bytes": len(data), "ideal_bytes": ideal, "bound_bytes": bound,
             "within_bound": len(data) <= bound, "decode": decode, **report, "layers": layers,
+            "widened_missed": missed,
             "load_area_bytes": area}
 
 
@@ -344,6 +347,40 @@ def _targets(tfl, lifted: dict, probes: dict) -> dict:
         raise TfliteExportError(f"layer {missing[0]}: the converted model does not keep its weight as one tensor "
                                 "(folded into another op?); it cannot be stored compressed")
     return targets
+
+
+def _store_half(tfl, ed, cm) -> list[str]:
+    """Each raw tensor stored in half precision (--raw-dtype float16) whose float32 values the
+    converter kept as one constant becomes a float16 constant and a DEQUANTIZE (TFLite's own
+    float16 weights, which XNNPACK takes as constants); returns the names not found as such."""
+    wanted = {}
+    for name in cm.metadata.get("widened") or []:
+        half = np.asarray(cm[name].sections["raw"].data, dtype=np.float16).reshape(cm[name].shape)
+        for axes in itertools.permutations(range(half.ndim)):  # a conv filter comes out OHWI
+            laid = np.ascontiguousarray(half.transpose(axes))
+            names, _ = wanted.setdefault(laid.astype("<f4").tobytes(), ([], laid))
+            if name not in names:
+                names.append(name)
+    found = set()
+    for si, g in enumerate(tfl.subgraphs):
+        for ti, tensor in enumerate(g.tensors):
+            data = tfl.buffers[tensor.buffer].data if tensor.buffer else None
+            hit = wanted.get(np.asarray(data, dtype=np.uint8).tobytes()) if data is not None else None
+            if hit is None or int(tensor.type) != int(ed.s.TensorType.FLOAT32):
+                continue
+            names, half = hit
+            name = names[0]
+            shape = [int(v) for v in tensor.shape]
+            tfl.buffers[tensor.buffer].data = None
+            tensor.buffer = 0
+            small = ed.tensor(si, f"{name}/float16", shape, "float16", half.reshape(shape))
+            ed.op(si, "DEQUANTIZE", [small], [ti], version=3)
+            found.update(names)
+    missed = [n for n in cm.metadata.get("widened") or [] if n not in found]
+    if missed:
+        warnings.warn(f"{len(missed)} raw tensors stay float32 in the .tflite (the converter changed their "
+                      f"values, e.g. fused them): {', '.join(missed[:6])}", HalfPrecisionNote, stacklevel=3)
+    return missed
 
 
 def _rewrite(tfl, ed, tensors: dict, targets: dict, decode: str, bar) -> tuple[dict, list[dict]]:
