@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     from vqexport.formats.onnx import export_dense_onnx
     from vqexport.formats.tflite.export import export_dense_tflite
 
-    from .cnn import reference_path
+    from .reference import reference_path
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
