@@ -108,7 +108,8 @@ def write_vqm_cases(out: Path) -> list[dict]:
     (out / "vqm").mkdir(parents=True, exist_ok=True)
     cases = []
     todo = [(name, kw, tiny_model(i)) for i, (name, kw) in enumerate(CASES)]
-    todo += [(name, {"types": ("conv",), "min_size": 0, **kw}, conv_model(i)) for i, (name, kw) in enumerate(CONV_CASES)]
+    todo += [(name, {"types": ("conv",), "min_size": 0, **kw}, conv_model(i))
+             for i, (name, kw) in enumerate(CONV_CASES)]
     for name, kw, model in todo:
         cm = vqexport.compress(model, seed=0, **kw)
         path = out / "vqm" / f"{name}.vqm"
