@@ -3,12 +3,16 @@
     .venv/bin/python android-demo/make_test_vectors.py OUTDIR
 
 OUTDIR/manifest.json describes everything below it:
-  vqm/<case>.vqm         one file per method and index width, written by the Python API
+  vqm/<case>.vqm         one file per method and index width, written by the Python API; the
+                         conv_* cases are .vqm 2.0 (4-D weights, grouped codebooks, method vq)
   vqm/<case>/<i>.bin     each tensor as Python decodes it, raw little-endian bytes of its dtype
   corrupt/<case>.vqm     damaged copies; "kind" is what the Python reader's message maps to
+  corrupt/v2_<case>.vqm  2.0 files tampered where only the 2.0 checks catch it
   onnx/                  an exported .onnx, inputs and the logits Python onnxruntime gives
   tflite/                an exported .tflite and the "vqexport" metadata Python reads from it
   tflite/big-load.*      a decode="load" file with 64 MiB of decoded weights, and Python's expansion
+  tflite/conv-load*      a decode="load" conv net (kmeans, whole model: axes: slots), its expansion,
+                         a copy Python accepts (spaces in an axes: layout) and copies it rejects
 A part whose exporter is not in the package yet (ImportError/AttributeError) is skipped with a
 loud message and "skipped" in the manifest; any other failure fails the script.
 """
@@ -75,11 +79,38 @@ CASES = [
 ]
 
 
+def conv_model(seed: int) -> torch.nn.Module:
+    """A conv weight [8, 4, 3, 3] (m = 8 rows of n = 36) whose BatchNorm is folded into it, so the
+    metadata holds the whole-model keys ("folded", per-layer "type", config "types", "min_size")."""
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                               torch.nn.Flatten(), torch.nn.Linear(8 * 4 * 4, 10)).eval()
+
+
+# .vqm 2.0: the conv weight quantized as its 8 x 36 matrix, ungrouped and grouped (--group-size).
+CONV_CASES = [
+    ("conv_kmeans_k16", dict(method="kmeans", k=16)),
+    ("conv_kmeans_k16_g4", dict(method="kmeans", k=16, group_size=4)),
+    ("conv_kmeans_k8_g2_f16", dict(method="kmeans", k=8, group_size=2, codebook_dtype="float16")),
+    ("conv_binary_g2", dict(method="binary", group_size=2)),
+    ("conv_pq_cols_d4_k4_g4", dict(method="pq", k=4, d=4, group_size=4)),
+    ("conv_pq_rows_d2_k8", dict(method="pq", k=8, d=2, rows=True)),
+    ("conv_vq_k16_d4", dict(method="vq", k=16, d=4)),
+    ("conv_vq_k16_d4_g4", dict(method="vq", k=16, d=4, group_size=4)),
+    ("conv_vq_k5_d3_g2_f16", dict(method="vq", k=5, d=3, group_size=2, codebook_dtype="float16")),
+    ("conv_rq_t2_k4", dict(method="rq", k=4, stages=2)),
+    ("conv_svd_r4", dict(method="svd", rank=4)),
+    ("linear_vq_k8_d4", dict(method="vq", k=8, d=4, types=("linear",))),
+]
+
+
 def write_vqm_cases(out: Path) -> list[dict]:
     (out / "vqm").mkdir(parents=True, exist_ok=True)
     cases = []
-    for i, (name, kw) in enumerate(CASES):
-        model = tiny_model(i)
+    todo = [(name, kw, tiny_model(i)) for i, (name, kw) in enumerate(CASES)]
+    todo += [(name, {"types": ("conv",), "min_size": 0, **kw}, conv_model(i))
+             for i, (name, kw) in enumerate(CONV_CASES)]
+    for name, kw, model in todo:
         cm = vqexport.compress(model, seed=0, **kw)
         path = out / "vqm" / f"{name}.vqm"
         write_vqm(cm, path)
@@ -94,12 +125,13 @@ def write_vqm_cases(out: Path) -> list[dict]:
             le = arr.astype(arr.dtype.newbyteorder("<"), order="C", copy=True)
             (tdir / f"{j}.bin").write_bytes(le.tobytes())
             tensors.append({"name": t.name, "method": t.method, "dtype": str(arr.dtype),
-                            "shape": list(arr.shape), "bits": t.bits, "k": t.k,
+                            "shape": list(arr.shape), "bits": t.bits, "k": t.k, "groups": t.groups,
                             "file": f"vqm/{name}/{j}.bin",
                             # svd is a float32 matrix product; BLAS sums in its own order.
                             "exact": t.method != "svd"})
+        major, minor = HEADER.unpack_from(path.read_bytes())[1:3]
         cases.append({"name": name, "file": f"vqm/{name}.vqm", "args": kw, "tensors": tensors,
-                      "metadata_input": back.metadata.get("input")})
+                      "version": [major, minor], "metadata_input": back.metadata.get("input")})
     return cases
 
 
@@ -149,8 +181,8 @@ def corrupt_variants(src: bytes) -> dict[str, bytes]:
     v["truncated_tiny"] = src[:40]
     v["empty"] = b""
     b = bytearray(src); b[0] = ord("X"); v["bad_magic"] = bytes(b)
-    b = bytearray(src); struct.pack_into("<H", b, 4, 2); refix_header(b); v["bad_version_major"] = bytes(b)
-    b = bytearray(src); struct.pack_into("<H", b, 4, 2); v["bad_version_major_stale_crc"] = bytes(b)
+    b = bytearray(src); struct.pack_into("<H", b, 4, 3); refix_header(b); v["bad_version_major"] = bytes(b)
+    b = bytearray(src); struct.pack_into("<H", b, 4, 3); v["bad_version_major_stale_crc"] = bytes(b)
     b = bytearray(src); b[12] ^= 0x01; v["bad_header_crc"] = bytes(b)
     b = bytearray(src); b[meta_off + meta_len // 2] ^= 0x20; v["bad_metadata_crc"] = bytes(b)
     b = bytearray(src); b[table_off + 3] ^= 0x01; v["bad_table_crc"] = bytes(b)
@@ -197,11 +229,78 @@ def corrupt_variants(src: bytes) -> dict[str, bytes]:
     return v
 
 
+def record_fields(data: bytes, index: int = 0) -> dict:
+    """Byte positions of one record's fields (FORMAT.md "Tensor table"), to tamper with them."""
+    name, start, secs = table_records(data)[index]
+    nlen = struct.unpack_from("<H", data, start)[0]
+    method_pos = start + 2 + nlen
+    ndim = data[method_pos + 1]
+    fixed = method_pos + 2 + 4 * ndim
+    return {"name": name, "method": method_pos, "ndim": method_pos + 1, "shape": method_pos + 2, "k": fixed,
+            "d": fixed + 4, "rows": fixed + 8, "stages": fixed + 9, "rank": fixed + 10, "bits": fixed + 14,
+            "secs": dict(secs)}
+
+
+def compressed_record(data: bytes) -> dict:
+    for i in range(len(table_records(data))):
+        f = record_fields(data, i)
+        if data[f["method"]]:
+            return f
+    raise SystemExit("make_test_vectors: no compressed tensor to tamper with")
+
+
+def v2_variants(vqm: Path) -> dict[str, bytes]:
+    """2.0 files tampered so that only what 2.0 added (N-D, groups, vq, the version rule) can fail."""
+    v: dict[str, bytes] = {}
+
+    def tamper(case: str, fn) -> bytes:
+        b = bytearray((vqm / f"{case}.vqm").read_bytes())
+        fn(b, compressed_record(bytes(b)))
+        refix_table(b)
+        refix_header(b)
+        return bytes(b)
+
+    # vq with d = 5, which does not divide n = 36 (the codebook dims then disagree too: d is checked first)
+    v["v2_vq_d_not_dividing_n"] = tamper("conv_vq_k16_d4", lambda b, f: struct.pack_into("<I", b, f["d"], 5))
+    # m = 9 rows: 2 codebook groups (kmeans, vq) or 4 (binary) do not divide them
+    for case in ("conv_kmeans_k16_g4", "conv_vq_k16_d4_g4", "conv_binary_g2"):
+        v[f"v2_groups_not_dividing_m_{case}"] = tamper(case, lambda b, f: struct.pack_into("<I", b, f["shape"], 9))
+    # pq grouped by rows: only by columns has groups
+    v["v2_pq_grouped_by_rows"] = tamper("conv_pq_cols_d4_k4_g4", lambda b, f: b.__setitem__(f["rows"], 1))
+
+    def one_group(b, f):  # kmeans codebook [16] described as [1, 16]: same bytes, a grouped shape of 1 group
+        dpos = f["secs"][1]
+        b[dpos + 2] = 2
+        struct.pack_into("<II", b, dpos + 4, 1, 16)
+    v["v2_kmeans_codebook_one_group"] = tamper("conv_kmeans_k16", one_group)
+
+    def vq_2d_codebook(b, f):  # vq's codebook is [groups, k, d] always, never [k, d]
+        dpos = f["secs"][1]
+        b[dpos + 2] = 2
+        struct.pack_into("<III", b, dpos + 4, 16, 4, 0)
+    v["v2_vq_codebook_without_groups"] = tamper("conv_vq_k16_d4", vq_2d_codebook)
+    # a vq table field it does not read
+    v["v2_vq_stages_set"] = tamper("conv_vq_k16_d4", lambda b, f: b.__setitem__(f["stages"], 1))
+    # 4-D rq and svd with m and n checked: rank 9 > min(8, 36) = 8
+    v["v2_svd_rank_over_m"] = tamper("conv_svd_r4", lambda b, f: struct.pack_into("<I", b, f["rank"], 9))
+
+    def version1(case):
+        b = bytearray((vqm / f"{case}.vqm").read_bytes())
+        struct.pack_into("<H", b, 4, 1)
+        refix_header(b)
+        return bytes(b)
+    # version 1 holds only 2-D, one-codebook tensors of methods 1..5
+    v["v1_with_4d_kmeans"] = version1("conv_kmeans_k16")
+    v["v1_with_grouped_codebook"] = version1("conv_kmeans_k16_g4")
+    v["v1_with_2d_vq"] = version1("linear_vq_k8_d4")
+    return v
+
+
 def write_corrupt(out: Path) -> list[dict]:
     (out / "corrupt").mkdir(parents=True, exist_ok=True)
     src = (out / "vqm" / "kmeans_k5.vqm").read_bytes()
     rows = []
-    for name, data in sorted(corrupt_variants(src).items()):
+    for name, data in sorted({**corrupt_variants(src), **v2_variants(out / "vqm")}.items()):
         path = out / "corrupt" / f"{name}.vqm"
         path.write_bytes(data)
         try:
@@ -309,6 +408,93 @@ def write_tflite_big(out: Path) -> dict:
             "decoded_bytes": 4 * sum(t.numel for t in cm.compressed)}
 
 
+def conv_net() -> torch.nn.Module:
+    """Two convs (their OIHW filters sit in the .tflite as OHWI: axes:0,2,3,1 slots) and a linear."""
+    torch.manual_seed(5)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, stride=2),
+                               torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 12 * 12, 10)).eval()
+
+
+def write_tflite_conv_load(out: Path) -> dict:
+    """decode="load" on a whole model (kmeans on every conv and linear), Python's expansion, a copy
+    Python also accepts (an axes: layout written with spaces, as int() reads it), and copies whose
+    slots Python refuses, with Python's message."""
+    from vqexport.errors import VqexportError
+    from vqexport.formats.tflite import external as tflite_external
+    from vqexport.formats.tflite import flatbuffer as tflite_rewrite
+
+    d = out / "tflite"
+    d.mkdir(parents=True, exist_ok=True)
+    net = conv_net()
+    cm = vqexport.compress(net, method="kmeans", k=16, seed=0, min_size=0)
+    cm.metadata["input"] = {"shape": [1, 1, 28, 28], "layout": "NCHW", "mean": [0.1307], "std": [0.3081]}
+    vqexport.to_tflite(cm, d / "conv-load.tflite", model=net, decode="load")
+    data = (d / "conv-load.tflite").read_bytes()
+    (d / "conv-load.expanded").write_bytes(tflite_external.expand(data))
+    meta = json.loads(tflite_rewrite.read_metadata(data, tflite_rewrite.METADATA_NAME))
+    layouts = sorted({s["layout"] for s in meta["slots"]})
+    if not any(lay.startswith("axes:") for lay in layouts):
+        raise SystemExit(f"make_test_vectors: the conv net's decode='load' file has no axes: slot ({layouts})")
+    axes_slot = next(i for i, s in enumerate(meta["slots"]) if s["layout"].startswith("axes:"))
+
+    def variant(fname: str, change) -> bytes:
+        model = tflite_rewrite.read_model(data)
+        m = json.loads(json.dumps(meta))
+        change(m["slots"][axes_slot])
+        tflite_rewrite.Editor(model).set_metadata(tflite_rewrite.METADATA_NAME, json.dumps(m).encode())
+        b = tflite_rewrite.serialize(model)
+        (d / fname).write_bytes(b)
+        return b
+
+    spaced = variant("conv-load-spaced.tflite",
+                     lambda s: s.update(layout="axes: " + " , ".join(s["layout"][5:].split(","))))
+    (d / "conv-load-spaced.expanded").write_bytes(tflite_external.expand(spaced))
+    rejected = []
+    bad = {
+        "not_a_permutation": lambda s: s.update(layout="axes:0,2,2,1"),
+        "too_few_axes": lambda s: s.update(layout="axes:0,2,3"),
+        "axis_out_of_range": lambda s: s.update(layout="axes:0,2,4,1"),
+        "empty_axis": lambda s: s.update(layout="axes:0,2,3,1,"),
+        "transpose_of_4d": lambda s: s.update(layout="WT"),
+        "w_with_ohwi_shape": lambda s: s.update(layout="W"),
+        "shape_not_permuted": lambda s: s.update(shape=sorted(s["shape"])),
+        "axes_letters": lambda s: s.update(layout="axes:0,b,3,1"),
+    }
+    for why, change in bad.items():
+        fname = f"conv-load-bad-{why}.tflite"
+        b = variant(fname, change)
+        try:
+            tflite_external.expand(b, fname)
+        except VqexportError as e:
+            rejected.append({"name": why, "file": f"tflite/{fname}", "python": str(e)})
+            continue
+        raise SystemExit(f"make_test_vectors: Python ACCEPTS the tampered decode='load' file {why!r}")
+    return {"model": "tflite/conv-load.tflite", "expanded": "tflite/conv-load.expanded", "layouts": layouts,
+            "spaced": "tflite/conv-load-spaced.tflite", "spaced_expanded": "tflite/conv-load-spaced.expanded",
+            "rejected": rejected}
+
+
+# Layout strings for slot_axes, Python's int() quirks included (spaces, signs, underscores, digits
+# of other scripts), with the ranks they are tried at.
+SLOT_LAYOUTS = ["W", "WT", "axes:0,2,3,1", "axes:1,0", "axes:0,1", "axes: 0, 2 ,3,1 ", "axes:+0,2,3,1",
+                "axes:-0,2,3,1", "axes:-1,2,3,1", "axes:0_0,2,3,1", "axes:0__0,2,3,1", "axes:_0,2,3,1",
+                "axes:0_,2,3,1", "axes:0,2,3,1,", "axes:,0,2,3,1", "axes:", "axes:0", "axes:0,2,3", "axes:0,2,2,1",
+                "axes:0,2,4,1", "axes:0;2;3;1", "axes:0,2,3,1x", "axes:\u0660,2,3,1", "axes:\uff10,2,3,1",
+                "axes:\u00a00,2,3,1", "axes:\t0\n,2,3,1", "axes:00,2,3,1", "axes:0,2,3,01", "AXES:0,2,3,1", "w", "",
+                "axes:0,2,3,1" + " " * 60, "axes:3,2,1,0,4,5,6,7", "axes:99999999999999999999999,1"]
+
+
+def write_slot_axes() -> list:
+    from vqexport.formats.tflite.external import slot_axes
+
+    out = []
+    for layout in SLOT_LAYOUTS:
+        for ndim in (1, 2, 3, 4, 8):
+            axes = slot_axes(layout, ndim)
+            out.append([layout, ndim, None if axes is None else list(axes)])
+    return out
+
+
 def main() -> int:
     if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
         print(__doc__)
@@ -320,6 +506,8 @@ def main() -> int:
     manifest["onnx"] = optional("ONNX export (vqexport.to_onnx)", write_onnx, out)
     manifest["tflite"] = optional("TFLite export (vqexport.to_tflite)", write_tflite, out)
     manifest["tflite_big"] = optional("TFLite export (vqexport.to_tflite)", write_tflite_big, out)
+    manifest["slot_axes"] = optional("decode='load' slot layouts", lambda _out: write_slot_axes(), out)
+    manifest["tflite_conv_load"] = optional("TFLite export (vqexport.to_tflite)", write_tflite_conv_load, out)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     n_t = sum(len(c["tensors"]) for c in manifest["vqm"])
     print(f"make_test_vectors: {len(manifest['vqm'])} .vqm files ({n_t} tensors), "

@@ -272,7 +272,7 @@ public final class Bench {
                 Object c = methods.get(t.methodName());
                 methods.put(t.methodName(), c == null ? 1 : ((Integer) c) + 1);
             }
-            info.put("version", "1." + v.versionMinor);
+            info.put("version", v.versionMajor + "." + v.versionMinor);
             info.put("tensors", v.tensors.size());
             info.put("compressed_tensors", compressed);
             info.put("methods", methods);

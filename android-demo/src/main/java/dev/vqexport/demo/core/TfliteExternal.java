@@ -39,8 +39,19 @@ public final class TfliteExternal {
         long offset;
         long size;
         String layer;
-        boolean transposed;
+        String layout;
+        /** The weight's dimensions in the slot's order (external.py slot_axes). */
+        int[] axes;
         VqmTensor tensor;
+
+        boolean identity() {
+            for (int i = 0; i < axes.length; i++) {
+                if (axes[i] != i) {
+                    return false;
+                }
+            }
+            return true;
+        }
     }
 
     /**
@@ -68,9 +79,15 @@ public final class TfliteExternal {
         double[] acc = new double[BLOCK];
         for (Slot s : slots) {
             long numel = s.tensor.numel();
+            boolean identity = s.identity();
+            boolean transposed = !identity && s.axes.length == 2; // W^T: runs down W's columns
             for (long at = 0; at < numel; at += BLOCK) {
                 int len = (int) Math.min(BLOCK, numel - at);
-                s.tensor.decodeRange(s.transposed, at, block, 0, len, acc);
+                if (identity || transposed) {
+                    s.tensor.decodeRange(transposed, at, block, 0, len, acc);
+                } else { // e.g. a conv's OIHW filter stored OHWI: element by element
+                    s.tensor.decodePermuted(s.axes, at, block, 0, len, acc);
+                }
                 ByteBuffer dst = out.duplicate().order(ByteOrder.LITTLE_ENDIAN);
                 dst.position((int) (s.offset + 4 * at));
                 dst.asFloatBuffer().put(block, 0, len);
@@ -157,7 +174,7 @@ public final class TfliteExternal {
         long budget = 0;
         for (Object o : (List<?>) listed) {
             Slot s = slot(file, name, vqm, o);
-            if (!pairs.add(s.layer + (s.transposed ? "\u0000WT" : "\u0000W"))) {
+            if (!pairs.add(s.layer + "\u0000" + s.layout)) {
                 throw fail(name, ": two slots for the same layer and layout (" + s.layer + ")");
             }
             try { // the .vqm's caps bound each numel; a caller may have raised them past 2^62
@@ -208,15 +225,21 @@ public final class TfliteExternal {
         Object layer = m.get("layer");
         Object layout = m.get("layout");
         Object shape = m.get("shape");
+        boolean shapeOk = shape instanceof List && ((List<?>) shape).size() <= 8;
+        if (shapeOk) {
+            for (Object v : (List<?>) shape) {
+                shapeOk &= VqmMetadata.isInteger(v);
+            }
+        }
         if (!VqmMetadata.isInteger(buffer) || ((Number) buffer).doubleValue() < 0
                 || ((Number) buffer).doubleValue() > Integer.MAX_VALUE || !(layer instanceof String)
-                || !(shape instanceof List) || !("W".equals(layout) || "WT".equals(layout))) {
-            throw fail(name, ": malformed slot: it needs an integer buffer, a layer name, layout W or WT"
-                    + " and a shape");
+                || !(layout instanceof String) || !shapeOk) {
+            throw fail(name, ": malformed slot: it needs an integer buffer, a layer name, a layout (W, WT, axes:...)"
+                    + " and a shape of integers");
         }
         Slot s = new Slot();
         s.layer = (String) layer;
-        s.transposed = "WT".equals(layout);
+        s.layout = (String) layout;
         try {
             s.tensor = vqm.get(s.layer);
         } catch (IllegalArgumentException e) {
@@ -226,14 +249,15 @@ public final class TfliteExternal {
             throw fail(name, ": layer " + s.layer + " is stored raw in the embedded .vqm; a slot takes a compressed weight");
         }
         int[] ws = s.tensor.shape;
+        s.axes = slotAxes(s.layout, ws.length);
         List<?> got = (List<?>) shape;
-        boolean fits = ws.length == 2 && got.size() == 2 && VqmMetadata.isInteger(got.get(0))
-                && VqmMetadata.isInteger(got.get(1))
-                && ((Number) got.get(0)).doubleValue() == ws[s.transposed ? 1 : 0]
-                && ((Number) got.get(1)).doubleValue() == ws[s.transposed ? 0 : 1];
+        boolean fits = s.axes != null && got.size() == ws.length;
+        for (int i = 0; fits && i < ws.length; i++) {
+            fits = ((Number) got.get(i)).longValue() == ws[s.axes[i]];
+        }
         if (!fits) {
-            throw fail(name, ": layer " + s.layer + ": the shape of its " + layout
-                    + " slot does not fit its weight " + java.util.Arrays.toString(ws));
+            throw fail(name, ": layer " + s.layer + ": slot " + clip(s.layout, 40) + " " + clip(got.toString(), 100)
+                    + " does not fit its weight " + java.util.Arrays.toString(ws));
         }
         long[] b = TfliteMetadata.bufferInfo(file, ((Number) buffer).intValue(), name);
         s.offset = b[1];
@@ -243,6 +267,93 @@ public final class TfliteExternal {
                     + " bytes, expected " + 4 * s.tensor.numel());
         }
         return s;
+    }
+
+    /**
+     * The axes a slot's layout permutes the weight by, as external.py slot_axes: W keeps them, WT
+     * swaps a 2-D weight's two, "axes:i,j,..." names them (a conv's OIHW filter stored OHWI is
+     * axes:0,2,3,1); null when malformed or not a permutation of 0..ndim-1.
+     */
+    static int[] slotAxes(String layout, int ndim) {
+        if ("W".equals(layout)) {
+            int[] id = new int[ndim];
+            for (int i = 0; i < ndim; i++) {
+                id[i] = i;
+            }
+            return id;
+        }
+        if ("WT".equals(layout)) {
+            return ndim == 2 ? new int[] {1, 0} : null;
+        }
+        if (!layout.startsWith("axes:") || layout.codePointCount(0, layout.length()) > 64) {
+            return null;
+        }
+        String[] parts = layout.substring(5).split(",", -1); // -1: keep empty pieces, as str.split does
+        if (parts.length != ndim) {
+            return null;
+        }
+        int[] axes = new int[ndim];
+        boolean[] seen = new boolean[ndim];
+        for (int i = 0; i < ndim; i++) {
+            long a = pyInt(parts[i]);
+            if (a < 0 || a >= ndim || seen[(int) a]) {
+                return null;
+            }
+            seen[(int) a] = true;
+            axes[i] = (int) a;
+        }
+        return axes;
+    }
+
+    /**
+     * What Python's int(s) gives for a small non-negative value: surrounding whitespace, one sign,
+     * decimal digits with single underscores between them; -1 when it fails or is negative or large
+     * (no such value is an axis, so Python's slot_axes refuses it too).
+     */
+    static long pyInt(String s) {
+        int a = 0;
+        int b = s.length();
+        while (a < b && isPySpace(s.charAt(a))) {
+            a++;
+        }
+        while (b > a && isPySpace(s.charAt(b - 1))) {
+            b--;
+        }
+        boolean negative = false;
+        if (a < b && (s.charAt(a) == '+' || s.charAt(a) == '-')) {
+            negative = s.charAt(a) == '-';
+            a++;
+        }
+        if (a == b) {
+            return -1;
+        }
+        long v = 0;
+        boolean digitBefore = false;
+        for (int i = a; i < b; i++) {
+            char c = s.charAt(i);
+            if (c == '_') {
+                if (!digitBefore || i + 1 >= b || s.charAt(i + 1) == '_') {
+                    return -1;
+                }
+                digitBefore = false;
+                continue;
+            }
+            int digit = Character.digit(c, 10);
+            if (digit < 0 || Character.getType(c) != Character.DECIMAL_DIGIT_NUMBER) {
+                return -1;
+            }
+            v = Math.min(v * 10 + digit, 1L << 40); // saturates: anything this large is no axis
+            digitBefore = true;
+        }
+        return negative && v != 0 ? -1 : v;
+    }
+
+    private static boolean isPySpace(char c) {
+        return Character.isWhitespace(c) || Character.isSpaceChar(c) || c == 0x85;
+    }
+
+    private static String clip(String s, int n) {
+        return s.length() <= n ? s : s.substring(0, n);
     }
 
     /** A one-line error naming the file (layer names come from the file and may hold line breaks). */

@@ -3,7 +3,8 @@ package dev.vqexport.demo.core;
 /**
  * FORMAT.md "Decoding", one run of one output row at a time, reading codebooks, factors and
  * indices in place. Output row {@code row}, columns {@code col0 .. col0+len}: element (r, c) of
- * the m x n weight W, or of its transpose when a slot holds W^T. Each value is computed exactly as
+ * the m x n weight W (m = shape[0], n = the product of the rest), or of its transpose when a slot
+ * holds W^T. Grouped codebooks: row r reads group r / (m / groups). Each value is computed exactly as
  * the whole-tensor reference computes it (same operations, same order), so the bytes agree.
  */
 final class VqmDecode {
@@ -11,20 +12,22 @@ final class VqmDecode {
     }
 
     static void piece(VqmTensor t, boolean transposed, long row, long col0, int len, float[] out, int off, double[] acc) {
-        long m = t.shape[0];
-        long n = t.shape[1];
+        long m = t.m;
+        long n = t.n;
+        long perGroup = m / t.groups; // rows per codebook group: row r uses group r / perGroup
         switch (t.method) {
-            case 1: // binary
-            case 2: { // kmeans: W.flat[i] = cb[I[i]]
+            case 1: // binary: cb [2] ([g, 2] grouped)
+            case 2: { // kmeans: W.flat[i] = cb[g(r)][I[i]], cb [k] ([g, k] grouped)
                 VqmTensor.Section cb = t.sections.get("codebook");
+                long k = t.k;
                 for (int j = 0; j < len; j++) {
                     long r = transposed ? col0 + j : row;
                     long c = transposed ? row : col0 + j;
-                    out[off + j] = t.at(cb, t.index(r * n + c));
+                    out[off + j] = t.at(cb, (r / perGroup) * k + t.index(r * n + c));
                 }
                 return;
             }
-            case 3: { // pq: cb [s, k, d]
+            case 3: { // pq: cb [s, k, d] ([g, s, k, d] grouped, by columns only)
                 VqmTensor.Section cb = t.sections.get("codebook");
                 long d = t.d;
                 long k = t.k;
@@ -35,9 +38,10 @@ final class VqmDecode {
                     if (t.rows) { // W[j*d+c, col] = cb[j, I[j, col], c], indices [s, n]
                         long seg = r / d;
                         v = t.at(cb, (seg * k + t.index(seg * n + c)) * d + r % d);
-                    } else { // W[r, j*d+c] = cb[j, I[j, r], c], indices [s, m]
+                    } else { // W[r, j*d+c] = cb[g(r), j, I[j, r], c], indices [s, m]
+                        long s = n / d;
                         long seg = c / d;
-                        v = t.at(cb, (seg * k + t.index(seg * m + r)) * d + c % d);
+                        v = t.at(cb, (((r / perGroup) * s + seg) * k + t.index(seg * m + r)) * d + c % d);
                     }
                     out[off + j] = v;
                 }
@@ -60,6 +64,18 @@ final class VqmDecode {
             case 5:
                 svd(t, transposed, row, col0, len, out, off, acc);
                 return;
+            case 6: { // vq: W[r, j*d + c] = cb[g(r), I[r*(n/d) + j], c], cb [g, k, d], indices [m*n/d]
+                VqmTensor.Section cb = t.sections.get("codebook");
+                long d = t.d;
+                long k = t.k;
+                long per = n / d;
+                for (int j = 0; j < len; j++) {
+                    long r = transposed ? col0 + j : row;
+                    long c = transposed ? row : col0 + j;
+                    out[off + j] = t.at(cb, ((r / perGroup) * k + t.index(r * per + c / d)) * d + c % d);
+                }
+                return;
+            }
             default:
                 throw new IllegalStateException("unknown method " + t.method);
         }
@@ -76,7 +92,7 @@ final class VqmDecode {
         if (acc == null || acc.length == 0) {
             throw new IllegalArgumentException("svd decode needs a scratch array");
         }
-        long n = t.shape[1];
+        long n = t.n;
         int rank = t.rank;
         int done = 0;
         while (done < len) {

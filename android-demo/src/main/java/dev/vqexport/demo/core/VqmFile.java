@@ -7,13 +7,16 @@ import java.util.Map;
 /** A parsed, validated .vqm file: its metadata and its tensors (decoded on demand). */
 public final class VqmFile {
     public final String name;
+    /** 1 or 2: a file is written at the lowest version that holds it (vqexport/formats/vqm.py). */
+    public final int versionMajor;
     public final int versionMinor;
     public final Map<String, Object> metadata;
     public final List<VqmTensor> tensors;
     public final long fileSize;
 
-    VqmFile(String name, int versionMinor, Map<String, Object> metadata, List<VqmTensor> tensors, long fileSize) {
+    VqmFile(String name, int versionMajor, int versionMinor, Map<String, Object> metadata, List<VqmTensor> tensors, long fileSize) {
         this.name = name;
+        this.versionMajor = versionMajor;
         this.versionMinor = versionMinor;
         this.metadata = Collections.unmodifiableMap(metadata);
         this.tensors = Collections.unmodifiableList(tensors);

@@ -6,7 +6,8 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * The section layout each method needs (FORMAT.md "Decoding"): the sections must be exactly
+ * The section layout each method needs (FORMAT.md "Decoding"; layout() of each method module in
+ * vqexport/methods is the reference): the sections must be exactly
  * these roles with exactly these dims, codebooks and factors float and finite, indices packed and
  * &lt; k. Expected dims are computed in 64 bits, so a shape whose product wraps in 32 cannot match.
  */
@@ -24,19 +25,19 @@ final class VqmLayout {
             }
             want.put("raw", s);
         } else {
-            // 2-D with m, n >= 1: VqmRecords checked it before counting the decoded size.
-            long rows = t.shape[0];
-            long cols = t.shape[1];
+            // m, n >= 1: VqmRecords checked the shape before counting the decoded size.
+            long rows = t.m;
+            long cols = t.n;
             switch (t.method) {
                 case 1:
                     if (t.k != 2 || t.bits != 1) {
                         throw new VqmException(Kind.INVALID, file, t.name + ": binary needs k=2 and 1-bit indices");
                     }
-                    want.put("codebook", new long[] {2});
+                    want.put("codebook", grouped(t, file, 2));
                     want.put("indices", new long[] {rows * cols});
                     break;
                 case 2:
-                    want.put("codebook", new long[] {t.k});
+                    want.put("codebook", grouped(t, file, t.k));
                     want.put("indices", new long[] {rows * cols});
                     break;
                 case 3: {
@@ -45,17 +46,37 @@ final class VqmLayout {
                     if (t.d < 1 || length % t.d != 0) {
                         throw new VqmException(Kind.INVALID, file, t.name + ": d=" + t.d + " does not divide " + length);
                     }
-                    want.put("codebook", new long[] {length / t.d, t.k, t.d});
-                    want.put("indices", new long[] {length / t.d, vectors});
+                    long s = length / t.d;
+                    if (t.groups != 1 && (t.rows || t.groups < 1 || vectors % t.groups != 0)) {
+                        throw new VqmException(Kind.INVALID, file, t.name + ": " + t.groups + " codebook groups do not fit pq "
+                                + (t.rows ? "by rows " : "") + "of " + vectors + " rows");
+                    }
+                    want.put("codebook", t.groups == 1 ? new long[] {s, t.k, t.d} : new long[] {t.groups, s, t.k, t.d});
+                    want.put("indices", new long[] {s, vectors});
                     break;
                 }
                 case 4:
+                    if (t.stages < 1) {
+                        throw new VqmException(Kind.INVALID, file, t.name + ": rq with 0 stages");
+                    }
                     want.put("codebook", new long[] {t.stages, t.k, cols});
                     want.put("indices", new long[] {t.stages, rows});
                     break;
                 case 5:
+                    if (t.rank < 1 || t.rank > Math.min(rows, cols)) {
+                        throw new VqmException(Kind.INVALID, file, t.name + ": svd rank " + t.rank
+                                + " is outside 1..min(m, n) = " + Math.min(rows, cols));
+                    }
                     want.put("factor_a", new long[] {rows, t.rank});
                     want.put("factor_b", new long[] {t.rank, cols});
+                    break;
+                case 6:
+                    if (t.d < 1 || cols % t.d != 0) {
+                        throw new VqmException(Kind.INVALID, file, t.name + ": d=" + t.d + " does not divide " + cols);
+                    }
+                    checkGroups(t, file);
+                    want.put("codebook", new long[] {t.groups, t.k, t.d});
+                    want.put("indices", new long[] {rows * cols / t.d});
                     break;
                 default:
                     throw new VqmException(Kind.INVALID, file, t.name + ": unknown method " + t.method);
@@ -106,6 +127,19 @@ final class VqmLayout {
                     throw new VqmException(Kind.INVALID, file, t.name + ": an index is >= k=" + t.k);
                 }
             }
+        }
+    }
+
+    /** binary and kmeans: {@code entries} ungrouped, [groups, entries] grouped (kmeans.py _grouped). */
+    private static long[] grouped(VqmTensor t, String file, long entries) throws VqmException {
+        checkGroups(t, file);
+        return t.groups == 1 ? new long[] {entries} : new long[] {t.groups, entries};
+    }
+
+    private static void checkGroups(VqmTensor t, String file) throws VqmException {
+        if (t.groups < 1 || t.m % t.groups != 0) {
+            throw new VqmException(Kind.INVALID, file, t.name + ": " + t.groups + " codebook groups do not divide the "
+                    + t.m + " rows");
         }
     }
 

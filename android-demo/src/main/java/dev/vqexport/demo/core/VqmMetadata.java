@@ -145,6 +145,14 @@ final class VqmMetadata {
                 }
             }
         }
+        Map<?, ?> tied = object(meta, "tied", "", true, rd);
+        if (tied != null) {
+            for (Map.Entry<?, ?> e : tied.entrySet()) {
+                if (!(e.getValue() instanceof String)) {
+                    throw bad(rd, "tied." + e.getKey(), "a string (the stored tensor's name)", e.getValue());
+                }
+            }
+        }
         listOf(list(meta, "labels", "", true, rd), "labels", "an array of strings", rd, String.class, false);
         Map<?, ?> input = object(meta, "input", "", true, rd);
         if (input != null) {
@@ -161,7 +169,10 @@ final class VqmMetadata {
         }
     }
 
-    /** "layers" and "skipped" name tensors of the table: compressed ones and raw ones, in that order. */
+    /**
+     * "layers" and "skipped" name tensors of the table: compressed ones and raw ones, in that order;
+     * "tied" maps an alias that is not stored to a name that is.
+     */
     static void checkNames(Map<String, Object> meta, List<VqmTensor> tensors, VqmReader rd) throws VqmException {
         Map<String, VqmTensor> byName = new HashMap<String, VqmTensor>();
         for (VqmTensor t : tensors) {
@@ -182,6 +193,15 @@ final class VqmMetadata {
                 VqmTensor t = byName.get(name);
                 if (t == null || t.method != 0) {
                     throw rd.fail(Kind.INVALID, "metadata \"skipped\" names " + name + ", which is not a raw tensor of the file");
+                }
+            }
+        }
+        Object tied = meta.get("tied");
+        if (tied instanceof Map) {
+            for (Map.Entry<?, ?> e : ((Map<?, ?>) tied).entrySet()) {
+                if (byName.containsKey(e.getKey()) || !byName.containsKey(e.getValue())) {
+                    throw rd.fail(Kind.INVALID, "metadata \"tied\" maps " + e.getKey() + " to " + e.getValue()
+                            + ": the alias must not be stored, its target must be");
                 }
             }
         }

@@ -20,7 +20,7 @@ import java.util.Set;
 import java.util.zip.CRC32;
 
 /**
- * Reads a .vqm file exactly as docs/FORMAT.md (version 1.x) defines it. Every offset and length
+ * Reads a .vqm file exactly as docs/FORMAT.md (versions 1.x and 2.x) defines it. Every offset and length
  * is checked against the file before it is used; every region's crc32 is checked; the sections
  * of each tensor must be exactly those its method decodes; the decoded size is capped
  * ({@link VqmLimits}) before anything is decoded. The checks run in the order of the Python
@@ -128,8 +128,8 @@ public final class VqmReader {
         }
         int major = buf.getShort(4) & 0xFFFF;
         int minor = buf.getShort(6) & 0xFFFF;
-        if (major != 1) {
-            throw fail(Kind.VERSION, "unsupported .vqm version " + major + "." + minor + " (this reader reads 1.x)");
+        if (major != 1 && major != 2) {
+            throw fail(Kind.VERSION, "unsupported .vqm version " + major + "." + minor + " (this reader reads 1.x and 2.x)");
         }
         if (crc(buf, 0, 60) != u32(60)) {
             throw fail(Kind.CHECKSUM, "checksum mismatch in header");
@@ -167,6 +167,9 @@ public final class VqmReader {
         Set<String> names = new HashSet<String>();
         for (long i = 0; i < nTensors; i++) {
             VqmTensor t = rp.next();
+            if (major == 1 && t.needsV2()) {
+                throw fail(Kind.INVALID, t.name + ": a version 1 file holds only 2-D, one-codebook tensors of methods 1 to 5");
+            }
             if (!names.add(t.name)) {
                 throw fail(Kind.INVALID, "two tensors named " + t.name);
             }
@@ -178,7 +181,7 @@ public final class VqmReader {
         checkOverlaps();
         checkGaps();
         VqmMetadata.checkNames(meta, tensors, this);
-        return new VqmFile(name, minor, meta, tensors, size);
+        return new VqmFile(name, major, minor, meta, tensors, size);
     }
 
     private Map<String, Object> metadata(long off, long len) throws VqmException {

@@ -101,7 +101,7 @@ final class VqmRecords {
         int bits = u8();
         int nsec = u8();
         String m = VqmTensor.METHODS[method];
-        if (method != 0 && method != 5 && (bits < 1 || bits > 16)) {
+        if (VqmTensor.reads(method, "bits") && (bits < 1 || bits > 16)) {
             throw rd.fail(Kind.INVALID, tname + ": index width " + bits + " bits is outside 1..16");
         }
         if (k > Integer.MAX_VALUE || d > Integer.MAX_VALUE || rank > Integer.MAX_VALUE) {
@@ -110,26 +110,19 @@ final class VqmRecords {
         if (rows > 1) {
             throw rd.fail(Kind.INVALID, tname + ": rows is " + rows + ", must be 0 or 1");
         }
-        // FORMAT.md: each field is read by one method and is 0 for the others.
-        unused(tname, m, "k", k, method == 0 || method == 5);
-        unused(tname, m, "d", d, method != 3);
-        unused(tname, m, "rows", rows, method != 3);
-        unused(tname, m, "stages", stages, method != 4);
-        unused(tname, m, "rank", rank, method != 5);
-        unused(tname, m, "bits", bits, method == 0 || method == 5);
-        if (method != 0 && (ndim != 2 || Math.min(shape[0], shape[1]) < 1)) {
-            throw rd.fail(Kind.INVALID, tname + ": a " + m + " tensor must be 2-D, table says "
+        // FORMAT.md: each field is read by the methods whose TABLE lists it and is 0 for the others.
+        unused(tname, m, "k", k, method);
+        unused(tname, m, "d", d, method);
+        unused(tname, m, "rows", rows, method);
+        unused(tname, m, "stages", stages, method);
+        unused(tname, m, "rank", rank, method);
+        unused(tname, m, "bits", bits, method);
+        if (method != 0 && (ndim < 2 || min(shape) < 1)) {
+            throw rd.fail(Kind.INVALID, tname + ": a " + m + " tensor must have 2 or more dimensions, none 0, table says "
                     + java.util.Arrays.toString(shape));
         }
-        if (method != 0 && method != 5 && k < 1) {
+        if (VqmTensor.reads(method, "k") && k < 1) {
             throw rd.fail(Kind.INVALID, tname + ": " + m + " with k=0");
-        }
-        if (method == 4 && stages < 1) {
-            throw rd.fail(Kind.INVALID, tname + ": rq with 0 stages");
-        }
-        if (method == 5 && (rank < 1 || rank > Math.min(shape[0], shape[1]))) {
-            throw rd.fail(Kind.INVALID, tname + ": svd rank " + rank + " is outside 1..min(m, n) = "
-                    + Math.min(shape[0], shape[1]));
         }
         rd.account(tname, numel);
         LinkedHashMap<String, VqmTensor.Section> sections = new LinkedHashMap<String, VqmTensor.Section>();
@@ -139,14 +132,26 @@ final class VqmRecords {
                 throw rd.fail(Kind.INVALID, tname + ": two " + sec.roleName() + " sections");
             }
         }
+        // Grouped codebooks (FORMAT.md 2.0): a codebook section of one more dimension than the
+        // method's own has the group count as its leading dim; VqmLayout checks that it divides m.
+        VqmTensor.Section cb = sections.get("codebook");
+        int groups = cb != null && method != 0 && cb.dims.length == VqmTensor.CODEBOOK_NDIM[method] + 1 ? cb.dims[0] : 1;
         VqmTensor t = new VqmTensor(buf, tname, method, shape, (int) k, (int) d, rows != 0, stages,
-                (int) rank, bits, sections);
+                (int) rank, bits, groups, sections);
         VqmLayout.check(t, rd.name());
         return t;
     }
 
-    private void unused(String tname, String m, String field, long v, boolean mustBeZero) throws VqmException {
-        if (mustBeZero && v != 0) {
+    private static int min(int[] shape) {
+        int v = Integer.MAX_VALUE;
+        for (int x : shape) {
+            v = Math.min(v, x);
+        }
+        return v;
+    }
+
+    private void unused(String tname, String m, String field, long v, int method) throws VqmException {
+        if (v != 0 && !VqmTensor.reads(method, field)) {
             throw rd.fail(Kind.INVALID, tname + ": " + field + " is " + v + " but " + m + " does not use it (must be 0)");
         }
     }

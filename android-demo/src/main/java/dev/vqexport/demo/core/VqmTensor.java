@@ -12,7 +12,16 @@ import java.util.Map;
  * block by block without ever holding a whole layer on the Java heap.
  */
 public final class VqmTensor {
-    public static final String[] METHODS = {"raw", "binary", "kmeans", "pq", "rq", "svd"};
+    public static final String[] METHODS = {"raw", "binary", "kmeans", "pq", "rq", "svd", "vq"};
+    /**
+     * Rank of one codebook section per method (CODEBOOK_NDIM of each vqexport/methods module); a
+     * codebook section of one more dimension is grouped, its leading dim the group count.
+     */
+    static final int[] CODEBOOK_NDIM = {0, 1, 1, 3, 3, 0, 2};
+    /** The table fields each method reads (TABLE of each method module); the others must be 0. */
+    static final String[][] TABLE = {
+        {}, {"k", "bits"}, {"k", "bits"}, {"k", "d", "rows", "bits"}, {"k", "stages", "bits"}, {"rank"}, {"k", "d", "bits"},
+    };
     public static final String[] ROLES = {"raw", "codebook", "indices", "factor_a", "factor_b"};
     public static final String[] DTYPES = {"float32", "float16", "int64", "int32", "uint8", "packed", "float64", "bool"};
     /** Bytes per element of each dtype code; 0 for packed. */
@@ -56,12 +65,17 @@ public final class VqmTensor {
     public final int stages;
     public final int rank;
     public final int bits;
+    /** Codebooks along the rows, each for m / groups consecutive rows (--group-size); 1 without. */
+    public final int groups;
+    /** The matrix every method decodes (vqexport/ir.py matrix_shape): m = shape[0], n = the rest's product. */
+    public final long m;
+    public final long n;
     /** Sections by role name, in file order. */
     public final Map<String, Section> sections;
     private final ByteBuffer file;
 
     VqmTensor(ByteBuffer file, String name, int method, int[] shape, int k, int d, boolean rows, int stages,
-              int rank, int bits, LinkedHashMap<String, Section> sections) {
+              int rank, int bits, int groups, LinkedHashMap<String, Section> sections) {
         this.file = file.duplicate().order(ByteOrder.LITTLE_ENDIAN);
         this.name = name;
         this.method = method;
@@ -72,7 +86,29 @@ public final class VqmTensor {
         this.stages = stages;
         this.rank = rank;
         this.bits = bits;
+        this.groups = groups;
         this.sections = sections;
+        long rest = 1; // the reader checked that the product of the shape fits in 64 bits
+        for (int i = 1; i < shape.length; i++) {
+            rest *= shape[i];
+        }
+        this.m = shape.length == 0 ? 1 : shape[0];
+        this.n = rest;
+    }
+
+    /** Whether the method reads this tensor-table field. */
+    static boolean reads(int method, String field) {
+        for (String f : TABLE[method]) {
+            if (f.equals(field)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** What only version 2.0 holds: an N-D compressed weight, grouped codebooks, method vq (vqm.py needs_v2). */
+    boolean needsV2() {
+        return method != 0 && (shape.length != 2 || groups != 1 || method > 5);
     }
 
     public String methodName() {
@@ -81,11 +117,11 @@ public final class VqmTensor {
 
     /** The element count; the reader checked that the product fits in 64 bits. */
     public long numel() {
-        long n = 1;
+        long count = 1;
         for (int s : shape) {
-            n *= s;
+            count *= s;
         }
-        return n;
+        return count;
     }
 
     /** Unpacked value {@code i} of the "indices" section. */
@@ -150,7 +186,8 @@ public final class VqmTensor {
     }
 
     /**
-     * The decoded m x n weight of a compressed tensor, row-major, following FORMAT.md "Decoding".
+     * The decoded m x n weight of a compressed tensor, row-major (the N-D tensor in C order),
+     * following FORMAT.md "Decoding".
      * For a raw float32/float16 tensor, its values as float32. One array of the whole tensor: a
      * loader that must stay off the heap uses {@link #decodeRange} instead.
      */
@@ -187,7 +224,10 @@ public final class VqmTensor {
             }
             return;
         }
-        long cols = transposed ? shape[0] : shape[1];
+        if (transposed && shape.length != 2) {
+            throw new IllegalStateException(name + ": only a 2-D weight has a transposed decode");
+        }
+        long cols = transposed ? m : n;
         long row = start / cols;
         long col = start % cols;
         int done = 0;
@@ -197,6 +237,51 @@ public final class VqmTensor {
             done += piece;
             row++;
             col = 0;
+        }
+    }
+
+    /**
+     * Decodes {@code len} elements of the tensor transposed by {@code axes} (a permutation of its
+     * dimensions, as numpy's transpose: output dim i is input dim axes[i]), from flat C-order
+     * position {@code start} of that transposed tensor, into {@code out[off..off+len)}. Each element
+     * is decoded on its own, with the same operations as {@link #decode()}, so the bytes agree.
+     */
+    public void decodePermuted(int[] axes, long start, float[] out, int off, int len, double[] acc) {
+        int nd = shape.length;
+        if (method == 0 || axes.length != nd) {
+            throw new IllegalStateException(name + ": a permuted decode needs a compressed tensor and one axis per dimension");
+        }
+        long[] inStride = new long[nd];
+        long stride = 1;
+        for (int i = nd - 1; i >= 0; i--) {
+            inStride[i] = stride;
+            stride *= shape[i];
+        }
+        long[] outDim = new long[nd];
+        long[] step = new long[nd]; // the input stride of each output dimension
+        for (int i = 0; i < nd; i++) {
+            outDim[i] = shape[axes[i]];
+            step[i] = inStride[axes[i]];
+        }
+        long[] idx = new long[nd];
+        long rest = start;
+        long src = 0;
+        for (int i = nd - 1; i >= 0; i--) {
+            idx[i] = rest % outDim[i];
+            rest /= outDim[i];
+            src += idx[i] * step[i];
+        }
+        for (int j = 0; j < len; j++) {
+            VqmDecode.piece(this, false, src / n, src % n, 1, out, off + j, acc);
+            for (int i = nd - 1; i >= 0; i--) { // the next output position, an odometer over outDim
+                idx[i]++;
+                src += step[i];
+                if (idx[i] < outDim[i]) {
+                    break;
+                }
+                src -= idx[i] * step[i];
+                idx[i] = 0;
+            }
         }
     }
 }

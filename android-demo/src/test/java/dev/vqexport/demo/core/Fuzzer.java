@@ -232,8 +232,14 @@ final class Fuzzer {
                 int len = (int) Math.min(out.length, numel);
                 t.decodeRange(false, numel - len, out, 0, len, acc);
             }
-            if (t.method != 0) {
+            if (t.method != 0 && t.shape.length == 2) {
                 t.decodeRange(true, numel - 1, out, 0, 1, acc);
+            } else if (t.method != 0) { // an N-D weight: its last element with the axes reversed
+                int[] axes = new int[t.shape.length];
+                for (int i = 0; i < axes.length; i++) {
+                    axes[i] = axes.length - 1 - i;
+                }
+                t.decodePermuted(axes, numel - 1, out, 0, 1, acc);
             }
         }
         return "ok";

@@ -196,4 +196,20 @@ class VqmSchemaTest {
         String m = reject(v);
         assertTrue(m.contains("evil\\u000aname"), m);
     }
+
+    /** vqexport's whole-model keys (issue 10) and tied weights: accepted when well formed, as Python does. */
+    @Test
+    void acceptsWholeModelKeysAndChecksTied() throws Exception {
+        TinyVqm v = new TinyVqm();
+        v.recs.add(VqmReaderTest.kmeans2x3());
+        v.metadata = "{\"format\": \"vqm\", \"folded\": [[\"0\", \"1\"]], \"tied\": {\"head.weight\": \"fc.weight\"},"
+                + " \"config\": {\"method\": \"kmeans\", \"types\": [\"conv\", \"linear\"], \"min_size\": 0,"
+                + " \"group_size\": 4, \"fold_batchnorm\": true},"
+                + " \"layers\": {\"fc.weight\": {\"method\": \"kmeans\", \"type\": \"linear\", \"group_size\": 0}}}";
+        assertEquals(1, VqmReader.parse(v.build(), "m.vqm").tensors.size());
+        assertTrue(rejectMeta("{\"tied\": 5}").contains("\"tied\" must be an object or null"));
+        assertTrue(rejectMeta("{\"tied\": {\"head.weight\": 3}}").contains("\"tied.head.weight\" must be a string"));
+        assertTrue(rejectMeta("{\"tied\": {\"fc.weight\": \"fc.weight\"}}").contains("the alias must not be stored"));
+        assertTrue(rejectMeta("{\"tied\": {\"head.weight\": \"missing\"}}").contains("its target must be"));
+    }
 }

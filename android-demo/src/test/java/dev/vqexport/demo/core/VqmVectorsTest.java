@@ -36,6 +36,9 @@ class VqmVectorsTest {
     private static void checkCase(Map<String, Object> c) throws Exception {
         byte[] bytes = Vectors.read((String) c.get("file"));
         VqmFile f = VqmReader.parse(bytes, (String) c.get("file"));
+        List<Object> version = (List<Object>) c.get("version");
+        assertEquals(((Number) version.get(0)).intValue(), f.versionMajor, c.get("name") + " version");
+        assertEquals(((Number) version.get(1)).intValue(), f.versionMinor, c.get("name") + " version");
         List<Map<String, Object>> expected = (List<Map<String, Object>>) c.get("tensors");
         assertEquals(expected.size(), f.tensors.size(), "tensor count");
         for (int i = 0; i < expected.size(); i++) {
@@ -43,6 +46,7 @@ class VqmVectorsTest {
             VqmTensor t = f.tensors.get(i);
             String what = c.get("name") + ":" + t.name;
             assertEquals(e.get("name"), t.name, what);
+            assertEquals(((Number) e.get("groups")).intValue(), t.groups, what + " codebook groups");
             assertEquals(e.get("method"), t.methodName(), what);
             assertEquals(e.get("dtype"), t.decodedDtype(), what);
             List<Object> shape = (List<Object>) e.get("shape");
@@ -69,8 +73,8 @@ class VqmVectorsTest {
     private static void assertSvdClose(VqmTensor t, byte[] want, byte[] got, String what) {
         float[] a = t.floats("factor_a");
         float[] b = t.floats("factor_b");
-        int m = t.shape[0];
-        int n = t.shape[1];
+        int m = (int) t.m; // an N-D weight is its m x n matrix (vqexport/ir.py matrix_shape)
+        int n = (int) t.n;
         float[] w = floats(want);
         float[] g = floats(got);
         assertEquals(w.length, g.length, what);
@@ -113,7 +117,7 @@ class VqmVectorsTest {
                 f16 |= cb != null && cb.dtype == 1;
             }
         }
-        assertEquals(new TreeSet<>(List.of("raw", "binary", "kmeans", "pq", "rq", "svd")), methods);
+        assertEquals(new TreeSet<>(List.of("raw", "binary", "kmeans", "pq", "rq", "svd", "vq")), methods);
         assertTrue(widths.size() >= 5, "index widths covered: " + widths);
         assertTrue(f16, "a float16 codebook is covered");
     }
@@ -130,6 +134,7 @@ class VqmVectorsTest {
                 assertEquals(VqmException.Kind.valueOf((String) c.get("kind")), e.kind(),
                         name + ": Java says '" + e.getMessage() + "', Python says '" + c.get("python") + "'");
                 assertTrue(e.getMessage().startsWith(name + ".vqm: "), "the message names the file: " + e.getMessage());
+                assertFalse(e.getMessage().contains("\n"), "one line: " + e.getMessage());
             }));
         }
         assertFalse(tests.isEmpty());
