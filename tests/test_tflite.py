@@ -36,6 +36,9 @@ CASES = {
     "pq-rows": ("pq", {"k": 4, "d": 2, "rows": True}),
     "rq": ("rq", {"k": 8, "stages": 3}),
     "svd": ("svd", {"rank": 4}),
+    # the whole model: the conv's filters too (OHWI in the .tflite), grouped codebooks
+    "whole-kmeans-g2": ("kmeans", {"k": 8, "group_size": 2, "types": ("conv", "linear")}),
+    "whole-vq": ("vq", {"k": 4, "d": 1, "types": ("conv", "linear")}),
 }
 MODES = ("once", "every-run", "load")
 N_INPUTS = 100
@@ -60,7 +63,7 @@ def exported(cnn, inputs, tmp_path_factory):
     out = tmp_path_factory.mktemp("tflite")
     result = {}
     for case, (method, params) in CASES.items():
-        cm = vqexport.compress(cnn, method, seed=0, **params, min_size=0, types=("linear",))
+        cm = vqexport.compress(cnn, method, seed=0, **{"min_size": 0, "types": ("linear",), **params})
         with torch.no_grad():
             ref = to_torch(cm, cnn)(inputs).numpy()
         for mode in MODES:
