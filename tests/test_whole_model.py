@@ -206,10 +206,6 @@ def test_embedding_and_attention_through_onnx(tmp_path):
 @pytest.mark.parametrize("decode_mode", ["load", "once"])
 @pytest.mark.parametrize("method,settings", [("kmeans", {"k": 16}), ("vq", {"k": 16, "d": 3, "group_size": 8})])
 def test_conv_net_through_tflite(model, tmp_path, decode_mode, method, settings):
-    from ai_edge_litert.interpreter import Interpreter
-
-    from vqexport.formats.tflite.external import interpreter_source
-
     cm = vqexport.compress(model, method, seed=0, min_size=0, **settings)
     report = vqexport.to_tflite(cm, tmp_path / "m.tflite", model=model, decode=decode_mode)
     assert report["within_bound"], report
@@ -218,16 +214,7 @@ def test_conv_net_through_tflite(model, tmp_path, decode_mode, method, settings)
     x = _x()
     with torch.no_grad():
         want = to_torch(cm, model)(torch.from_numpy(x)).numpy()
-    with interpreter_source(tmp_path / "m.tflite") as source:
-        it = Interpreter(**source, num_threads=1)
-        it.allocate_tensors()
-        inp, out = it.get_input_details()[0], it.get_output_details()[0]
-        got = []
-        for i in range(len(x)):
-            it.set_tensor(inp["index"], x[i:i + 1].transpose(0, 2, 3, 1))
-            it.invoke()
-            got.append(it.get_tensor(out["index"]))
-    got = np.concatenate(got)
+    got = _run_tflite(tmp_path / "m.tflite", x)
     assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
     assert (got.argmax(1) == want.argmax(1)).all()
 
@@ -276,17 +263,22 @@ def test_raw_dtype_float16_halves_what_is_left_raw(model, tmp_path):
 
 @pytest.mark.tflite
 def test_raw_dtype_float16_through_tflite(model, tmp_path):
-    from ai_edge_litert.interpreter import Interpreter
-
-    from vqexport.formats.tflite.external import interpreter_source
-
     half = vqexport.compress(model, config=CompressConfig(quant=QuantConfig("kmeans", k=16), raw_dtype="float16"))
     report = vqexport.to_tflite(half, tmp_path / "h.tflite", model=model, decode="load")
     assert report["widened_missed"] == [] and "DEQUANTIZE/v3" in report["ops"]
     x = _x(2)
     with torch.no_grad():
         want = to_torch(half, model)(torch.from_numpy(x)).numpy()
-    with interpreter_source(tmp_path / "h.tflite") as source:
+    assert np.abs(_run_tflite(tmp_path / "h.tflite", x) - want).max() <= 1e-4 * np.abs(want).max()
+
+
+def _run_tflite(path, x: np.ndarray) -> np.ndarray:
+    """Logits of an NHWC .tflite (decode="load" ones through vqexport's loader), one image at a time."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from vqexport.formats.tflite.external import interpreter_source
+
+    with interpreter_source(path) as source:
         it = Interpreter(**source, num_threads=1)
         it.allocate_tensors()
         inp, out = it.get_input_details()[0], it.get_output_details()[0]
@@ -295,4 +287,4 @@ def test_raw_dtype_float16_through_tflite(model, tmp_path):
             it.set_tensor(inp["index"], x[i:i + 1].transpose(0, 2, 3, 1))
             it.invoke()
             got.append(it.get_tensor(out["index"]))
-    assert np.abs(np.concatenate(got) - want).max() <= 1e-4 * np.abs(want).max()
+    return np.concatenate(got)
