@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from conftest import run_cli, tiny_mlp
+from conftest import cli, run_cli, tiny_mlp
 
 
 def test_compress_then_inspect_json(torchscript_cnn, tmp_path):
@@ -111,7 +111,7 @@ BAD = [
 def test_bad_input_one_line_exit_2_no_output(files, torchscript_cnn, tmp_path, argv, expect):
     out = tmp_path / "out.vqm"
     argv = [a.format(d=files, model=torchscript_cnn) for a in argv] + ["-o", out]
-    code, stdout, stderr = run_cli(*argv)
+    code, stdout, stderr = cli(*argv)
     assert code == 2, (stdout, stderr)
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("vqexport: error: "), stderr

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import run_cli
+from conftest import cli, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def d(tmp_path_factory, torchscript_cnn):
 
 def refused(argv, expect, tmp_path, inputs=()):
     before = {p: p.read_bytes() for p in inputs}
-    code, stdout, stderr = run_cli(*argv)
+    code, stdout, stderr = cli(*argv)  # in this process: the same main(), without a new interpreter
     assert code == 2, (stdout, stderr)
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("vqexport: error: "), stderr

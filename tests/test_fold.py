@@ -320,6 +320,7 @@ def test_neutral_var_makes_var_plus_eps_exactly_one(eps, dtype):
 
 # -- torchvision ------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # two torchvision networks, about 12 s
 @pytest.mark.parametrize(("name", "n_pairs"), [("resnet18", 20), ("mobilenet_v2", 52)])
 def test_torchvision_models(name, n_pairs):
     torchvision = pytest.importorskip("torchvision")
