@@ -65,11 +65,12 @@ def export_onnx(compressed: CompressedModel, path, model=None, opset: int | None
         w = np.ascontiguousarray(decode(t), dtype=np.float32)
         name, transposed = _find_weight(t, w, inits, consumers)
         del w
-        nodes, payload = decode_subgraph(t, name, transposed)
+        nodes, payload = decode_subgraph(t, name, transposed, prefix=f"vq{len(layers)}")
         new_nodes += nodes
         new_inits += payload
         graph.initializer.remove(inits.pop(name))
-        layers[t.name] = {"initializer": name, "transposed": transposed, "method": t.method}
+        layers[t.name] = {"initializer": name, "transposed": transposed, "method": t.method,
+                          "decode_prefix": f"vq{len(layers)}"}
         bar.done(t.name)
     bar.close()
     halves, missed = _store_half(graph, compressed, inits, consumers)
@@ -167,16 +168,19 @@ def _store_half(graph, cm: CompressedModel, inits: dict, consumers: dict) -> tup
     torch.onnx folded into another constant stays float32, and the caller says so)."""
     from onnx import helper, numpy_helper
 
-    nodes, missed = [], []
+    nodes, missed, narrowed = [], [], {}
     for name in cm.metadata.get("widened") or []:
         half = np.asarray(cm[name].sections["raw"].data, dtype=np.float16).reshape(cm[name].shape)
         wide = half.astype(np.float32)
+        if any(w.shape == wide.shape and np.array_equal(w, wide) for w in narrowed.values()):
+            continue  # torch.onnx stored equal tensors once (e.g. zero biases): already narrowed
         found = name if name in inits and tuple(inits[name].dims) == wide.shape and _same(inits[name], wide) \
             else next((n for n, i in inits.items() if i.data_type == TensorProto.FLOAT and tuple(i.dims) == wide.shape
                        and consumers.get(n) and _same(i, wide)), None)
         if found is None:
             missed.append(name)
             continue
+        narrowed[found] = wide
         graph.initializer.remove(inits.pop(found))
         graph.initializer.append(numpy_helper.from_array(half, f"{found}/float16"))
         nodes.append(helper.make_node("Cast", [f"{found}/float16"], [found], name=f"{found}/widen",

@@ -46,7 +46,9 @@ class _Builder:
         from onnx import helper
 
         out = output or self.name(op_type.lower())
-        self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=out, **attrs))
+        # No node name (ONNX makes it optional): on a network of hundreds of compressed layers the
+        # names alone would be about 1 % of the file.
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out], **attrs))
         return out
 
     def shape(self, what: str, dims) -> str:
@@ -128,13 +130,14 @@ def _offsets(b: _Builder, idx: str, segments: int, k: int) -> str:
     return b.op("Add", [idx, off])
 
 
-def decode_subgraph(t: CompressedTensor, output: str, transposed: bool = False):
+def decode_subgraph(t: CompressedTensor, output: str, transposed: bool = False, prefix: str = "vq"):
     """ONNX nodes and initializers that compute t's weight into `output`: its matrix W [m, n] (or
-    W^T), reshaped to the tensor's own shape when it has more than 2 dimensions (a conv's filters)."""
+    W^T), reshaped to the tensor's own shape when it has more than 2 dimensions (a conv's filters).
+    prefix: unique to this tensor in the graph; the exporter numbers them, short on purpose."""
     chain = CHAINS.get(t.method)
     if chain is None:
         raise VqexportError(f"{t.name}: method {t.method!r} has no ONNX decode")
-    b = _Builder(f"vq/{t.name}")
+    b = _Builder(prefix)
     nd = len(t.shape) != 2
     final = None if nd else output
     if t.method in TRANSPOSES_ITSELF:
