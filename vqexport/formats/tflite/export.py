@@ -40,6 +40,7 @@ import numpy as np
 
 from ...errors import ConfigError, VqexportError, first_line
 from ...layouts import channels_first, is_channels_last, layout_name, to_last
+from ...methods.registry import decode as decode_weight
 from ...torch_bridge import to_torch
 from ...util.fileio import atomic_path
 from ...util.native_output import silenced
@@ -101,12 +102,18 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
     state = module.state_dict()
     raw = {n: state[n].detach().float().cpu().numpy().copy() for n, kind in weight_tensors(module).items()
            if kind in ("linear", "attention") and n not in names and state[n].ndim == 2}
-    probes = _set_probes(module, comp + [_Shape(n, v.shape) for n, v in raw.items()])
+    # Conv filters keep their decoded values through the conversion and are found by them after it:
+    # onnx2tf runs the graph to choose how NHWC activations are flattened for a following dense
+    # layer, and probe values (about 1e-19) would leave it all zeros to choose from (VGG-16 came
+    # out flattened in the wrong order).
+    flat_comp = [t for t in comp if len(t.shape) == 2]
+    probes = _set_probes(module, flat_comp + [_Shape(n, v.shape) for n, v in raw.items()])
     with stage("converting PyTorch -> ONNX -> TFLite (torch.onnx, onnx2tf)", quiet):
         flat, lifted = _convert(module, spec["shape"], probes)
     tfl = flatbuffer.read_model(flat)
     ed = flatbuffer.Editor(tfl)
     targets = _targets(tfl, lifted, probes)
+    targets.update(_filters_by_value(tfl, [t for t in comp if len(t.shape) != 2]))
     for (sg, ti), (name, perm) in list(targets.items()):
         if name in raw:  # back as a plain constant, in the converter's layout
             tfl.subgraphs[sg].tensors[ti].buffer = ed.buffer(raw[name].ravel()[perm].astype("<f4"))
@@ -343,6 +350,37 @@ def _targets(tfl, lifted: dict, probes: dict) -> dict:
                 tfl.buffers[tensor.buffer].data = None  # the decode (or the loader) fills it
                 tensor.buffer = 0
     missing = [n for n in probes if n not in {layer for layer, _ in targets.values()}]
+    if missing:
+        raise TfliteExportError(f"layer {missing[0]}: the converted model does not keep its weight as one tensor "
+                                "(folded into another op?); it cannot be stored compressed")
+    return targets
+
+
+def _filters_by_value(tfl, tensors) -> dict:
+    """{(subgraph, tensor): (layer, perm)} for N-D weights kept as constants with their decoded
+    values, in any axis order (a conv's OIHW filter as OHWI); each loses its dense buffer."""
+    wanted = {}
+    for t in tensors:
+        w = decode_weight(t).astype("<f4")
+        order = np.arange(t.numel).reshape(t.shape)
+        for axes in itertools.permutations(range(len(t.shape))):
+            laid = np.ascontiguousarray(w.transpose(axes)).tobytes()
+            wanted.setdefault(laid, (t.name, order.transpose(axes).ravel()))
+    sizes = {4 * t.numel for t in tensors}
+    float32 = int(flatbuffer.schema().TensorType.FLOAT32)
+    targets, found = {}, set()
+    for si, g in enumerate(tfl.subgraphs):
+        for ti, tensor in enumerate(g.tensors):
+            data = tfl.buffers[tensor.buffer].data if tensor.buffer else None
+            if data is None or len(data) not in sizes or int(tensor.type) != float32:
+                continue
+            hit = wanted.get(np.asarray(data, dtype=np.uint8).tobytes())
+            if hit is not None and hit[0] not in found:
+                targets[(si, ti)] = hit
+                found.add(hit[0])
+                tfl.buffers[tensor.buffer].data = None  # the decode (or the loader) fills it
+                tensor.buffer = 0
+    missing = [t.name for t in tensors if t.name not in found]
     if missing:
         raise TfliteExportError(f"layer {missing[0]}: the converted model does not keep its weight as one tensor "
                                 "(folded into another op?); it cannot be stored compressed")
