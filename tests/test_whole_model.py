@@ -288,3 +288,24 @@ def _run_tflite(path, x: np.ndarray) -> np.ndarray:
             it.invoke()
             got.append(it.get_tensor(out["index"]))
     return np.concatenate(got)
+
+
+@pytest.mark.tflite
+def test_deep_convs_then_flatten_through_tflite(tmp_path):
+    """Three compressed convs, then a dense layer on the flattened NHWC activations: the converter
+    must see real filter values to choose the flatten order (probe values underflow to zeros)."""
+    c = torch.nn
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = c.Sequential(c.Conv2d(3, 16, 3, padding=1), c.ReLU(), c.Conv2d(16, 16, 3, padding=1), c.ReLU(),
+                           c.Conv2d(16, 16, 3, padding=1), c.ReLU(), c.MaxPool2d(2), c.AdaptiveAvgPool2d((5, 7)),
+                           c.Flatten(), c.Linear(16 * 5 * 7, 10)).eval()  # VGG's tail, at its scale
+    lm = vqexport.load_model(net)
+    lm.input = dict(INPUT)
+    cm = vqexport.compress(lm, "kmeans", k=16, seed=0, min_size=0, types=("conv",))
+    vqexport.to_tflite(cm, tmp_path / "d.tflite", model=lm, decode="load")
+    x = _x()
+    with torch.no_grad():
+        want = to_torch(cm, lm)(torch.from_numpy(x)).numpy()
+    got = _run_tflite(tmp_path / "d.tflite", x)
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
