@@ -11,7 +11,7 @@ import pytest
 from vqexport import write_vqm
 from vqexport.errors import VqexportError
 
-from conftest import run_cli
+from conftest import cli, run_cli
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def snapshot(folder):
 def refused(argv, expect, folder):
     """Run the CLI and require exit 2, one line naming `expect`, and `folder` exactly as it was."""
     before = snapshot(folder)
-    code, stdout, stderr = run_cli(*argv)
+    code, stdout, stderr = cli(*argv)  # in this process: the same main(), without a new interpreter
     assert code == 2, (stdout, stderr)
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("vqexport: error: "), stderr

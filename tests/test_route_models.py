@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -158,6 +159,7 @@ def test_samepad_mobilenet_structure():
     assert bn.running_var.std() > 0.1 and bn.running_mean.abs().max() > 0.01
 
 
+@pytest.mark.slow  # builds and runs a MobileNet block twice, about 4 s
 def test_samepad_mobilenet_runs_and_static_equals_dynamic():
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     static, dynamic = SamePadMobileNet().eval(), SamePadMobileNet(static=False).eval()

@@ -57,6 +57,7 @@ def test_best_within_one_point():
     assert best["kmeans"]["label"] == "a" and best["pq cols"]["label"] == "c"
 
 
+@pytest.mark.slow  # a budget search inside a sweep, about 3 s
 def test_budget_points_and_paired_correctness(tmp_path):
     from vqexport.zoo.reference import save_torchscript
 
