@@ -59,13 +59,13 @@ def export_onnx(compressed: CompressedModel, path, model=None, opset: int | None
     graph = proto.graph
     inits = {i.name: i for i in graph.initializer}
     consumers = _consumer_count(graph)
-    new_nodes, new_inits, layers = [], [], {}
+    new_nodes, new_inits, layers, shared = [], [], {}, {}
     bar = layer_bar([(t.name, t.numel) for t in compressed.compressed], quiet, "decode graph")
     for t in compressed.compressed:
         w = np.ascontiguousarray(decode(t), dtype=np.float32)
         name, transposed = _find_weight(t, w, inits, consumers)
         del w
-        nodes, payload = decode_subgraph(t, name, transposed, prefix=f"vq{len(layers)}")
+        nodes, payload = decode_subgraph(t, name, transposed, prefix=f"vq{len(layers)}", shared=shared)
         new_nodes += nodes
         new_inits += payload
         graph.initializer.remove(inits.pop(name))

@@ -26,10 +26,11 @@ from ..ir import CompressedTensor
 class _Builder:
     """Collects nodes and small constant initializers under one name prefix."""
 
-    def __init__(self, prefix: str):
+    def __init__(self, prefix: str, shared: dict | None = None):
         self.prefix = prefix
         self.nodes, self.inits = [], []
         self._n = 0
+        self.shared = {} if shared is None else shared  # outputs every layer's decode may reuse
 
     def name(self, what: str) -> str:
         self._n += 1
@@ -94,8 +95,13 @@ def _bytes_int32(b: _Builder, sec) -> str:
 
 
 def _byte_table(b: _Builder, bits: int) -> str:
-    """int32 [256, 8 / bits]: the values packed in each possible byte, lowest bits first (computed)."""
+    """int32 [256, 8 / bits]: the values packed in each possible byte, lowest bits first (computed
+    once per width for the whole graph: the first layer that needs it builds it, the rest reuse it)."""
+    key = f"byte_table{bits}"
+    if key in b.shared:
+        return b.shared[key]
     per = 8 // bits
+    prefix, b.prefix = b.prefix, f"vq_bytes{bits}"  # a name of its own: it is no one layer's
 
     def scalar(what, v):
         return b.const(what, np.array(v, dtype=np.int32))
@@ -103,7 +109,9 @@ def _byte_table(b: _Builder, bits: int) -> str:
     byte = b.op("Range", [scalar("byte_start", 0), scalar("byte_limit", 256), scalar("byte_delta", 1)])
     byte = b.op("Reshape", [byte, b.shape("byte_column", [256, 1])])
     shifts = b.const("byte_shifts", (1 << (bits * np.arange(per))).astype(np.int32).reshape(1, per))
-    return b.op("Mod", [b.op("Div", [byte, shifts]), scalar("byte_modulus", 1 << bits)])
+    b.shared[key] = b.op("Mod", [b.op("Div", [byte, shifts]), scalar("byte_modulus", 1 << bits)])
+    b.prefix = prefix
+    return b.shared[key]
 
 
 def _fit(b: _Builder, x: str, total: int, count: int, shape, output: str | None = None) -> str:
@@ -130,14 +138,16 @@ def _offsets(b: _Builder, idx: str, segments: int, k: int) -> str:
     return b.op("Add", [idx, off])
 
 
-def decode_subgraph(t: CompressedTensor, output: str, transposed: bool = False, prefix: str = "vq"):
+def decode_subgraph(t: CompressedTensor, output: str, transposed: bool = False, prefix: str = "vq",
+                    shared: dict | None = None):
     """ONNX nodes and initializers that compute t's weight into `output`: its matrix W [m, n] (or
     W^T), reshaped to the tensor's own shape when it has more than 2 dimensions (a conv's filters).
-    prefix: unique to this tensor in the graph; the exporter numbers them, short on purpose."""
+    prefix: unique to this tensor in the graph; the exporter numbers them, short on purpose.
+    shared: the same dict for every layer of one graph, to build common tables once."""
     chain = CHAINS.get(t.method)
     if chain is None:
         raise VqexportError(f"{t.name}: method {t.method!r} has no ONNX decode")
-    b = _Builder(prefix)
+    b = _Builder(prefix, shared)
     nd = len(t.shape) != 2
     final = None if nd else output
     if t.method in TRANSPOSES_ITSELF:
@@ -147,7 +157,13 @@ def decode_subgraph(t: CompressedTensor, output: str, transposed: bool = False, 
         if transposed:
             w = b.op("Transpose", [w], final, perm=[1, 0])
     if nd:
-        b.op("Reshape", [w, b.shape("tensor_shape", list(t.shape))], output)
+        last = b.nodes[-1]
+        if last.op_type == "Reshape" and last.output[0] == w:  # reshape once, straight to the tensor's shape
+            last.input[1] = b.shape("tensor_shape", list(t.shape))
+            last.output[0] = output
+        else:
+            b.op("Reshape", [w, b.shape("tensor_shape", list(t.shape))], output)
+        b.inits = [i for i in b.inits if any(i.name in n.input for n in b.nodes)]  # the dropped shape
     return b.nodes, b.inits
 
 
