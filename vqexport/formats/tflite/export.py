@@ -30,6 +30,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -334,8 +335,8 @@ def _take_lifted_inputs(tfl, lifted: dict) -> dict:
 
 # -- rewrite -------------------------------------------------------------------------------------
 def _targets(tfl, lifted: dict, probes: dict) -> dict:
-    """{(subgraph, tensor): (layer, perm)}: the lifted weight inputs, and the constants that hold a
-    probed weight (conv filters, in the converter's layout); each of those loses its dense buffer."""
+    """{(subgraph, tensor): (layer, perm)}: the lifted weight inputs, and any constant that holds a
+    probed weight in another form (the converter's choice); each of those loses its dense buffer."""
     targets = _take_lifted_inputs(tfl, lifted)
     found = {layer for layer, _ in targets.values()}
     sizes = {4 * count for name, (_, count) in probes.items() if name not in found}
@@ -356,31 +357,41 @@ def _targets(tfl, lifted: dict, probes: dict) -> dict:
     return targets
 
 
-def _filters_by_value(tfl, tensors) -> dict:
-    """{(subgraph, tensor): (layer, perm)} for N-D weights kept as constants with their decoded
-    values, in any axis order (a conv's OIHW filter as OHWI); each loses its dense buffer."""
+def _take_constants(tfl, arrays: dict):
+    """Yield (subgraph, tensor, names, axes) for each float32 constant that holds one of `arrays`
+    (name: N-D float32 values) in some axis order (a conv's OIHW filter comes out OHWI), its buffer
+    taken away for the caller to feed the tensor instead. names: every array with those values
+    (equal tensors, such as zero biases, the converter may have stored once)."""
     wanted = {}
-    for t in tensors:
-        w = decode_weight(t).astype("<f4")
-        order = np.arange(t.numel).reshape(t.shape)
-        for axes in itertools.permutations(range(len(t.shape))):
-            laid = np.ascontiguousarray(w.transpose(axes)).tobytes()
-            wanted.setdefault(laid, (t.name, order.transpose(axes).ravel()))
-    sizes = {4 * t.numel for t in tensors}
+    for name, values in arrays.items():
+        for axes in itertools.permutations(range(values.ndim)):
+            laid = np.ascontiguousarray(values.transpose(axes), dtype="<f4").tobytes()
+            names, _ = wanted.setdefault(laid, ([], axes))
+            if name not in names:
+                names.append(name)
+    sizes = {4 * v.size for v in arrays.values()}  # no bytes copied of a buffer that cannot match
     float32 = int(flatbuffer.schema().TensorType.FLOAT32)
-    targets, found = {}, set()
     for si, g in enumerate(tfl.subgraphs):
         for ti, tensor in enumerate(g.tensors):
             data = tfl.buffers[tensor.buffer].data if tensor.buffer else None
             if data is None or len(data) not in sizes or int(tensor.type) != float32:
                 continue
             hit = wanted.get(np.asarray(data, dtype=np.uint8).tobytes())
-            if hit is not None and hit[0] not in found:
-                targets[(si, ti)] = hit
-                found.add(hit[0])
-                tfl.buffers[tensor.buffer].data = None  # the decode (or the loader) fills it
+            if hit is not None:
+                tfl.buffers[tensor.buffer].data = None
                 tensor.buffer = 0
-    missing = [t.name for t in tensors if t.name not in found]
+                yield si, ti, hit[0], hit[1]
+
+
+def _filters_by_value(tfl, tensors) -> dict:
+    """{(subgraph, tensor): (layer, perm)} for N-D weights kept as constants with their decoded
+    values, in any axis order; the decode (or the loader) fills each."""
+    shapes = {t.name: t.shape for t in tensors}
+    targets = {}
+    for si, ti, names, axes in _take_constants(tfl, {t.name: decode_weight(t).astype(np.float32) for t in tensors}):
+        targets[(si, ti)] = (names[0], np.arange(math.prod(shapes[names[0]])).reshape(shapes[names[0]])
+                             .transpose(axes).ravel())
+    missing = [t.name for t in tensors if t.name not in {name for name, _ in targets.values()}]
     if missing:
         raise TfliteExportError(f"layer {missing[0]}: the converted model does not keep its weight as one tensor "
                                 "(folded into another op?); it cannot be stored compressed")
@@ -391,30 +402,15 @@ def _store_half(tfl, ed, cm) -> list[str]:
     """Each raw tensor stored in half precision (--raw-dtype float16) whose float32 values the
     converter kept as one constant becomes a float16 constant and a DEQUANTIZE (TFLite's own
     float16 weights, which XNNPACK takes as constants); returns the names not found as such."""
-    wanted = {}
-    for name in cm.metadata.get("widened") or []:
-        half = np.asarray(cm[name].sections["raw"].data, dtype=np.float16).reshape(cm[name].shape)
-        for axes in itertools.permutations(range(half.ndim)):  # a conv filter comes out OHWI
-            laid = np.ascontiguousarray(half.transpose(axes))
-            names, _ = wanted.setdefault(laid.astype("<f4").tobytes(), ([], laid))
-            if name not in names:
-                names.append(name)
+    widened = cm.metadata.get("widened") or []
+    halves = {n: np.asarray(cm[n].sections["raw"].data, dtype=np.float16).reshape(cm[n].shape) for n in widened}
     found = set()
-    for si, g in enumerate(tfl.subgraphs):
-        for ti, tensor in enumerate(g.tensors):
-            data = tfl.buffers[tensor.buffer].data if tensor.buffer else None
-            hit = wanted.get(np.asarray(data, dtype=np.uint8).tobytes()) if data is not None else None
-            if hit is None or int(tensor.type) != int(ed.s.TensorType.FLOAT32):
-                continue
-            names, half = hit
-            name = names[0]
-            shape = [int(v) for v in tensor.shape]
-            tfl.buffers[tensor.buffer].data = None
-            tensor.buffer = 0
-            small = ed.tensor(si, f"{name}/float16", shape, "float16", half.reshape(shape))
-            ed.op(si, "DEQUANTIZE", [small], [ti], version=3)
-            found.update(names)
-    missed = [n for n in cm.metadata.get("widened") or [] if n not in found]
+    for si, ti, names, axes in _take_constants(tfl, {n: h.astype(np.float32) for n, h in halves.items()}):
+        shape = [int(v) for v in tfl.subgraphs[si].tensors[ti].shape]
+        small = ed.tensor(si, f"{names[0]}/float16", shape, "float16", halves[names[0]].transpose(axes).reshape(shape))
+        ed.op(si, "DEQUANTIZE", [small], [ti], version=3)
+        found.update(names)
+    missed = [n for n in widened if n not in found]
     if missed:
         warnings.warn(f"{len(missed)} raw tensors stay float32 in the .tflite (the converter changed their "
                       f"values, e.g. fused them): {', '.join(missed[:6])}", HalfPrecisionNote, stacklevel=3)
