@@ -1,7 +1,4 @@
 """TFLite export: every method x every decode mode, run in LiteRT against to_torch(cm).
-
-onnx2tf is slow, so the tiny CNN is converted once: the exporter converts a probe copy of the
-model whose weights do not depend on the method, and caches the conversion in-process.
 """
 import json
 import os
@@ -15,7 +12,7 @@ import torch
 
 from conftest import TINY_CNN_INPUT, tiny_cnn
 
-pytest.importorskip("onnx2tf")
+pytest.importorskip("litert_torch")
 pytest.importorskip("ai_edge_litert")
 
 import vqexport
@@ -231,20 +228,3 @@ def test_reference_cnn(tmp_path):
     got = run_litert(tmp_path / "ref.tflite", x)
     assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
     assert np.array_equal(got.argmax(1), ref.argmax(1))
-
-
-def test_onnx2tf_float32_only_restores_tensorflow():
-    """The saved_model / float16 skips last exactly as long as one conversion, even one that fails."""
-    import tensorflow as tf
-    from tensorflow.lite.python import lite
-
-    from vqexport.formats.tflite import onnx2tf_float32
-
-    before = (tf.saved_model.save, lite.TFLiteKerasModelConverterV2.convert, lite.TFLiteFrozenGraphConverterV2.convert)
-    with pytest.raises(RuntimeError, match="boom"):
-        with onnx2tf_float32._float32_only():
-            assert tf.saved_model.save is not before[0]
-            assert tf.saved_model.save(None, "/nonexistent/never-written") is None
-            raise RuntimeError("boom")
-    after = (tf.saved_model.save, lite.TFLiteKerasModelConverterV2.convert, lite.TFLiteFrozenGraphConverterV2.convert)
-    assert after == before

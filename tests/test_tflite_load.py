@@ -7,7 +7,7 @@ import pytest
 
 from conftest import TINY_CNN_INPUT, tiny_cnn
 
-pytest.importorskip("onnx2tf")
+pytest.importorskip("litert_torch")
 pytest.importorskip("ai_edge_litert")
 
 import vqexport

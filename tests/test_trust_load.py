@@ -43,7 +43,9 @@ def one_line_error(capsys, code) -> str:
 def pt2(tmp_path_factory):
     """A real torch.export archive of the tiny CNN, its .vqm, and 12x12 data as .npz."""
     d = tmp_path_factory.mktemp("pt2")
-    torch.export.save(torch.export.export(tiny_cnn(), (torch.randn(1, 1, 12, 12),)), d / "m.pt2")
+    program = torch.export.export(tiny_cnn(), (torch.randn(1, 1, 12, 12),))
+    torch.export.save(program, d / "m.pt2")
+    legacy(d / "m.pt2", d / "legacy.pt2", program)
     write_vqm(vqexport.compress(vqexport.load_model(d / "m.pt2"), "kmeans", k=4, min_size=0), d / "m.vqm")
     rng = np.random.default_rng(0)
     np.savez(d / "d.npz", x=rng.random((250, 1, 12, 12)).astype(np.float32), y=rng.integers(0, 10, 250))
@@ -62,6 +64,21 @@ def rewrite(src, dst, member_suffix, change):
     assert hit, member_suffix
 
 
+def legacy(src, dst, program):
+    """`src` in torch 2.8's layout, which torch 2.9 still loads: the weights and the constants each
+    one pickle (data/<kind>/model.pt) instead of raw tensor files described in JSON."""
+    tables = {"weights": program.state_dict, "constants": program.constants}
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        root = next(n for n in zin.namelist() if n.endswith("archive_format"))[: -len("archive_format")]
+        for info in zin.infolist():
+            if not any(info.filename.startswith(f"{root}data/{kind}/") for kind in tables):
+                zout.writestr(info, zin.read(info))
+        for kind, table in tables.items():
+            buf = io.BytesIO()
+            torch.save(dict(table), buf)
+            zout.writestr(f"{root}data/{kind}/model.pt", buf.getvalue())
+
+
 def evil_pickle(marker) -> bytes:
     buf = io.BytesIO()
     torch.save(Evil(marker), buf)
@@ -77,12 +94,60 @@ def commands(path, d):
                                     "data/sample_inputs/model.pt"])
 def test_pt2_pickled_members_never_run(pt2, tmp_path, capsys, member):
     marker = tmp_path / "ran"
-    rewrite(pt2 / "m.pt2", tmp_path / "evil.pt2", member, lambda _: evil_pickle(marker))
+    rewrite(pt2 / ("m.pt2" if "sample" in member else "legacy.pt2"), tmp_path / "evil.pt2", member,
+            lambda _: evil_pickle(marker))
     for argv in commands(tmp_path / "evil.pt2", pt2):
         err = one_line_error(capsys, main(["--quiet", *map(str, argv)]))
         assert "pickled Python object" in err and "--trust-pickle" in err and member in err, (argv, err)
         assert not marker.exists(), argv
     assert not (pt2 / "out.vqm").exists() and not (pt2 / "out.onnx").exists()
+
+
+def test_pt2_legacy_layout_loads(pt2):
+    x = torch.randn(3, 1, 12, 12)
+    with torch.no_grad():
+        got, want = vqexport.load_model(pt2 / "legacy.pt2").module(x), tiny_cnn()(x)
+    assert torch.allclose(got, want, rtol=0, atol=1e-6)  # the same weights; the graph's kernels round differently
+
+
+def _entry(change):
+    """A change(bytes) for the weights table: change(entry) applied to its first entry."""
+    def apply(data):
+        table = json.loads(data)
+        change(next(iter(table["config"].values())))
+        return json.dumps(table).encode()
+    return apply
+
+
+def _pickled(entry):
+    entry["use_pickle"] = True
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    (_pickled, "is pickled; unpickling it runs code"),
+    (lambda e: e.update(path_name="../../models/model.json"), "not a tensor file"),
+    (lambda e: e["tensor_meta"]["sizes"][0].update(as_int=4000), "reaches element"),
+    (lambda e: e["tensor_meta"]["strides"][0].update(as_int=-9), "inconsistent sizes"),
+    (lambda e: e["tensor_meta"].update(dtype=9999), "no valid dtype"),
+    (lambda e: e["tensor_meta"]["storage_offset"].update(as_int="0"), "no valid dtype"),
+])
+def test_pt2_tensor_table_is_checked(pt2, tmp_path, capsys, change, says):
+    """torch 2.9's archives describe each raw tensor in JSON: every field is checked before use."""
+    rewrite(pt2 / "m.pt2", tmp_path / "bad.pt2", "data/weights/model_weights_config.json", _entry(change))
+    err = one_line_error(capsys, main(["--quiet", "compress", str(tmp_path / "bad.pt2"), "-o", str(tmp_path / "o.vqm")]))
+    assert says in err and "bad.pt2" in err and "model_weights_config.json" in err, err
+    assert not (tmp_path / "o.vqm").exists()
+
+
+def test_pt2_pickled_tensor_file_never_runs(pt2, tmp_path, capsys):
+    """An entry marked pickled whose file is a real evil pickle: refused before anything reads it."""
+    marker = tmp_path / "ran"
+    rewrite(pt2 / "m.pt2", tmp_path / "half.pt2", "data/weights/model_weights_config.json", _entry(_pickled))
+    rewrite(tmp_path / "half.pt2", tmp_path / "evil.pt2", "data/weights/weight_0", lambda _: evil_pickle(marker))
+    for argv in commands(tmp_path / "evil.pt2", pt2):
+        err = one_line_error(capsys, main(["--quiet", *map(str, argv)]))
+        assert "--trust-pickle" in err, (argv, err)
+        assert not marker.exists(), argv
 
 
 def test_pt2_evil_member_in_a_fresh_process(pt2, tmp_path):

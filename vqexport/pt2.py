@@ -32,7 +32,9 @@ MAX_PROGRAM_BYTES = 256 << 20  # the JSON of a ResNet-152 program is a few MB
 MAX_EXPANSION_FLOOR = 1 << 20
 MAX_EXPR_CHARS = 4096
 MAX_DEPTH = 200
-PICKLES = (("weights", dict), ("constants", dict), ("sample_inputs", tuple))
+PICKLES = (("weights", dict), ("constants", dict), ("sample_inputs", tuple))  # torch 2.8's archives
+WEIGHTS_CONFIG = "data/weights/model_weights_config.json"  # only in torch 2.9's
+_PAYLOAD_NAME = re.compile(r"(weight|tensor)_[0-9]{1,9}\Z")
 TRUST = "Re-run with --trust-pickle if you trust where it came from"
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -116,8 +118,13 @@ def _read_archive(path: Path):
             if version != b"0":
                 raise Pt2Error(f"{path}: archive version {version[:16]!r}; this torch reads version 0")
             text = _member(z, path, root + "models/model.json", MAX_PROGRAM_BYTES)
-            pickled = [_unpickle(_member(z, path, f"{root}data/{kind}/model.pt", None), kind, want, path)
-                       for kind, want in PICKLES]
+            if root + WEIGHTS_CONFIG in names:  # torch 2.9's layout: raw tensor bytes described in JSON
+                pickled = [_payloads(z, path, root, "weights"), _payloads(z, path, root, "constants"),
+                           _unpickle(_member(z, path, f"{root}data/sample_inputs/model.pt", None),
+                                     "sample_inputs", tuple, path)]
+            else:  # torch 2.8's: each table one pickle
+                pickled = [_unpickle(_member(z, path, f"{root}data/{kind}/model.pt", None), kind, want, path)
+                           for kind, want in PICKLES]
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as e:
         raise Pt2Error(f"{path}: damaged zip archive ({first_line(e)})") from None
     try:
@@ -140,6 +147,63 @@ def _member(z: zipfile.ZipFile, path: Path, name: str, limit: int | None) -> byt
         raise Pt2Error(f"{path}: {name} declares {info.file_size} bytes from {info.compress_size} compressed; "
                        "refusing a decompression bomb")
     return z.read(info)
+
+
+def _payloads(z: zipfile.ZipFile, path: Path, root: str, kind: str) -> dict:
+    """The weights or constants of a torch 2.9 archive: each tensor's raw bytes in its own member,
+    its dtype, sizes, strides and offset in data/<kind>/model_<kind>_config.json. Checked before
+    any allocation beyond the member's bytes; a pickled entry (a tensor subclass, a TorchBind
+    object) is refused, as it would run code."""
+    import torch
+    from torch._export.serde.serialize import _SERIALIZE_TO_TORCH_DTYPE
+
+    where = f"data/{kind}/model_{kind}_config.json"
+    try:
+        config = json.loads(_member(z, path, root + where, MAX_PROGRAM_BYTES))["config"]
+    except (ValueError, RecursionError, KeyError, TypeError) as e:
+        raise Pt2Error(f"{path}: {where} is not a tensor table ({first_line(e)})") from None
+    if not isinstance(config, dict):
+        raise Pt2Error(f"{path}: {where} is not a tensor table")
+    files, out = {}, {}
+    for name, meta in config.items():
+        bad = f"{path}: {where}: entry {str(name)[:80]!r}"
+        if not isinstance(meta, dict) or not isinstance(meta.get("path_name"), str):
+            raise Pt2Error(f"{bad} is not a tensor entry")
+        if meta.get("use_pickle") is not False:
+            raise Pt2Error(f"{bad} is pickled; unpickling it runs code from the file. {TRUST}")
+        if not _PAYLOAD_NAME.match(meta["path_name"]):
+            raise Pt2Error(f"{bad} names the member {meta['path_name'][:80]!r}, not a tensor file")
+        tm = meta.get("tensor_meta")
+        try:
+            dtype = _SERIALIZE_TO_TORCH_DTYPE[tm["dtype"]]
+            size = [_as_int(v) for v in tm["sizes"]]
+            stride = [_as_int(v) for v in tm["strides"]]
+            offset = _as_int(tm["storage_offset"])
+        except (KeyError, TypeError, ValueError):
+            raise Pt2Error(f"{bad} has no valid dtype, sizes, strides and offset") from None
+        if dtype.is_complex or dtype in (torch.bool,) or not (dtype.is_floating_point or dtype.itemsize <= 8):
+            raise Pt2Error(f"{bad} has the unsupported dtype {dtype}")
+        if len(size) != len(stride) or min([offset, *size, *stride], default=0) < 0:
+            raise Pt2Error(f"{bad} has inconsistent sizes {size}, strides {stride} and offset {offset}")
+        key = (meta["path_name"], dtype)
+        if key not in files:
+            data = bytearray(_member(z, path, f"{root}data/{kind}/{meta['path_name']}", None))
+            if len(data) % dtype.itemsize:
+                raise Pt2Error(f"{bad}: {len(data)} bytes is not a whole number of {dtype} values")
+            files[key] = torch.frombuffer(data, dtype=dtype) if data else torch.zeros(0, dtype=dtype)
+        flat = files[key]
+        last = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True)) if all(size) else -1
+        if last >= flat.numel():
+            raise Pt2Error(f"{bad} reaches element {last} of {meta['path_name']}, which holds {flat.numel()}")
+        tensor = torch.as_strided(flat, size, stride, offset) if all(size) else torch.zeros(size, dtype=dtype)
+        out[name] = torch.nn.Parameter(tensor, requires_grad=False) if meta.get("is_param") else tensor
+    return out
+
+
+def _as_int(value) -> int:
+    if not isinstance(value, dict) or not isinstance(value.get("as_int"), int) or isinstance(value["as_int"], bool):
+        raise ValueError("not a concrete int")
+    return value["as_int"]
 
 
 def _unpickle(data: bytes, kind: str, want: type, path: Path):

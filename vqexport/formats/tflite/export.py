@@ -1,21 +1,18 @@
 """TFLite export that keeps the compressed weights compressed and decodes them with builtin ops.
 
-Route: PyTorch -> ONNX (torch.onnx.export) -> onnx2tf -> float32 .tflite -> flatbuffer rewrite.
+Route: PyTorch -> litert-torch (convert.py) -> float32 .tflite -> flatbuffer rewrite.
 
-Finding the weights. Before the ONNX export every compressed weight is replaced by a *probe*:
+Finding the weights. Before the conversion every compressed 2-D weight is replaced by a *probe*:
 element i of layer l holds the float32 whose bit pattern is PROBE_BASE + offset_l + i (all
-normal, finite, distinct numbers in [1e-19, 2)). In the ONNX graph, an initializer whose values
-are exactly one layer's probe is that layer's weight, and the values say where each element
-went (kept, or transposed by the exporter for a MatMul). No tolerance, no guessing by shape.
-That initializer is then lifted out of the graph into a graph input (vqexport_w<i>), so onnx2tf
-converts a graph with no big constants (fast: it pushes constants through Keras' Python
-config, 540 s for one 4096x4096 layer against 9.5 s lifted) and the .tflite names the exact
-tensor that needs the weight. A weight torch folded into another constant is not found and the
-export fails naming it. The lifted graph does not depend on the method, so one onnx2tf run
-serves every method of a model (an in-process cache keyed by the ONNX bytes).
+normal, finite, distinct numbers in [1e-19, 2)). In the converted flatbuffer, a constant whose
+values are exactly one layer's probe is that layer's weight, and the values say where each
+element went (kept, or transposed). No tolerance, no guessing by shape. Conv filters keep their
+decoded values and are found by them in any axis order (OIHW comes out OHWI, or 1HWO for a
+depthwise conv). A weight the converter folded into another constant is not found and the export
+fails naming it.
 
-The rewrite drops each weight input and feeds its tensor from the compressed payload by a decode chain
-(tflite_decode.py):
+The rewrite takes each weight's constant away and feeds the tensor from the compressed payload
+by a decode chain (decode.py):
   decode="once"       the chain runs in an initialisation subgraph that CALL_ONCE runs on the
                       first invoke; it stores W in a resource variable (VAR_HANDLE +
                       ASSIGN_VARIABLE) and the main graph reads it (READ_VARIABLE) each invoke.
@@ -27,29 +24,22 @@ The rewrite drops each weight input and feeds its tensor from the compressed pay
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import json
 import math
-import os
-import tempfile
 import warnings
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
-from ...errors import ConfigError, VqexportError, first_line
+from ...errors import ConfigError, VqexportError
 from ...layouts import channels_first, is_channels_last, layout_name, to_last
 from ...methods.registry import decode as decode_weight
 from ...torch_bridge import to_torch
 from ...util.fileio import atomic_path
-from ...util.native_output import silenced
 from ...util.progress import layer_bar, stage
-from ...weights import weight_tensors
 from .. import HalfPrecisionNote
-from ..torch_onnx import torch_to_onnx
-from . import external, flatbuffer, onnx2tf_float32
+from . import convert, external, flatbuffer
 from .decode import FOLLOWS_ANY_ORDER
 from .decode import build as build_decode
 
@@ -60,8 +50,6 @@ PROBE_BASE = 0x20000000  # float32 1.08e-19; PROBE_BASE + 2**29 is 2.0
 PROBE_SPAN = 1 << 29
 SIZE_SLACK = 1.02
 SIZE_EXTRA = 16 * 1024
-_CACHE: OrderedDict[str, bytes] = OrderedDict()
-_CACHE_SIZE = 8
 
 
 class ConvDecodeNote(UserWarning):
@@ -97,28 +85,15 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
                       "--decode load keeps the dense model's speed", ConvDecodeNote, stacklevel=2)
     spec = _input_spec(compressed.metadata.get("input") or getattr(model, "input", None), input_shape)
     module = to_torch(compressed, model, quiet=quiet, share_raw=True)
-    # The dense 2-D weights left raw are probed and lifted too, then put back: onnx2tf converts a
-    # graph with constant Gemm weights differently (it even fetches calibration data for some).
-    names = {t.name for t in comp} | set(compressed.tied)  # a tied alias is the compressed tensor itself
-    state = module.state_dict()
-    raw = {n: state[n].detach().float().cpu().numpy().copy() for n, kind in weight_tensors(module).items()
-           if kind in ("linear", "attention") and n not in names and state[n].ndim == 2}
-    # Conv filters keep their decoded values through the conversion and are found by them after it:
-    # onnx2tf runs the graph to choose how NHWC activations are flattened for a following dense
-    # layer, and probe values (about 1e-19) would leave it all zeros to choose from (VGG-16 came
-    # out flattened in the wrong order).
+    # Conv filters keep their decoded values and are found by them after the conversion; the
+    # 2-D weights get probes, which also tell a transposed weight from a kept one.
     flat_comp = [t for t in comp if len(t.shape) == 2]
-    probes = _set_probes(module, flat_comp + [_Shape(n, v.shape) for n, v in raw.items()])
-    with stage("converting PyTorch -> ONNX -> TFLite (torch.onnx, onnx2tf)", quiet):
-        flat, lifted = _convert(module, spec["shape"], probes)
-    tfl = flatbuffer.read_model(flat)
+    probes = _set_probes(module, flat_comp)
+    with stage(f"converting PyTorch -> TFLite ({convert.ROUTE})", quiet):
+        tfl = flatbuffer.read_model(convert.to_flatbuffer(module, spec["shape"]))
     ed = flatbuffer.Editor(tfl)
-    targets = _targets(tfl, lifted, probes)
+    targets = _targets(tfl, probes)
     targets.update(_filters_by_value(tfl, [t for t in comp if len(t.shape) != 2]))
-    for (sg, ti), (name, perm) in list(targets.items()):
-        if name in raw:  # back as a plain constant, in the converter's layout
-            tfl.subgraphs[sg].tensors[ti].buffer = ed.buffer(raw[name].ravel()[perm].astype("<f4"))
-            del targets[sg, ti]
     missed = _store_half(tfl, ed, compressed)
     bar = layer_bar([(t.name, t.numel) for t in comp], quiet, "decode graph")
     layers, slots = _rewrite(tfl, ed, {t.name: t for t in comp}, targets, decode, bar)
@@ -153,18 +128,8 @@ def export_dense_tflite(model, path, input_spec=None, *, labels=None) -> dict:
         input_spec = loaded.input
     spec = _input_spec(input_spec if isinstance(input_spec, dict) else None,
                        None if isinstance(input_spec, dict) else input_spec)
-    module = copy.deepcopy(module).eval()
-    state = module.state_dict()
-    names = [n for n, kind in weight_tensors(module).items() if kind in ("linear", "attention") and state[n].ndim == 2]
-    real = {n: state[n].detach().float().cpu().numpy().copy() for n in names}
-    probes = _set_probes(module, [_Shape(n, tuple(real[n].shape)) for n in names])
-    flat, lifted = _convert(module, spec["shape"], probes)
-    tfl = flatbuffer.read_model(flat)
+    tfl = flatbuffer.read_model(convert.to_flatbuffer(copy.deepcopy(module).eval(), spec["shape"]))
     ed = flatbuffer.Editor(tfl)
-    # the lifted weights go back in as plain constants, in the converter's layout
-    for tensor, (name, perm) in _take_lifted_inputs(tfl, lifted).items():
-        sg, ti = tensor
-        tfl.subgraphs[sg].tensors[ti].buffer = ed.buffer(real[name].ravel()[perm].astype("<f4"))
     meta = {"labels": labels if labels is not None else (loaded.labels if loaded else None)}
     if loaded is not None:
         meta["source"] = loaded.source_metadata()
@@ -244,102 +209,12 @@ def _leftover_probes(data: bytes, probes: dict) -> None:
             raise TfliteExportError(f"layer {name}: a copy of its weight was left dense in the .tflite")
 
 
-# -- conversion ----------------------------------------------------------------------------------
-def _convert(module, shape, probes: dict) -> tuple[bytes, dict]:
-    """PyTorch module -> ONNX -> onnx2tf float32 .tflite bytes, with the probed weights as graph inputs.
-
-    Returns (tflite bytes, {input name: (layer name, perm, shape)}). Lifting the weights out of
-    the graph keeps onnx2tf fast: it serialises every constant through Keras' Python config,
-    which took 540 s for one 4096x4096 layer on this machine, against 9.5 s without it.
-    """
-    graph = torch_to_onnx(lambda: module, shape, dynamic_batch=False)
-    with tempfile.TemporaryDirectory(prefix="vqexport-tflite-") as tmp:
-        lifted = _lift_weights(graph, probes)
-        onnx_bytes = graph.SerializeToString()
-        key = hashlib.sha256(onnx_bytes).hexdigest()
-        if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key], lifted
-        lifted_path = os.path.join(tmp, "lifted.onnx")
-        Path(lifted_path).write_bytes(onnx_bytes)
-        out = os.path.join(tmp, "tf")
-        log = None
-        try:
-            with silenced() as log:
-                result = onnx2tf_float32.convert(lifted_path, out)
-        except (Exception, SystemExit) as e:  # noqa: BLE001 - onnx2tf raises anything, and exits on some failures
-            # A SystemExit carries only a code; onnx2tf printed the reason before exiting.
-            why = (log.error_line() if log is not None else "") if isinstance(e, SystemExit) else first_line(e, 300)
-            raise TfliteExportError(f"onnx2tf could not convert the model: {why or first_line(e, 300)}") from None
-        if result is None:
-            raise TfliteExportError("onnx2tf wrote no float32 .tflite")
-        data = result.read_bytes()
-    _CACHE[key] = data
-    while len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return data, lifted
-
-
-def _lift_weights(graph, probes: dict) -> dict:
-    """Turn each probed initializer into a graph input named vqexport_w<i>; returns what each is."""
-    from onnx import helper, numpy_helper
-
-    lifted, renames = {}, {}
-    g = graph.graph
-    for init in list(g.initializer):
-        # FLOAT, 2-D: onnx2tf cannot take a conv's filter as a graph input, so those stay constants
-        # and are found by their probe values after the conversion (_constant_targets).
-        if init.data_type != 1 or len(init.dims) != 2:
-            continue
-        hit = _probe_hit(numpy_helper.to_array(init), probes)
-        if hit is None:
-            continue
-        name = f"vqexport_w{len(lifted)}"
-        renames[init.name] = name
-        lifted[name] = (hit[0], hit[1], [int(v) for v in init.dims])
-        g.input.append(helper.make_tensor_value_info(name, 1, [int(v) for v in init.dims]))
-        g.initializer.remove(init)
-    for node in g.node:
-        for i, x in enumerate(node.input):
-            if x in renames:
-                node.input[i] = renames[x]
-    return lifted
-
-
-def _take_lifted_inputs(tfl, lifted: dict) -> dict:
-    """Find the lifted weight inputs in the .tflite, drop them from the inputs; {(sg, tensor): (layer, perm)}."""
-    found = {}
-    for sig in tfl.signatureDefs or []:
-        keep = []
-        for item in sig.inputs:
-            key = item.name.decode() if isinstance(item.name, bytes) else item.name
-            if key in lifted:
-                found[(sig.subgraphIndex, int(item.tensorIndex))] = key
-            else:
-                keep.append(item)
-        sig.inputs = keep
-    if len(set(found.values())) != len(lifted):
-        missing = sorted(set(lifted) - set(found.values()))
-        raise TfliteExportError(f"onnx2tf dropped the weight input {missing[0]} of layer {lifted[missing[0]][0]}")
-    out = {}
-    for (sg, ti), key in found.items():
-        g = tfl.subgraphs[sg]
-        g.inputs = np.array([i for i in g.inputs if i != ti], dtype=np.int32)
-        layer, perm, shape = lifted[key]
-        got = [int(v) for v in g.tensors[ti].shape]
-        if got != shape:
-            raise TfliteExportError(f"layer {layer}: onnx2tf reshaped its weight {shape} to {got}")
-        out[(sg, ti)] = (layer, perm)
-    return out
-
-
 # -- rewrite -------------------------------------------------------------------------------------
-def _targets(tfl, lifted: dict, probes: dict) -> dict:
-    """{(subgraph, tensor): (layer, perm)}: the lifted weight inputs, and any constant that holds a
-    probed weight in another form (the converter's choice); each of those loses its dense buffer."""
-    targets = _take_lifted_inputs(tfl, lifted)
-    found = {layer for layer, _ in targets.values()}
-    sizes = {4 * count for name, (_, count) in probes.items() if name not in found}
+def _targets(tfl, probes: dict) -> dict:
+    """{(subgraph, tensor): (layer, perm)}: each constant that holds a probed weight, in whatever
+    layout the converter chose; each loses its dense buffer (the decode or the loader fills it)."""
+    targets, found = {}, set()
+    sizes = {4 * count for _, count in probes.values()}  # no bytes copied of a buffer that cannot match
     for si, g in enumerate(tfl.subgraphs):
         for ti, tensor in enumerate(g.tensors):
             data = tfl.buffers[tensor.buffer].data if tensor.buffer else None
@@ -348,7 +223,8 @@ def _targets(tfl, lifted: dict, probes: dict) -> dict:
             hit = _probe_hit(np.frombuffer(np.asarray(data, dtype=np.uint8).tobytes(), dtype="<f4"), probes)
             if hit is not None and hit[0] not in found:
                 targets[(si, ti)] = hit
-                tfl.buffers[tensor.buffer].data = None  # the decode (or the loader) fills it
+                found.add(hit[0])
+                tfl.buffers[tensor.buffer].data = None
                 tensor.buffer = 0
     missing = [n for n in probes if n not in {layer for layer, _ in targets.values()}]
     if missing:
@@ -517,15 +393,14 @@ def _source_layout(spec) -> str:
 
 
 def _converted_layout(in_shape, source_shape) -> str:
-    """The layout of the .tflite's input, from its shape against the PyTorch one: onnx2tf moves the
-    channels of inputs of rank 3 to 5 to the end (when both orders give one shape, it has moved them)."""
+    """The layout of the .tflite's input: the converter was asked for channels last at ranks 3 to 5
+    (convert.channels_last); the shape it gave must be that order of the PyTorch one."""
     rank, src = len(in_shape), [int(v) for v in source_shape]
-    if len(src) == rank and in_shape[1:] == to_last(src)[1:]:
-        return layout_name(rank, True)
-    if len(src) == rank and in_shape[1:] == src[1:]:
-        return channels_first(rank)
-    raise TfliteExportError(f"onnx2tf turned the input {src} into {in_shape}, which is neither its channels-first "
-                            "nor its channels-last order")
+    last = convert.channels_last(rank)
+    if len(src) != rank or in_shape != (to_last(src) if last else src):
+        raise TfliteExportError(f"{convert.ROUTE} turned the input {src} into {in_shape}, not its "
+                                f"{layout_name(rank, last)} order")
+    return layout_name(rank, last)
 
 
 def _producer() -> str:
