@@ -91,6 +91,7 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
     probes = _set_probes(module, flat_comp)
     with stage(f"converting PyTorch -> TFLite ({convert.ROUTE})", quiet):
         tfl = flatbuffer.read_model(convert.to_flatbuffer(module, spec["shape"]))
+    convert.short_names(tfl)
     ed = flatbuffer.Editor(tfl)
     targets = _targets(tfl, probes)
     targets.update(_filters_by_value(tfl, [t for t in comp if len(t.shape) != 2]))
@@ -129,6 +130,7 @@ def export_dense_tflite(model, path, input_spec=None, *, labels=None) -> dict:
     spec = _input_spec(input_spec if isinstance(input_spec, dict) else None,
                        None if isinstance(input_spec, dict) else input_spec)
     tfl = flatbuffer.read_model(convert.to_flatbuffer(copy.deepcopy(module).eval(), spec["shape"]))
+    convert.short_names(tfl)
     ed = flatbuffer.Editor(tfl)
     meta = {"labels": labels if labels is not None else (loaded.labels if loaded else None)}
     if loaded is not None:
