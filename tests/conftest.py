@@ -72,11 +72,11 @@ def cli(*args):
 
 
 # --- test tiers (issue 16) ----------------------------------------------------------------------
-# Markers (pyproject.toml): `tflite` needs TensorFlow, onnx2tf or LiteRT; `slow` trains or reads the
+# Markers (pyproject.toml): `tflite` needs litert-torch or LiteRT; `slow` trains or reads the
 # Fashion-MNIST set. A run whose -m expression leaves out `tflite` (make test-fast) is the fast tier:
 # there those packages cannot be imported, in this process or in the CLI subprocesses, and a test
 # that fails or skips for want of one is reported as failed, naming its missing mark.
-# These modules import TensorFlow or LiteRT when collected, so they are all `tflite` and the fast tier
+# These modules import litert-torch or LiteRT when collected, so they are all `tflite` and the fast tier
 # does not collect them.
 TFLITE_MODULES = {"test_tflite.py", "test_tflite_load.py", "test_fuzz_load.py"}
 _BLOCKER = Path(__file__).parent / "fast_tier" / "sitecustomize.py"

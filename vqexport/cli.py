@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    # TensorFlow (behind onnx2tf and LiteRT) logs CUDA-plugin noise from C++ at import; users
+    # LiteRT and litert-torch (through JAX and the MLIR converter) log from C++ at import; users
     # should see our one-line messages, not that. A user who sets the variable keeps theirs.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)

@@ -1,4 +1,4 @@
-"""The fast test tier's stand-in for a machine without TensorFlow, onnx2tf and LiteRT.
+"""The fast test tier's stand-in for a machine without litert-torch and LiteRT.
 
 tests/conftest.py calls block() in the pytest process and puts this folder first on PYTHONPATH
 with VQEXPORT_FAST_TIER=1, so the CLI subprocesses that tests start load it too (as their
@@ -8,7 +8,7 @@ ModuleNotFoundError, and importlib.util.find_spec("tensorflow") answers None, as
 import os
 import sys
 
-HEAVY = ("tensorflow", "onnx2tf", "ai_edge_litert", "tf_keras")
+HEAVY = ("litert_torch", "ai_edge_litert", "tensorflow")  # tensorflow is not installed; a stray import fails too
 FLAG = "VQEXPORT_FAST_TIER"
 
 

@@ -1,6 +1,6 @@
 """Silence what native libraries write straight to file descriptors 1 and 2.
 
-TensorFlow's C++ logging (absl) prints "Unable to register cuDNN factory ..." and similar lines
+The converters' C++ logging (absl) prints "oneDNN custom operations are on ..." and similar lines
 when it is imported and when the converter runs, before TF_CPP_MIN_LOG_LEVEL can apply, and
 Python's redirect_stdout/redirect_stderr cannot reach it: it writes to the descriptors. The
 converters' real failures still reach the user as exceptions, which are raised after the

@@ -18,7 +18,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="out", help="folder for the model files (default: out/)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as in the CLI: no TensorFlow C++ noise
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as in the CLI: no converter C++ noise
 
     import vqexport
     from vqexport.evaluate.accuracy import evaluate_file

@@ -6,8 +6,11 @@ program through MLIR straight to a flatbuffer, without TensorFlow. It replaced o
 in a third of the CPU time and under half the memory, with the same fidelity, size and ops.
 
 TorchScript modules cannot be given to torch.export; they go through torch's TorchScript to
-torch.export converter first. Inputs of rank 3 to 5 are made channels last (N...C), the order
-TFLite's convolutions and the Android app use; the caller's metadata says so.
+torch.export converter first (it fails on some scripted control flow, such as the fast path of a
+scripted nn.TransformerEncoderLayer; the error then says to save a .pt2 instead).
+
+Inputs of rank 3 to 5 are made channels last (N...C), the order TFLite's convolutions and the
+Android app use; the caller's metadata says so.
 """
 from __future__ import annotations
 
@@ -38,18 +41,21 @@ def to_flatbuffer(module, shape) -> bytes:
     import torch
 
     x = torch.zeros(shape, dtype=torch.float32)
-    log = None
+    log, step = None, ROUTE
     try:
         with silenced() as log, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the converters' deprecation and "populate state_dict" notes
             import litert_torch
 
-            module = _exportable(module, x)
+            if isinstance(module, torch.jit.ScriptModule):
+                step = "torch's TorchScript to torch.export converter"
+                module = _from_torchscript(module, x)
+                step = ROUTE
             if channels_last(len(shape)):
                 module, x = litert_torch.to_channel_last_io(module, args=[0]), x.permute(last_perm(len(shape)))
             return litert_torch.convert(module, (x.contiguous(),)).model_content()
     except Exception as e:  # noqa: BLE001 - torch.export and MLIR raise anything; each is worded for the user
-        raise ConversionError(_explain(e, log.text if log is not None else "")) from None
+        raise ConversionError(_explain(e, step, log.text if log is not None else "")) from None
 
 
 def short_names(tfl) -> None:
@@ -65,18 +71,14 @@ def short_names(tfl) -> None:
             t.name = short.encode()
 
 
-def _exportable(module, x):
-    """`module` as torch.export takes it: a TorchScript module is converted to an export program."""
-    import torch
+def _from_torchscript(module, x):
+    """A TorchScript module as a torch.export program's module: torch.export cannot take TorchScript."""
+    from torch._export.converter import TS2EPConverter
 
-    if isinstance(module, torch.jit.ScriptModule):
-        from torch._export.converter import TS2EPConverter
-
-        return TS2EPConverter(module, (x,)).convert().module()
-    return module
+    return TS2EPConverter(module, (x,)).convert().module()
 
 
-def _explain(error: Exception, captured: str) -> str:
+def _explain(error: Exception, step: str, captured: str) -> str:
     """One line: what failed, where (the operator when the message names one), what to try, the log."""
     lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
     why = lines[0] if lines else type(error).__name__
@@ -87,6 +89,10 @@ def _explain(error: Exception, captured: str) -> str:
     with tempfile.NamedTemporaryFile("w", prefix="vqexport-litert-", suffix=".log", delete=False) as f:
         f.write(captured)
         f.write("\n" + "".join(traceback.format_exception(error)))
-    return (f"{ROUTE} could not convert the model: {type(error).__name__}: {why[:300]}{at}. "
-            f"`vqexport to-onnx` exports the same compressed model without this converter; "
+    if step == ROUTE:
+        instead = "`vqexport to-onnx` exports the same compressed model without this converter"
+    else:  # a TorchScript file: the converter needs torch.export, which the same model often gives directly
+        instead = ("save the model with torch.export.save (a .pt2) instead of TorchScript, or use `vqexport to-onnx`, "
+                   "which takes TorchScript")
+    return (f"{step} could not convert the model: {type(error).__name__}: {why[:300]}{at}. Try: {instead}; "
             f"the converter's full log: {f.name}")
