@@ -70,23 +70,20 @@ def test_runtime_paths(tmp_path, loaded, onnx_files):
 
 @pytest.fixture(scope="module")
 def tflite_nhwc(tmp_path_factory):
-    """A tiny NHWC .tflite from the TF converter, and the numpy function it computes."""
-    tf = pytest.importorskip("tensorflow")
-    rng = np.random.default_rng(0)
-    w = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)
-    fc = rng.standard_normal((6 * 6 * 4, 10)).astype(np.float32)
-
-    @tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 3], tf.float32)])
-    def f(x):
-        y = tf.nn.relu(tf.nn.conv2d(x, w, 1, "VALID"))
-        return tf.matmul(tf.reshape(y, [-1, 6 * 6 * 4]), fc)
-
-    buf = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f).convert()
+    """A tiny NHWC .tflite straight from the converter (no vqexport metadata), and the function it computes."""
+    litert_torch = pytest.importorskip("litert_torch")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                  torch.nn.Linear(6 * 6 * 4, 10)).eval()
+    nhwc = litert_torch.to_channel_last_io(net, args=[0])
+    buf = litert_torch.convert(nhwc, (torch.zeros(1, 8, 8, 3),)).model_content()
     path = tmp_path_factory.mktemp("tflite") / "m.tflite"
     path.write_bytes(buf)
 
     def reference(x_nchw):
-        return np.concatenate([f(tf.constant(x.transpose(1, 2, 0)[None])).numpy() for x in x_nchw])
+        with torch.no_grad():
+            return net(torch.from_numpy(np.ascontiguousarray(x_nchw, dtype=np.float32))).numpy()
 
     return path, reference
 
@@ -107,7 +104,7 @@ def _with_metadata(src, dst, payload: bytes):
     dst.write_bytes(bytes(builder.Output()))
 
 
-@pytest.mark.tflite  # tflite_nhwc is made by the TF converter
+@pytest.mark.tflite  # tflite_nhwc is made by litert-torch
 def test_litert_nhwc_from_nchw(tflite_nhwc, tmp_path):
     path, reference = tflite_nhwc
     with pytest.warns(EvalNote, match=r"records no input layout; taking its input \[1, 8, 8, 3\] as NHWC"):
@@ -167,7 +164,7 @@ def test_bench_main_json(onnx_files, capsys):
     assert bench.main([str(vq) + ".nope", "--runs", "1"]) == 2
 
 
-@pytest.mark.tflite  # tflite_nhwc is made by the TF converter
+@pytest.mark.tflite  # tflite_nhwc is made by litert-torch
 def test_layout_flag_overrides_the_guess(tflite_nhwc):
     # Issue 14, item 6: the guess is announced, and --layout decides instead of it.
     path, reference = tflite_nhwc
@@ -205,7 +202,7 @@ def test_bench_input_shape_for_a_file_that_does_not_say(tmp_path):
         assert code == 2 and not out and err.count("\n") == 1 and err.startswith("vqexport: error: "), (bad, err)
 
 
-@pytest.mark.tflite  # tflite_nhwc is made by the TF converter
+@pytest.mark.tflite  # tflite_nhwc is made by litert-torch
 def test_eval_announces_the_guess_on_stderr(tflite_nhwc, tmp_path):
     from conftest import cli
 

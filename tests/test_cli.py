@@ -45,7 +45,7 @@ def test_export_shows_progress_per_layer(torchscript_cnn, tmp_path, quiet):
 
 @pytest.mark.tflite
 def test_to_tflite_quiet_prints_only_the_result(torchscript_cnn, tmp_path):
-    # TensorFlow's C++ logging writes to fd 2 on import and while converting; users see none of it.
+    # The converter's C++ logging writes to fd 2 on import and while converting; users see none of it.
     code, stdout, stderr = run_cli("to-tflite", torchscript_cnn, "--method", "kmeans", "--k", "16",
                                    "-o", tmp_path / "m.tflite", "--quiet", "--json")
     assert code == 0, stderr

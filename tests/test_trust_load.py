@@ -134,7 +134,8 @@ def _pickled(entry):
 def test_pt2_tensor_table_is_checked(pt2, tmp_path, capsys, change, says):
     """torch 2.9's archives describe each raw tensor in JSON: every field is checked before use."""
     rewrite(pt2 / "m.pt2", tmp_path / "bad.pt2", "data/weights/model_weights_config.json", _entry(change))
-    err = one_line_error(capsys, main(["--quiet", "compress", str(tmp_path / "bad.pt2"), "-o", str(tmp_path / "o.vqm")]))
+    argv = ["--quiet", "compress", str(tmp_path / "bad.pt2"), "-o", str(tmp_path / "o.vqm")]
+    err = one_line_error(capsys, main(argv))
     assert says in err and "bad.pt2" in err and "model_weights_config.json" in err, err
     assert not (tmp_path / "o.vqm").exists()
 

@@ -1,5 +1,5 @@
 """Input layouts: channels first (PyTorch and ONNX: NC, NCW, NCHW, NCDHW) or channels last
-(a .tflite from onnx2tf, which moves the channels of every input of rank 3 to 5 to the end).
+(a .tflite from vqexport: its inputs of rank 3 to 5 take the channels last, as TFLite's convolutions).
 
 Every caller in vqexport feeds data channels first, the PyTorch order that --input-shape also
 uses; a runtime whose file takes channels last transposes inside.

@@ -1,1 +1,1 @@
-"""TFLite: convert (onnx2tf), rewrite the flatbuffer so weights stay compressed, and the decode="load" loader."""
+"""TFLite: convert (litert-torch), rewrite the flatbuffer so weights stay compressed, and the decode="load" loader."""

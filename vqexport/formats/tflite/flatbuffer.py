@@ -1,8 +1,8 @@
-"""Flatbuffer surgery on a .tflite through TensorFlow's object API (schema_py_generated).
+"""Flatbuffer surgery on a .tflite through the schema's generated object API (LiteRT's schema_py_generated).
 
 A small editor over `ModelT`: add buffers, tensors, operator codes and operators, write the
-metadata entries, and serialize with every buffer aligned to 16 bytes (as the TF converter
-does, so kernels and XNNPACK may read constants in place). Also the checks the tests and the
+metadata entries, and serialize with every buffer aligned to 16 bytes (as TFLite's converters
+do, so kernels and XNNPACK may read constants in place). Also the checks the tests and the
 exporter share: the op-version table of the TFLite 2.16.1 runtime and min_runtime_version.
 """
 from __future__ import annotations
