@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# The pinned set is about 10 GiB installed (torch's CUDA libraries alone are 4 GiB); pip's cache
-# would keep a second copy of every wheel, so it is off.
+# The pinned set is about 8.3 GiB installed (torch's CUDA libraries alone are 4 GiB), and the install
+# peaks higher while pip holds the downloaded wheels; pip's cache would keep a second copy of every
+# wheel, so it is off.
 export PIP_NO_CACHE_DIR := 1
 NEED_GIB ?= 14
 
@@ -36,13 +37,13 @@ test: lint test-python test-android
 lint: install
 	$(PY) -m ruff check vqexport tests tools android-demo
 
-# The fast tier, under 2 minutes: no TensorFlow, onnx2tf or LiteRT (tests/conftest.py makes them
+# The fast tier, under 2 minutes: no litert-torch or LiteRT (tests/conftest.py makes them
 # unimportable there), no training, no Fashion-MNIST. `make test` runs these and the rest.
 test-fast: install
 	$(PY) -m pytest -q -m "not tflite and not slow" tests
 
 # TF 2.16.1's interpreter, the runtime the Android app ships: the TFLite tests run every exported
-# model in it too. Its own venv: it cannot share one with the pinned TensorFlow 2.19.
+# model in it too. Its own venv: TensorFlow 2.16.1 cannot share one with the pinned set.
 TF216 := .venv-tf216
 $(TF216)/.installed: tools/tflite216-requirements.txt
 	test -x $(TF216)/bin/python || $(PYTHON) -m venv $(TF216)
