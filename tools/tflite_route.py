@@ -1,4 +1,10 @@
-"""Two routes from PyTorch to .tflite, measured on the same models: onnx2tf (today's) and litert-torch.
+"""Two routes from PyTorch to .tflite, measured on the same models: onnx2tf (the route then) and litert-torch.
+
+The measurement behind issue 12's choice, made on commit 298d9d7, when the main venv held onnx2tf
+and TensorFlow 2.19. litert-torch won and is now the main venv's converter (vqexport/formats/
+tflite/convert.py), so this tool's onnx2tf route runs only from that commit's tree and venv
+(`git worktree add ../route-then 298d9d7`); here it stops and says so. The command line's own
+run of the same list on today's route is tools/tflite_cli_zoo.py.
 
     python3 tools/tflite_route.py --setup             # makes .venv-litert from tools/litert-requirements.txt
     PYTHONPATH=$PWD /work/main/.venv/bin/python tools/tflite_route.py --out docs/results/tflite_route.jsonl
@@ -326,6 +332,13 @@ def inspect_ops(path: Path) -> dict:
             "subgraphs": subgraphs}
 
 
+def _check_onnx2tf_venv() -> None:
+    probe = subprocess.run([str(MAIN_PY), "-c", "import onnx2tf"], capture_output=True)
+    if probe.returncode != 0:
+        raise SystemExit(f"{MAIN_PY} has no onnx2tf: the onnx2tf route runs from commit 298d9d7's tree and venv "
+                         "(see this tool's docstring)")
+
+
 def python_for(route: str) -> Path:
     return MAIN_PY if route == "onnx2tf" else LITERT_PY
 
@@ -636,6 +649,8 @@ def main(argv=None) -> int:
         p.error(f"unknown model or route {bad[0]}")
     if "litert-torch" in routes and not LITERT_PY.exists():
         p.error(f"{LITERT_PY} is missing: run tools/tflite_route.py --setup first")
+    if "onnx2tf" in routes or a.latency:
+        _check_onnx2tf_venv()
     with tempfile.TemporaryDirectory(prefix="vqexport-route-") as tmp:
         d = Path(a.dir or tmp)
         d.mkdir(parents=True, exist_ok=True)

@@ -107,7 +107,7 @@ def litert(path: Path, threads: int = 2):
 
 
 def run_tflite(it, x: np.ndarray) -> np.ndarray:
-    """NCHW x through an interpreter whose input onnx2tf made channels last (NHWC)."""
+    """NCHW x through an interpreter whose input the converter made channels last (NHWC)."""
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     nhwc = x.transpose(0, 2, 3, 1)
     if tuple(inp["shape"][1:]) != nhwc.shape[1:]:
