@@ -315,13 +315,16 @@ def _rewrite(tfl, ed, tensors: dict, targets: dict, decode: str, bar) -> tuple[d
             info["stored_bytes"] += sum(sec.nbytes for sec in t.sections.values())
             bar.done(name)
             continue
-        prefix = f"vqexport/{name}/{k}"
+        # A short prefix: the chains' tensor names add up on a model of many small layers (SqueezeNet:
+        # 220 decode tensors); the metadata's layers[name]["decode_prefix"] says which layer it is.
+        prefix = f"vq{k}"
+        info.setdefault("decode_prefix", []).append(prefix)
         before = len(tfl.buffers)
         if decode == "every-run":
             _, ops = build_decode(ed, si, t, shape, layout, ti, prefix)
         else:
             w, ops = build_decode(ed, init_sg, t, shape, layout, None, prefix)
-            var = f"vqexport/{name}/{k}"
+            var = prefix
             hi = ed.tensor(init_sg, prefix + "/handle", [], "resource")
             ed.op(init_sg, "VAR_HANDLE", [], [hi], ed.options("VarHandleOptions", container=b"",
                                                                sharedName=var.encode()), "VarHandleOptions")

@@ -105,6 +105,9 @@ def serialize(model) -> bytes:
         model.buffers = original
 
 
+SHARED_CONST_BYTES = 1024
+
+
 class Editor:
     """Adds things to a ModelT; new operators are collected per subgraph and prepended by finish()."""
 
@@ -112,6 +115,7 @@ class Editor:
         self.m = model
         self.s = schema()
         self._pending: dict[int, list] = {}
+        self._small: dict[tuple, int] = {}
 
     # -- pieces -------------------------------------------------------------------------------
     def opcode(self, name: str, version: int = 1) -> int:
@@ -150,8 +154,16 @@ class Editor:
         return len(g.tensors) - 1
 
     def const(self, sg: int, name: str, array: np.ndarray) -> int:
+        """A constant tensor; a small one (shapes, shifts, moduli) equal to one made before in this
+        subgraph is that tensor again: every layer's decode chain needs the same few tables, and on
+        a model of many small layers their tensors and buffers cost more than the 2 % size slack."""
         array = np.asarray(array)
-        return self.tensor(sg, name, array.shape, str(array.dtype), array)
+        if array.nbytes > SHARED_CONST_BYTES:
+            return self.tensor(sg, name, array.shape, str(array.dtype), array)
+        key = (sg, str(array.dtype), array.shape, array.tobytes())
+        if key not in self._small:
+            self._small[key] = self.tensor(sg, name, array.shape, str(array.dtype), array)
+        return self._small[key]
 
     def op(self, sg: int, name: str, inputs, outputs, options=None, options_type: str | None = None,
            version: int = 1):
