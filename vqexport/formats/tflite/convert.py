@@ -36,8 +36,14 @@ def channels_last(rank: int) -> bool:
     return 3 <= rank <= 5
 
 
-def to_flatbuffer(module, shape) -> bytes:
-    """The float32 .tflite bytes of `module` run on one input of `shape` (channels first, as torch)."""
+def to_flatbuffer(module, shape, lifted=()) -> bytes:
+    """The float32 .tflite bytes of `module` run on one input of `shape` (channels first, as torch).
+
+    lifted: names of weights that become graph inputs 1, 2, ... in that order, after the data
+    input 0, instead of constants: the converter then cannot fold anything into them (a
+    BatchNorm it fuses into the conv before, ConvNeXt's layer scale into the Linear before), and
+    the rewrite knows each weight's tensor by its input (export.py).
+    """
     import torch
 
     x = torch.zeros(shape, dtype=torch.float32)
@@ -51,11 +57,33 @@ def to_flatbuffer(module, shape) -> bytes:
                 step = "torch's TorchScript to torch.export converter"
                 module = _from_torchscript(module, x)
                 step = ROUTE
+            state = {**dict(module.named_parameters(remove_duplicate=False)),
+                     **dict(module.named_buffers(remove_duplicate=False))}
+            weights = tuple(state[name].detach() for name in lifted)
+            if lifted:
+                module = _weights_as_inputs(module, tuple(lifted))
             if channels_last(len(shape)):
                 module, x = litert_torch.to_channel_last_io(module, args=[0]), x.permute(last_perm(len(shape)))
-            return litert_torch.convert(module, (x.contiguous(),)).model_content()
+                module.training = False  # the wrapper's own flag: eval() would recurse into an export
+            return litert_torch.convert(module, (x.contiguous(), *weights)).model_content()
     except Exception as e:  # noqa: BLE001 - torch.export and MLIR raise anything; each is worded for the user
         raise ConversionError(_explain(e, step, log.text if log is not None else "")) from None
+
+
+def _weights_as_inputs(module, names: tuple):
+    """`module` taking the weights `names` as forward arguments after its input."""
+    import torch
+
+    class WeightsAsInputs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = module
+            self.training = False  # its own flag only: the module keeps its mode (an export program's is fixed)
+
+        def forward(self, x, *weights):
+            return torch.func.functional_call(self.inner, dict(zip(names, weights, strict=True)), (x,))
+
+    return WeightsAsInputs()
 
 
 def short_names(tfl) -> None:

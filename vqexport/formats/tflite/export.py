@@ -2,16 +2,14 @@
 
 Route: PyTorch -> litert-torch (convert.py) -> float32 .tflite -> flatbuffer rewrite.
 
-Finding the weights. Before the conversion every compressed 2-D weight is replaced by a *probe*:
-element i of layer l holds the float32 whose bit pattern is PROBE_BASE + offset_l + i (all
-normal, finite, distinct numbers in [1e-19, 2)). In the converted flatbuffer, a constant whose
-values are exactly one layer's probe is that layer's weight, and the values say where each
-element went (kept, or transposed). No tolerance, no guessing by shape. Conv filters keep their
-decoded values and are found by them in any axis order (OIHW comes out OHWI, or 1HWO for a
-depthwise conv). A weight the converter folded into another constant is not found and the export
-fails naming it.
+Finding the weights. Every compressed weight is given to the converter as a graph input (the
+module runs with torch.func.functional_call), not as a constant: the converter cannot fold
+anything into it (a BatchNorm into the conv before it, a layer scale into the Linear before it),
+and input i + 1 is the i-th weight, so no weight is searched for. A TRANSPOSE or RESHAPE that the
+converter put between such an input and its one consumer (a conv's OIHW filter made OHWI, a
+depthwise filter made 1HWO, a 1x1 filter made 2-D) is dropped and becomes the weight's layout.
 
-The rewrite takes each weight's constant away and feeds the tensor from the compressed payload
+The rewrite takes each weight's input away and feeds its tensor from the compressed payload
 by a decode chain (decode.py):
   decode="once"       the chain runs in an initialisation subgraph that CALL_ONCE runs on the
                       first invoke; it stores W in a resource variable (VAR_HANDLE +
@@ -34,7 +32,6 @@ import numpy as np
 
 from ...errors import ConfigError, VqexportError
 from ...layouts import channels_first, is_channels_last, layout_name, to_last
-from ...methods.registry import decode as decode_weight
 from ...torch_bridge import to_torch
 from ...util.fileio import atomic_path
 from ...util.progress import layer_bar, stage
@@ -46,8 +43,6 @@ from .decode import build as build_decode
 DECODE_MODES = ("once", "every-run", "load")
 # Buffer offset/size (decode="load") is tested in TF 2.16.1 and LiteRT 2.1; older runtimes are not.
 LOAD_MIN_RUNTIME = "2.16.1"
-PROBE_BASE = 0x20000000  # float32 1.08e-19; PROBE_BASE + 2**29 is 2.0
-PROBE_SPAN = 1 << 29
 SIZE_SLACK = 1.02
 SIZE_EXTRA = 16 * 1024
 
@@ -85,16 +80,12 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
                       "--decode load keeps the dense model's speed", ConvDecodeNote, stacklevel=2)
     spec = _input_spec(compressed.metadata.get("input") or getattr(model, "input", None), input_shape)
     module = to_torch(compressed, model, quiet=quiet, share_raw=True)
-    # Conv filters keep their decoded values and are found by them after the conversion; the
-    # 2-D weights get probes, which also tell a transposed weight from a kept one.
-    flat_comp = [t for t in comp if len(t.shape) == 2]
-    probes = _set_probes(module, flat_comp)
+    names = [t.name for t in comp]
     with stage(f"converting PyTorch -> TFLite ({convert.ROUTE})", quiet):
-        tfl = flatbuffer.read_model(convert.to_flatbuffer(module, spec["shape"]))
+        tfl = flatbuffer.read_model(convert.to_flatbuffer(module, spec["shape"], lifted=names))
     convert.short_names(tfl)
     ed = flatbuffer.Editor(tfl)
-    targets = _targets(tfl, probes)
-    targets.update(_filters_by_value(tfl, [t for t in comp if len(t.shape) != 2]))
+    targets = _weight_inputs(tfl, comp)
     missed = _store_half(tfl, ed, compressed)
     bar = layer_bar([(t.name, t.numel) for t in comp], quiet, "decode graph")
     layers, slots = _rewrite(tfl, ed, {t.name: t for t in comp}, targets, decode, bar)
@@ -104,7 +95,6 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
         external.embed(ed, compressed, [s["layer"] for s in slots])
     report = _finish_model(tfl, ed, compressed.metadata, spec, decode, layers, slots)
     data, area = external.place(tfl, slots) if slots else (flatbuffer.serialize(tfl), 0)
-    _leftover_probes(data, probes)
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data)
     ideal = compressed.ideal_bits() / 8
@@ -157,82 +147,64 @@ def _input_spec(spec, input_shape) -> dict:
     return spec
 
 
-# -- probes --------------------------------------------------------------------------------------
-def _set_probes(module, comp) -> dict:
-    import torch
-
-    params = dict(module.named_parameters())
-    params.update(dict(module.named_buffers()))
-    probes, offset = {}, 0
-    for t in comp:
-        if t.name not in params:
-            raise TfliteExportError(f"layer {t.name}: not a parameter of the model")
-        if offset + t.numel > PROBE_SPAN:
-            raise TfliteExportError("the compressed layers hold more than 2**29 weights; too large to export")
-        bits = (np.arange(t.numel, dtype=np.int64) + PROBE_BASE + offset).astype(np.int32)
-        value = torch.from_numpy(bits.view(np.float32).reshape(t.shape).copy())
-        with torch.no_grad():  # rebound, not written into: a raw weight shares its memory with the IR
-            params[t.name].data = value
-        probes[t.name] = (offset, t.numel)
-        offset += t.numel
-    return probes
-
-
-class _Shape:
-    """What _set_probes needs of a tensor: a name, a shape, an element count."""
-
-    def __init__(self, name, shape):
-        self.name, self.shape = name, shape
-        self.numel = int(np.prod(shape))
-
-
-def _probe_hit(words: np.ndarray, probes: dict):
-    """(layer name, perm) when float32 array `words` holds exactly one layer's probe values, else None."""
-    words = np.ascontiguousarray(words, dtype=np.float32).ravel().view("<i4").astype(np.int64) - PROBE_BASE
-    if words.size == 0:
-        return None
-    for name, (offset, count) in probes.items():
-        if count != words.size or not offset <= words[0] < offset + count:
-            continue
-        perm = words - offset
-        if perm.min() < 0 or perm.max() >= count:
-            return None
-        seen = np.zeros(count, dtype=bool)
-        seen[perm] = True
-        return (name, perm) if seen.all() else None
-    return None
-
-
-def _leftover_probes(data: bytes, probes: dict) -> None:
-    """Fail if any probe value reached the .tflite (a weight the rewrite did not reach)."""
-    for name, (offset, count) in probes.items():
-        needle = np.array([PROBE_BASE + offset + i for i in range(min(4, count))], dtype="<i4").tobytes()
-        if needle in data:
-            raise TfliteExportError(f"layer {name}: a copy of its weight was left dense in the .tflite")
-
-
 # -- rewrite -------------------------------------------------------------------------------------
-def _targets(tfl, probes: dict) -> dict:
-    """{(subgraph, tensor): (layer, perm)}: each constant that holds a probed weight, in whatever
-    layout the converter chose; each loses its dense buffer (the decode or the loader fills it)."""
-    targets, found = {}, set()
-    sizes = {4 * count for _, count in probes.values()}  # no bytes copied of a buffer that cannot match
-    for si, g in enumerate(tfl.subgraphs):
-        for ti, tensor in enumerate(g.tensors):
-            data = tfl.buffers[tensor.buffer].data if tensor.buffer else None
-            if data is None or len(data) not in sizes:
-                continue
-            hit = _probe_hit(np.frombuffer(np.asarray(data, dtype=np.uint8).tobytes(), dtype="<f4"), probes)
-            if hit is not None and hit[0] not in found:
-                targets[(si, ti)] = hit
-                found.add(hit[0])
-                tfl.buffers[tensor.buffer].data = None
-                tensor.buffer = 0
-    missing = [n for n in probes if n not in {layer for layer, _ in targets.values()}]
-    if missing:
-        raise TfliteExportError(f"layer {missing[0]}: the converted model does not keep its weight as one tensor "
-                                "(folded into another op?); it cannot be stored compressed")
+def _weight_inputs(tfl, tensors) -> dict:
+    """{(0, tensor): (layer, perm)}: the tensor each compressed weight feeds, and where each of its
+    elements went. The weights are the main graph's inputs 1, 2, ... (convert.to_flatbuffer); each
+    leaves the inputs and the signature. perm[j] is the element of the torch weight (row-major)
+    that lands at position j of the tensor."""
+    g = tfl.subgraphs[0]
+    inputs = [int(i) for i in g.inputs]
+    if len(inputs) != 1 + len(tensors):
+        raise TfliteExportError(f"{convert.ROUTE} made {len(inputs)} inputs of the model's 1 and its "
+                                f"{len(tensors)} weights")
+    names = flatbuffer.op_names()
+    users: dict[int, list[int]] = {}
+    for k, op in enumerate(g.operators):
+        for i in op.inputs:
+            users.setdefault(int(i), []).append(k)
+    outputs, dropped, targets = {int(i) for i in g.outputs}, set(), {}
+    for t, ti in zip(tensors, inputs[1:], strict=True):
+        got = [int(v) for v in g.tensors[ti].shape]
+        if got != list(t.shape):
+            raise TfliteExportError(f"layer {t.name}: {convert.ROUTE} made its weight input {got}, not {list(t.shape)}")
+        order, at = np.arange(t.numel).reshape(t.shape), ti
+        while len(users.get(at, [])) == 1 and at not in outputs:
+            k = users[at][0]
+            op = g.operators[k]
+            kind = names.get(flatbuffer.builtin_code(tfl.operatorCodes[op.opcodeIndex]))
+            if int(op.inputs[0]) != at or kind not in ("TRANSPOSE", "RESHAPE"):
+                break
+            out = int(op.outputs[0])
+            shape = [int(v) for v in g.tensors[out].shape]
+            if kind == "TRANSPOSE":
+                perm = _constant(tfl, g, int(op.inputs[1]))
+                if perm is None or sorted(perm.tolist()) != list(range(order.ndim)):
+                    break
+                order = order.transpose(perm.tolist())
+            elif math.prod(shape) == order.size:
+                order = order.reshape(shape)
+            else:
+                break
+            if list(order.shape) != shape:
+                break
+            dropped.add(k)
+            at = out
+        targets[(0, at)] = (t.name, order.ravel())
+    g.operators = [op for k, op in enumerate(g.operators) if k not in dropped]
+    g.inputs = np.array(inputs[:1], dtype=np.int32)
+    for sig in tfl.signatureDefs or []:
+        sig.inputs = [item for item in sig.inputs if int(item.tensorIndex) not in inputs[1:]]
     return targets
+
+
+def _constant(tfl, g, ti: int):
+    """An int32 constant tensor's values, or None."""
+    t = g.tensors[ti]
+    data = tfl.buffers[t.buffer].data if t.buffer else None
+    if data is None or int(t.type) != int(flatbuffer.schema().TensorType.INT32):
+        return None
+    return np.frombuffer(np.asarray(data, dtype=np.uint8).tobytes(), dtype="<i4")
 
 
 def _take_constants(tfl, arrays: dict):
@@ -259,21 +231,6 @@ def _take_constants(tfl, arrays: dict):
                 tfl.buffers[tensor.buffer].data = None
                 tensor.buffer = 0
                 yield si, ti, hit[0], hit[1]
-
-
-def _filters_by_value(tfl, tensors) -> dict:
-    """{(subgraph, tensor): (layer, perm)} for N-D weights kept as constants with their decoded
-    values, in any axis order; the decode (or the loader) fills each."""
-    shapes = {t.name: t.shape for t in tensors}
-    targets = {}
-    for si, ti, names, axes in _take_constants(tfl, {t.name: decode_weight(t).astype(np.float32) for t in tensors}):
-        targets[(si, ti)] = (names[0], np.arange(math.prod(shapes[names[0]])).reshape(shapes[names[0]])
-                             .transpose(axes).ravel())
-    missing = [t.name for t in tensors if t.name not in {name for name, _ in targets.values()}]
-    if missing:
-        raise TfliteExportError(f"layer {missing[0]}: the converted model does not keep its weight as one tensor "
-                                "(folded into another op?); it cannot be stored compressed")
-    return targets
 
 
 def _store_half(tfl, ed, cm) -> list[str]:
