@@ -195,7 +195,10 @@ def _weight_inputs(tfl, tensors) -> dict:
     g.inputs = np.array(inputs[:1], dtype=np.int32)
     for sig in tfl.signatureDefs or []:
         sig.inputs = [item for item in sig.inputs if int(item.tensorIndex) not in inputs[1:]]
-    return targets
+    # the weight inputs and the dropped ops' tensors: about 100 bytes each, which a model of many small
+    # layers (SqueezeNet) cannot spare within the size bound
+    remap = flatbuffer.drop_unused_tensors(tfl, 0, keep=[ti for _, ti in targets])
+    return {(0, remap[ti]): hit for (_, ti), hit in targets.items()}
 
 
 def _constant(tfl, g, ti: int):

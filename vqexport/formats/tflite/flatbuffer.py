@@ -105,6 +105,38 @@ def serialize(model) -> bytes:
         model.buffers = original
 
 
+def drop_unused_tensors(model, sg: int, keep=()) -> dict[int, int]:
+    """Remove the tensors of subgraph `sg` that no operator, input, output, signature or `keep`
+    names, and the buffers only they held; returns {old index: new index} of the tensors kept."""
+    g = model.subgraphs[sg]
+    used = {int(i) for op in g.operators for i in (*op.inputs, *op.outputs) if i >= 0}
+    used |= {int(i) for i in (*g.inputs, *g.outputs)} | set(keep)
+    sigs = [s for s in model.signatureDefs or [] if s.subgraphIndex == sg]
+    used |= {int(item.tensorIndex) for s in sigs for item in (*s.inputs, *s.outputs)}
+    remap = {old: new for new, old in enumerate(sorted(used))}
+    freed = {int(t.buffer) for i, t in enumerate(g.tensors) if i not in remap and t.buffer}
+    g.tensors = [t for i, t in enumerate(g.tensors) if i in remap]
+    for op in g.operators:
+        op.inputs = np.array([remap[int(i)] if i >= 0 else -1 for i in op.inputs], dtype=np.int32)
+        op.outputs = np.array([remap[int(i)] for i in op.outputs], dtype=np.int32)
+    g.inputs = np.array([remap[int(i)] for i in g.inputs], dtype=np.int32)
+    g.outputs = np.array([remap[int(i)] for i in g.outputs], dtype=np.int32)
+    for s in sigs:
+        for item in (*s.inputs, *s.outputs):
+            item.tensorIndex = remap[int(item.tensorIndex)]
+    freed -= {int(t.buffer) for sub in model.subgraphs for t in sub.tensors}
+    freed -= {int(md.buffer) for md in model.metadata or []}
+    if freed:  # buffers are indexed from every subgraph and the metadata: renumber them all
+        moved = {old: new for new, old in enumerate(i for i in range(len(model.buffers)) if i not in freed)}
+        model.buffers = [b for i, b in enumerate(model.buffers) if i not in freed]
+        for sub in model.subgraphs:
+            for t in sub.tensors:
+                t.buffer = moved[int(t.buffer)]
+        for md in model.metadata or []:
+            md.buffer = moved[int(md.buffer)]
+    return remap
+
+
 SHARED_CONST_BYTES = 1024
 
 
