@@ -17,16 +17,22 @@ from .methods.registry import RAW, decode
 from .util.progress import layer_bar
 
 
-def decoded_state_dict(cm: CompressedModel, quiet: bool = True, copy_raw: bool = True) -> dict:
+def decoded_state_dict(cm: CompressedModel, quiet: bool = True, copy_raw: bool = True,
+                       placeholders: bool = False) -> dict:
     """{name: torch tensor}; copy_raw=False shares the uncompressed tensors' memory (read-only use).
 
-    A tied tensor is decoded once and appears under each of its names, as the same tensor."""
+    A tied tensor is decoded once and appears under each of its names, as the same tensor.
+    placeholders=True: each compressed tensor is zeros of its shape that take no memory (a
+    broadcast scalar), for a caller that supplies those weights itself (the TFLite exporter)."""
     import torch
 
-    bar = layer_bar([(t.name, t.numel) for t in cm.compressed], quiet, "decode")
+    bar = layer_bar([(t.name, t.numel) for t in cm.compressed], quiet or placeholders, "decode")
     out = {}
     widened = set(cm.metadata.get("widened") or ())
     for t in cm.tensors:
+        if placeholders and t.method != RAW:
+            out[t.name] = torch.zeros((), dtype=torch.float32).expand(tuple(t.shape))
+            continue
         value = decode(t)  # a new array, except for raw tensors, which are the stored data
         if t.name in widened:  # stored in half precision (--raw-dtype float16), float32 in the model
             value = value.astype(np.float32)
@@ -41,13 +47,15 @@ def decoded_state_dict(cm: CompressedModel, quiet: bool = True, copy_raw: bool =
     return out
 
 
-def to_torch(cm: CompressedModel, model=None, quiet: bool = True, share_raw: bool = False):
+def to_torch(cm: CompressedModel, model=None, quiet: bool = True, share_raw: bool = False,
+             placeholders: bool = False):
     """A copy of `model` with cm's decoded weights (the source is untouched).
 
     model: a LoadedModel or nn.Module; an architecture string the caller trusts (the user's
     --arch); or None to use the architecture the .vqm names, which is taken only from
     vqexport.arch's allow-list and never imported otherwise. share_raw=True lets the copy use
-    the .vqm's uncompressed tensors without copying them (for exporters, which only read them).
+    the .vqm's uncompressed tensors without copying them (for exporters, which only read them);
+    placeholders=True leaves the compressed weights undecoded (see decoded_state_dict).
     """
     import torch
 
@@ -58,7 +66,7 @@ def to_torch(cm: CompressedModel, model=None, quiet: bool = True, share_raw: boo
                         "or its architecture with --arch")
     if model is None:
         arch.constructor(named, from_file=True)  # refused before any decoding or import
-    state = decoded_state_dict(cm, quiet=quiet, copy_raw=not share_raw)
+    state = decoded_state_dict(cm, quiet=quiet, copy_raw=not share_raw, placeholders=placeholders)
     folded = bool(cm.metadata.get("folded"))
     try:
         if model is None or isinstance(model, str):

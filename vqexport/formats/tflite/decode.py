@@ -32,6 +32,7 @@ import numpy as np
 
 from ... import bitpack
 from ...errors import VqexportError
+from ...ir import Section
 
 
 def word_layout(bits: int) -> tuple[int, int]:
@@ -50,6 +51,19 @@ def pack_words(values: np.ndarray, bits: int) -> np.ndarray:
     data = bitpack.pack(padded, bits)
     assert len(data) == groups * pw * 4
     return np.frombuffer(data, dtype="<i4").reshape(groups, pw)
+
+
+def stream_words(section, bits: int) -> np.ndarray:
+    """pack_words of a packed section's indices in their stored order, from its bytes: the .vqm's
+    bit stream is already the words' layout, so a 100 M-index layer is neither unpacked (200 MB of
+    uint16) nor repacked (400 MB of uint32)."""
+    pw, pv = word_layout(bits)
+    count = section.count
+    groups = max(1, -(-count // pv))
+    words = np.zeros(groups * pw * 4, dtype=np.uint8)
+    src = np.asarray(section.data, dtype=np.uint8).ravel()[: bitpack.packed_nbytes(count, bits)]
+    words[: src.size] = src
+    return words.view("<i4").reshape(groups, pw)
 
 
 def unpack_words_reference(words: np.ndarray, bits: int, count: int) -> np.ndarray:
@@ -110,10 +124,11 @@ class Chain:
         return self.emit(op, [a, b], shape, dtype, out, self.ed.options(kind), kind)
 
     # -- pieces of a decode ---------------------------------------------------------------------
-    def indices(self, values: np.ndarray, bits: int, shape) -> int:
-        """Store `values` (any order the caller chose) packed; emit their unpacking into int32 `shape`."""
+    def indices(self, values, bits: int, shape) -> int:
+        """Store `values` (any order the caller chose; or a packed section, in its stored order) packed;
+        emit their unpacking into int32 `shape`."""
         count = int(np.prod(shape))
-        words = pack_words(values, bits)
+        words = stream_words(values, bits) if isinstance(values, Section) else pack_words(values, bits)
         groups, pw = words.shape
         _, pv = word_layout(bits)
         j = np.arange(pv)
@@ -185,15 +200,15 @@ def _scalar(c: Chain, t, target_shape, layout, out) -> int:
     m, n = t.matrix
     if t.groups > 1:
         cb = _codebook(t)
-        ix = c.indices(t.indices().ravel(), t.bits, [m, n])
+        ix = c.indices(t.sections["indices"], t.bits, [m, n])
         ix = c.binary("ADD", ix, c.const("group_offsets", _group_offsets(t, cb.shape[1], [m, 1])), [m, n])
         w = c.gather(c.codebook(cb.reshape(-1), [cb.size]), ix, [m, n], "float32")
         return _finish(c, w, [m, n], "W", layout, target_shape, out, reshape=True)
-    idx = t.indices().ravel()
+    idx = t.sections["indices"]  # torch's order: the stored stream as it is
     if isinstance(layout, np.ndarray):
-        idx = idx[layout]
+        idx = t.indices().ravel()[layout]
     elif layout == "WT":
-        idx = idx.reshape(m, n).T.ravel()
+        idx = t.indices().reshape(m, n).T.ravel()
     ix = c.indices(idx, t.bits, target_shape)
     opts = c.ed.options("GatherOptions", axis=0, batchDims=0)
     return c.emit("GATHER", [c.codebook(_codebook(t), [t.k]), ix], target_shape, "float32", out, opts,
@@ -215,9 +230,8 @@ def _pq(c: Chain, t, target_shape, layout, out) -> int:
 
 def _rq(c: Chain, t, target_shape, layout, out) -> int:
     m, n = t.matrix
-    idx = t.indices()  # [t, m]
     st = t.stages
-    ix = c.indices(idx.ravel(), t.bits, [st, m])
+    ix = c.indices(t.sections["indices"], t.bits, [st, m])  # stored [stages, m]
     if st > 1:
         ix = c.binary("ADD", ix, c.const("offsets", (np.arange(st, dtype=np.int32) * t.k)[:, None]), [st, m])
     cbt = c.codebook(_codebook(t), [st * t.k, n])
@@ -247,7 +261,7 @@ def _vq(c: Chain, t, target_shape, layout, out) -> int:
     """W[r, j*d:(j+1)*d] = codebook[g(r)][I[r, j]]."""
     m, n = t.matrix
     g, k, d = t.sections["codebook"].shape
-    ix = c.indices(t.indices().ravel(), t.bits, [m, n // d])
+    ix = c.indices(t.sections["indices"], t.bits, [m, n // d])
     if g > 1:
         ix = c.binary("ADD", ix, c.const("group_offsets", _group_offsets(t, k, [m, 1])), [m, n // d])
     cbt = c.codebook(_codebook(t).reshape(g * k, d), [g * k, d])

@@ -79,7 +79,7 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
                       "convs only with constant filters, so they run on TFLite's slower builtin kernels: "
                       "--decode load keeps the dense model's speed", ConvDecodeNote, stacklevel=2)
     spec = _input_spec(compressed.metadata.get("input") or getattr(model, "input", None), input_shape)
-    module = to_torch(compressed, model, quiet=quiet, share_raw=True)
+    module = to_torch(compressed, model, quiet=quiet, share_raw=True, placeholders=True)  # the weights are inputs
     names = [t.name for t in comp]
     with stage(f"converting PyTorch -> TFLite ({convert.ROUTE})", quiet):
         tfl = flatbuffer.read_model(convert.to_flatbuffer(module, spec["shape"], lifted=names))
@@ -149,10 +149,12 @@ def _input_spec(spec, input_shape) -> dict:
 
 # -- rewrite -------------------------------------------------------------------------------------
 def _weight_inputs(tfl, tensors) -> dict:
-    """{(0, tensor): (layer, perm)}: the tensor each compressed weight feeds, and where each of its
-    elements went. The weights are the main graph's inputs 1, 2, ... (convert.to_flatbuffer); each
-    leaves the inputs and the signature. perm[j] is the element of the torch weight (row-major)
-    that lands at position j of the tensor."""
+    """{(0, tensor): (layer, order)}: the tensor each compressed weight feeds, and how the converter
+    laid out its elements there: None (as in torch), a tuple of axes (transposed), or an array whose
+    element j is the torch weight's element (row-major) at position j of the tensor. The weights are
+    the main graph's inputs 1, 2, ... (convert.to_flatbuffer); each leaves the inputs and the
+    signature. Arrays are made only when a RESHAPE follows a TRANSPOSE: a Linear weight of 100 M
+    elements gets None, not 800 MB of positions."""
     g = tfl.subgraphs[0]
     inputs = [int(i) for i in g.inputs]
     if len(inputs) != 1 + len(tensors):
@@ -168,7 +170,7 @@ def _weight_inputs(tfl, tensors) -> dict:
         got = [int(v) for v in g.tensors[ti].shape]
         if got != list(t.shape):
             raise TfliteExportError(f"layer {t.name}: {convert.ROUTE} made its weight input {got}, not {list(t.shape)}")
-        order, at = np.arange(t.numel).reshape(t.shape), ti
+        axes, order, at = tuple(range(len(t.shape))), None, ti
         while len(users.get(at, [])) == 1 and at not in outputs:
             k = users[at][0]
             op = g.operators[k]
@@ -177,20 +179,25 @@ def _weight_inputs(tfl, tensors) -> dict:
                 break
             out = int(op.outputs[0])
             shape = [int(v) for v in g.tensors[out].shape]
+            if math.prod(shape) != t.numel:
+                break
             if kind == "TRANSPOSE":
                 perm = _constant(tfl, g, int(op.inputs[1]))
-                if perm is None or sorted(perm.tolist()) != list(range(order.ndim)):
+                if perm is None or sorted(perm.tolist()) != list(range(len(got))):
                     break
-                order = order.transpose(perm.tolist())
-            elif math.prod(shape) == order.size:
-                order = order.reshape(shape)
+                if order is None:
+                    axes = tuple(axes[p] for p in perm.tolist())
+                else:
+                    order = order.transpose(perm.tolist())
             else:
-                break
-            if list(order.shape) != shape:
-                break
+                if order is None and axes != tuple(range(len(axes))):
+                    order = np.arange(t.numel, dtype=np.int64).reshape(t.shape).transpose(axes)
+                if order is not None:
+                    order = order.reshape(shape)
             dropped.add(k)
-            at = out
-        targets[(0, at)] = (t.name, order.ravel())
+            at, got = out, shape
+        layout = None if order is None and axes == tuple(range(len(axes))) else axes if order is None else order.ravel()
+        targets[(0, at)] = (t.name, layout)
     g.operators = [op for k, op in enumerate(g.operators) if k not in dropped]
     g.inputs = np.array(inputs[:1], dtype=np.int32)
     for sig in tfl.signatureDefs or []:
@@ -260,17 +267,21 @@ def _rewrite(tfl, ed, tensors: dict, targets: dict, decode: str, bar) -> tuple[d
     if init_sg is not None:
         ed.op(0, "CALL_ONCE", [], [], ed.options("CallOnceOptions", initSubgraphIndex=init_sg), "CallOnceOptions")
     layers, at_load = {}, {}
-    for k, ((si, ti), (name, perm)) in enumerate(sorted(targets.items())):
+    for k, ((si, ti), (name, order)) in enumerate(sorted(targets.items())):
         t = tensors[name]
         info = layers.setdefault(name, {"method": t.method, "shape": list(t.shape), "ideal_bytes": t.ideal_bits / 8,
                                         "stored_bytes": 0, "decode_ops": 0, "layout": []})
         shape = [int(v) for v in tfl.subgraphs[si].tensors[ti].shape]
-        layout = _layout(perm, shape, t.shape)
+        layout = _layout(order, shape, t.shape)
         if isinstance(layout, np.ndarray) and t.method not in FOLLOWS_ANY_ORDER:
             raise TfliteExportError(f"layer {name}: the converter reordered its weight {shape}; "
                                     f"{t.method} can only follow a kept, transposed or axis-permuted weight")
         info["layout"].append(slot_layout(layout))
         if decode == "load":
+            axes = external.slot_axes(info["layout"][-1], len(t.shape))
+            if axes is None or [t.shape[a] for a in axes] != shape:
+                raise TfliteExportError(f"layer {name}: the converter laid its weight out as {shape} in an order the "
+                                        "loaders cannot fill (not an axis order of it); use --decode once")
             at_load[(si, ti)] = (name, info["layout"][-1])
             info["stored_bytes"] += sum(sec.nbytes for sec in t.sections.values())
             bar.done(name)
@@ -300,20 +311,30 @@ def _rewrite(tfl, ed, tensors: dict, targets: dict, decode: str, bar) -> tuple[d
     return layers, external.attach(tfl, ed, at_load, tensors) if at_load else []
 
 
-def _layout(perm: np.ndarray, shape, source_shape):
-    """How the converter laid the weight out: "W" (as in torch), "WT" (a 2-D weight transposed),
-    a tuple of axes (the N-D weight transposed by them: a conv's OIHW filter as OHWI), or,
-    for anything else, the permutation of the elements itself."""
-    source_shape = [int(v) for v in source_shape]
-    order = np.arange(perm.size).reshape(source_shape)
-    if shape == source_shape and np.array_equal(perm, order.ravel()):
-        return "W"
-    if len(source_shape) == 2 and shape == source_shape[::-1] and np.array_equal(perm, order.T.ravel()):
-        return "WT"
-    for axes in itertools.permutations(range(len(source_shape))):
-        if [source_shape[a] for a in axes] == shape and np.array_equal(perm, order.transpose(axes).ravel()):
-            return tuple(axes)
-    return perm
+def _layout(order, shape, source_shape):
+    """How the converter laid the weight out: "W" (as in torch), "WT" (a 2-D weight transposed), a
+    tuple of axes (the N-D weight transposed by them: a conv's OIHW filter as OHWI), or, for
+    anything else, the permutation of the elements itself. `order` is what _weight_inputs found.
+    A layout that fits the tensor's shape is preferred: the loaders fill a slot by axes."""
+    source_shape, shape = [int(v) for v in source_shape], [int(v) for v in shape]
+
+    def named(axes):
+        if axes == tuple(range(len(source_shape))):
+            return "W"
+        return "WT" if len(source_shape) == 2 and axes == (1, 0) else axes
+
+    if isinstance(order, tuple):
+        return named(order)
+    fits = [a for a in itertools.permutations(range(len(source_shape))) if [source_shape[i] for i in a] == shape]
+    if order is None:  # torch's element order, reshaped: an axes order that only moves unit axes is the same
+        big = [i for i in range(len(source_shape)) if source_shape[i] != 1]
+        moved = [a for a in fits if [i for i in a if source_shape[i] != 1] == big]
+        return named(moved[0]) if moved else "W"
+    identity = np.arange(order.size).reshape(source_shape)
+    for axes in fits:
+        if np.array_equal(order, identity.transpose(axes).ravel()):
+            return named(axes)
+    return "W" if np.array_equal(order, identity.ravel()) else order
 
 
 def slot_layout(layout) -> str:
