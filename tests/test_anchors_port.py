@@ -1,6 +1,9 @@
 """tools/anchors: the torch -> Keras weight port (tfmot's anchor needs the same model in Keras), and
 the exact byte count of coremltools' palettized tensors in tools/anchors_testbed.py."""
 import importlib.util
+import json
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -52,24 +55,38 @@ def test_linear_kernel_permutation_round_trips_and_matches_flatten_order():
         port.linear_kernel(weight, (c, h, w + 1))
 
 
-@pytest.mark.tflite  # the Keras port runs in tf_keras
-def test_keras_logits_match_torch():
-    pytest.importorskip("tf_keras")
+def _keras_python():
+    """TF 2.16.1's venv (make test builds it, with tf_keras): the Keras port runs there, as in tfmot's."""
+    for cand in (os.environ.get("VQEXPORT_TF216_PYTHON"), str(ROOT / ".venv-tf216" / "bin" / "python")):
+        if cand and Path(cand).exists():
+            return cand
+    return None
+
+
+@pytest.mark.tflite  # needs TF 2.16.1's venv
+def test_keras_logits_match_torch(tmp_path):
+    python = _keras_python()
+    if python is None:
+        pytest.skip("no TF 2.16.1 venv (.venv-tf216, which make test builds)")
     port = _port()
     net = _net(seed=1)
     layers, weights = port.describe_torch(net, (1, 28, 28))
     dense = [e for e in layers if e["kind"] == "Linear"]
     assert dense[0]["from_map"] == [8, 7, 7] and dense[1]["from_map"] is None
-    model = port.build_keras(layers, weights, (1, 28, 28))
     x = np.random.default_rng(2).normal(size=(16, 1, 28, 28)).astype(np.float32)
     with torch.no_grad():
         want = net(torch.from_numpy(x)).numpy()
-    got = model.predict(x.transpose(0, 2, 3, 1), verbose=0)
-    assert np.abs(got - want).max() < 1e-4
+    (tmp_path / "case.json").write_text(json.dumps({"layers": layers, "chw": [1, 28, 28],
+                                                    "wrong": layers.index(dense[0])}))
+    np.savez(tmp_path / "case.npz", __x__=x.transpose(0, 2, 3, 1), **weights)
+    p = subprocess.run([python, str(ROOT / "tests" / "helpers" / "keras_port_run.py"), str(tmp_path / "case.json"),
+                        str(tmp_path / "case.npz"), str(tmp_path / "out.npz")], capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = np.load(tmp_path / "out.npz")
+    assert np.abs(out["right"] - want).max() < 1e-4
     # Without the column permutation the first Dense reads the map in the wrong order.
-    layers[layers.index(dense[0])] = dict(dense[0], from_map=None)
-    wrong = port.build_keras(layers, weights, (1, 28, 28)).predict(x.transpose(0, 2, 3, 1), verbose=0)
-    assert np.abs(wrong - want).max() > 1e-2
+    assert np.abs(out["wrong"] - want).max() > 1e-2
 
 
 def test_describe_torch_refuses_unknown_layers():

@@ -177,6 +177,34 @@ def test_dense_baseline_and_errors(cnn, inputs, tmp_path):
     assert not (tmp_path / "x.tflite").exists()
 
 
+class _Unconvertible(torch.nn.Module):
+    """A shift on integers: torch.export takes it, litert-torch 0.10.0 has no lowering for it."""
+
+    def __init__(self):
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.fc = torch.nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.fc(((x * 8).to(torch.int32) >> 1).to(torch.float32))
+
+
+def test_conversion_failure_is_one_line_that_helps(tmp_path, capsys):
+    """Item 4: the step, the operator, what to try and the full log's path; exit 2, no output file."""
+    torch.export.save(torch.export.export(_Unconvertible().eval(), (torch.zeros(1, 16),)), tmp_path / "m.pt2")
+    from vqexport.cli import main
+
+    code = main(["--quiet", "to-tflite", str(tmp_path / "m.pt2"), "--min-size", "0", "-o", str(tmp_path / "m.tflite")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and err.startswith("vqexport: error: "), err
+    assert "litert-torch could not convert the model" in err and "rshift" in err and "vqexport to-onnx" in err, err
+    log = Path(err.rsplit("the converter's full log: ", 1)[1])
+    assert log.is_file() and "Traceback" in log.read_text()
+    assert not (tmp_path / "m.tflite").exists() and not (tmp_path / "m.vqm").exists()
+    log.unlink()
+
+
 def _tf216_python():
     root = Path(__file__).resolve().parents[1]
     for cand in (os.environ.get("VQEXPORT_TF216_PYTHON"), str(root / ".venv-tf216/bin/python"),
