@@ -202,6 +202,54 @@ def test_embedding_and_attention_through_onnx(tmp_path):
     assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
 
 
+class _Tokens(torch.nn.Module):
+    """Embedding, Conv1d, attention and a Linear: the weight types a CNN test does not reach."""
+
+    def __init__(self):
+        super().__init__()
+        # big enough that the compressed payload, not the converter's attention graph (about 15 KB
+        # of ops and tensors whatever the sizes), decides the file size the bound is about
+        self.emb = torch.nn.Embedding(1000, 64)
+        self.conv = torch.nn.Conv1d(64, 64, 3, padding=1)
+        self.att = torch.nn.MultiheadAttention(64, 4, batch_first=True)
+        self.out = torch.nn.Linear(64, 5)
+
+    def forward(self, x):
+        h = self.emb(x.long().clamp(0, 999))
+        h = self.conv(h.transpose(1, 2)).transpose(1, 2)
+        return self.out(self.att(h, h, h, need_weights=False)[0].mean(1))
+
+
+@pytest.mark.tflite
+@pytest.mark.parametrize("decode_mode", ["once", "every-run", "load"])
+@pytest.mark.parametrize("method,settings", [("kmeans", {"k": 16}), ("vq", {"k": 32, "d": 4})])
+def test_embedding_conv1d_attention_through_tflite(tmp_path, decode_mode, method, settings):
+    """Each weight reaches the converter as an input; the GATHER of an embedding, the packed
+    attention projection and a Conv1d's filter (which the converter reshapes to 2-D conv form)
+    are each fed by the decode, or by the loader, and give torch's logits."""
+    from vqexport.evaluate.runtimes import open_runtime
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        lm = vqexport.load_model(_Tokens().eval())
+    lm.input = {"shape": [1, 6], "layout": "NC"}
+    cm = vqexport.compress(lm, method, seed=0, min_size=0, **settings)
+    assert {cm.metadata["layers"][n]["type"] for n in cm.metadata["layers"]} >= {"embedding", "conv", "attention"}
+    report = vqexport.to_tflite(cm, tmp_path / "t.tflite", model=lm, decode=decode_mode)
+    assert set(report["layers"]) == {t.name for t in cm.compressed}
+    for name, info in report["layers"].items():  # each payload as small as its accounting, word padding aside
+        assert info["stored_bytes"] <= 1.07 * info["ideal_bytes"] + 64, (name, info)
+    # The whole file within 1.02 x ideal + 16 KiB needs a payload that outweighs the converter's own
+    # attention graph (about 15 KB here): kmeans' 48 KB does, vq's 18 KB does not.
+    assert report["within_bound"] or method == "vq", report
+    x = np.random.default_rng(0).integers(0, 1000, (3, 6)).astype(np.float32)
+    with torch.no_grad():
+        want = to_torch(cm, lm)(torch.from_numpy(x)).numpy()
+    rt = open_runtime(tmp_path / "t.tflite")
+    got = np.concatenate([rt.run(x[i:i + 1]) for i in range(len(x))])
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+
+
 @pytest.mark.tflite
 @pytest.mark.parametrize("decode_mode", ["load", "once"])
 @pytest.mark.parametrize("method,settings", [("kmeans", {"k": 16}), ("vq", {"k": 16, "d": 3, "group_size": 8})])

@@ -179,7 +179,9 @@ def _weight_inputs(tfl, tensors) -> dict:
                 break
             out = int(op.outputs[0])
             shape = [int(v) for v in g.tensors[out].shape]
-            if math.prod(shape) != t.numel:
+            # A reshape to another rank (a Conv1d's filter made 2-D conv form) stays in the graph: the
+            # loaders fill a slot by an axis order of the weight, which a change of rank is not.
+            if math.prod(shape) != t.numel or (kind == "RESHAPE" and len(shape) != len(got)):
                 break
             if kind == "TRANSPOSE":
                 perm = _constant(tfl, g, int(op.inputs[1]))
@@ -189,11 +191,11 @@ def _weight_inputs(tfl, tensors) -> dict:
                     axes = tuple(axes[p] for p in perm.tolist())
                 else:
                     order = order.transpose(perm.tolist())
-            else:
-                if order is None and axes != tuple(range(len(axes))):
-                    order = np.arange(t.numel, dtype=np.int64).reshape(t.shape).transpose(axes)
-                if order is not None:
-                    order = order.reshape(shape)
+            elif order is not None or axes != tuple(range(len(axes))) or shape != list(t.shape):
+                if order is None:  # positions from here on: a reshape is not an axis order of the weight
+                    dtype = np.int32 if t.numel < 2**31 else np.int64
+                    order = np.arange(t.numel, dtype=dtype).reshape(t.shape).transpose(axes)
+                order = order.reshape(shape)
             dropped.add(k)
             at, got = out, shape
         layout = None if order is None and axes == tuple(range(len(axes))) else axes if order is None else order.ravel()
