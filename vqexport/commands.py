@@ -223,6 +223,7 @@ def _export(args, suffix: str, write):
         raise ConfigError(f"{src}: the model does not say its input shape; pass --input-shape, e.g. 1,3,224,224")
     if cm is None:
         cm = _compress(args, model, OVERHEAD[suffix])
+        _release_compressed(model, cm)
     if model is not None and model.input:
         cm.metadata["input"] = dict(model.input)
     # Without --model, a .vqm is rebuilt from the user's --arch, or from the architecture its
@@ -246,6 +247,23 @@ def _export(args, suffix: str, write):
                  "a plain TFLite interpreter refuses it")
     emit(args, result, text)
     return 0
+
+
+def _release_compressed(model, cm) -> None:
+    """Let the loaded model's copies of the weights that cm now holds compressed go: the exporters
+    build the network from cm's tensors, never from these (VGG-16: 0.5 GB less at the export's peak).
+    Only an eager module's, which the command loaded and owns: a TorchScript module's tensors are
+    copied whole by the exporters, and a torch.export program's are part of its graph."""
+    import torch
+
+    if model.kind not in ("state_dict", "pickle"):
+        return
+    tensors = {**dict(model.module.named_parameters(remove_duplicate=False)),
+               **dict(model.module.named_buffers(remove_duplicate=False))}
+    for name in [t.name for t in cm.compressed] + list(cm.tied):
+        tensor = tensors.get(name)
+        if tensor is not None:
+            tensor.data = torch.zeros((), dtype=tensor.dtype).expand(tensor.shape)
 
 
 # How much larger than the .vqm each export may be (docs/results/*: ONNX <= 1.01x + 16 KiB,

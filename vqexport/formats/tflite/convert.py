@@ -65,9 +65,10 @@ def to_flatbuffer(module, shape, lifted=()) -> bytes:
             if channels_last(len(shape)):
                 module, x = litert_torch.to_channel_last_io(module, args=[0]), x.permute(last_perm(len(shape)))
                 module.training = False  # the wrapper's own flag: eval() would recurse into an export
-            return litert_torch.convert(module, (x.contiguous(), *weights)).model_content()
+            data = litert_torch.convert(module, (x.contiguous(), *weights)).model_content()
     except Exception as e:  # noqa: BLE001 - torch.export and MLIR raise anything; each is worded for the user
         raise ConversionError(_explain(e, step, log.text if log is not None else "")) from None
+    return data
 
 
 def _weights_as_inputs(module, names: tuple):
