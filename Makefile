@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# The pinned set is about 8.3 GiB installed (torch's CUDA libraries alone are 4 GiB), and the install
-# peaks higher while pip holds the downloaded wheels; pip's cache would keep a second copy of every
-# wheel, so it is off.
+# The pinned set is about 8.3 GiB installed (torch's CUDA libraries alone are 4 GiB); the install of
+# .venv and .venv-tf216 peaked at 12.3 GiB on a fresh clone, while pip holds the downloaded wheels.
+# pip's cache would keep a second copy of every wheel, so it is off.
 export PIP_NO_CACHE_DIR := 1
 NEED_GIB ?= 14
 
