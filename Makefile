@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# The pinned set is about 8.3 GiB installed (torch's CUDA libraries alone are 4 GiB); the install of
-# .venv and .venv-tf216 peaked at 12.3 GiB on a fresh clone, while pip holds the downloaded wheels.
-# pip's cache would keep a second copy of every wheel, so it is off.
+# The pinned set is about 8.3 GiB installed (torch's CUDA libraries alone are 4 GiB), .venv-tf216
+# 1.3 GiB; `make test` on a fresh clone took up to 12.3 GiB more disk (pip holds the downloaded
+# wheels until it has installed them all). pip's cache would keep a second copy of every wheel, so it is off.
 export PIP_NO_CACHE_DIR := 1
 NEED_GIB ?= 14
 
