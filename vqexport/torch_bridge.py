@@ -87,7 +87,21 @@ def to_torch(cm: CompressedModel, model=None, quiet: bool = True, share_raw: boo
         raise LoadError(f"the compressed weights do not fit the model: {first_line(e)}") from None
 
 
-def _copy_with_tensors(src, state: dict):
+def rebound(module, cm: CompressedModel):
+    """A copy of an eager or torch.export module whose tensors are cm's, the compressed ones as
+    placeholders (decoded_state_dict), for an exporter that feeds those itself. Nothing is copied:
+    not the module's tensors, not cm's raw ones. cm may hold tensors the module lacks (torch's
+    TorchScript-to-export conversion drops BatchNorm's unused num_batches_tracked). No folding
+    either: it is for a module whose BatchNorms cm's values already neutralise (a TorchScript or
+    torch.export one; fold.py)."""
+    state = decoded_state_dict(cm, copy_raw=False, placeholders=True)
+    try:
+        return _copy_with_tensors(module, state, extra_ok=True)
+    except RuntimeError as e:
+        raise LoadError(f"the compressed weights do not fit the model: {first_line(e)}") from None
+
+
+def _copy_with_tensors(src, state: dict, extra_ok: bool = False):
     """deepcopy(src) whose parameters and buffers are `state`'s tensors: the source's weights are
     never copied (the memo hands deepcopy the replacement for each original tensor)."""
     import torch
@@ -96,7 +110,7 @@ def _copy_with_tensors(src, state: dict):
     only_model, only_vqm = sorted(set(original) - set(state)), sorted(set(state) - set(original))
     if only_model:
         raise RuntimeError(f"the model's tensor {only_model[0]} is not in the .vqm")
-    if only_vqm:
+    if only_vqm and not extra_ok:
         raise RuntimeError(f"the .vqm's tensor {only_vqm[0]} is not in the model")
     memo = {}
     for name, t in original.items():

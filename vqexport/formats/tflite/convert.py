@@ -24,6 +24,7 @@ from ...layouts import last_perm
 from ...util.native_output import silenced
 
 ROUTE = "litert-torch"
+TS_STEP = "torch's TorchScript to torch.export converter"
 _NAMED = re.compile(r"(aten\.[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?|'tfl\.[a-z0-9_]+'|torch\.ops\.[A-Za-z0-9_.]+)")
 
 
@@ -54,7 +55,7 @@ def to_flatbuffer(module, shape, lifted=()) -> bytes:
             import litert_torch
 
             if isinstance(module, torch.jit.ScriptModule):
-                step = "torch's TorchScript to torch.export converter"
+                step = TS_STEP
                 module = _from_torchscript(module, x)
                 step = ROUTE
             weights = _stand_ins(module, lifted)
@@ -115,6 +116,20 @@ def short_names(tfl) -> None:
             head, sep, tail = name.partition(";")
             short = head.rsplit("/", 1)[-1].rsplit(".", 1)[-1] + (sep + tail if tail.isdigit() else "")
             t.name = short.encode()
+
+
+def from_torchscript(module, shape):
+    """A TorchScript module as a torch.export program's module, sharing its tensors; the one-line
+    ConversionError when torch cannot convert it."""
+    import torch
+
+    log = None
+    try:
+        with silenced() as log, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _from_torchscript(module, torch.zeros(shape, dtype=torch.float32))
+    except Exception as e:  # noqa: BLE001 - the TorchScript converter raises anything; worded for the user
+        raise ConversionError(_explain(e, TS_STEP, log.text if log is not None else "")) from None
 
 
 def _from_torchscript(module, x):

@@ -32,7 +32,7 @@ import numpy as np
 
 from ...errors import ConfigError, VqexportError
 from ...layouts import channels_first, is_channels_last, layout_name, to_last
-from ...torch_bridge import to_torch
+from ...torch_bridge import rebound, to_torch
 from ...util.fileio import atomic_path
 from ...util.progress import layer_bar, stage
 from .. import HalfPrecisionNote
@@ -79,7 +79,13 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
                       "convs only with constant filters, so they run on TFLite's slower builtin kernels: "
                       "--decode load keeps the dense model's speed", ConvDecodeNote, stacklevel=2)
     spec = _input_spec(compressed.metadata.get("input") or getattr(model, "input", None), input_shape)
-    module = to_torch(compressed, model, quiet=quiet, share_raw=True, placeholders=True)  # the weights are inputs
+    src = getattr(model, "module", model)
+    if _is_torchscript(src):
+        # Converted as it is, then given cm's tensors: a copy of a TorchScript module copies every
+        # weight (VGG-16: 0.5 GB), and torch's TorchScript-to-export conversion shares them.
+        module = rebound(convert.from_torchscript(src, spec["shape"]), compressed)
+    else:
+        module = to_torch(compressed, model, quiet=quiet, share_raw=True, placeholders=True)  # the weights are inputs
     names = [t.name for t in comp]
     with stage(f"converting PyTorch -> TFLite ({convert.ROUTE})", quiet):
         tfl = flatbuffer.read_model(convert.to_flatbuffer(module, spec["shape"], lifted=names))
@@ -133,6 +139,12 @@ def export_dense_tflite(model, path, input_spec=None, *, labels=None) -> dict:
 
 
 # -- input spec ----------------------------------------------------------------------------------
+def _is_torchscript(module) -> bool:
+    import torch
+
+    return isinstance(module, torch.jit.ScriptModule)
+
+
 def _input_spec(spec, input_shape) -> dict:
     spec = dict(spec or {})
     if input_shape is not None:
