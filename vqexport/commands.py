@@ -252,11 +252,11 @@ def _export(args, suffix: str, write):
 def _release_compressed(model, cm) -> None:
     """Let the loaded model's copies of the weights that cm now holds compressed go: the exporters
     build the network from cm's tensors, never from these (VGG-16: 0.5 GB less at the export's peak).
-    Only an eager module's, which the command loaded and owns: a TorchScript module's tensors are
-    copied whole by the exporters, and a torch.export program's are part of its graph."""
+    Only an eager or TorchScript module's, which the command loaded and owns; a torch.export
+    program's tensors are part of its graph's signature."""
     import torch
 
-    if model.kind not in ("state_dict", "pickle"):
+    if model.kind not in ("state_dict", "pickle", "torchscript"):
         return
     tensors = {**dict(model.module.named_parameters(remove_duplicate=False)),
                **dict(model.module.named_buffers(remove_duplicate=False))}

@@ -74,18 +74,26 @@ def _stand_ins(module, names) -> tuple:
     """Zero-memory sample inputs for the lifted weights; the module's own copies become one-element
     stand-ins. functional_call never reads those copies, but the converter lowers every parameter
     and buffer of the program to a constant and makes it contiguous first: VGG-16's 0.5 GB of
-    broadcast placeholders became 0.5 GB of zeros at the conversion's peak."""
+    broadcast placeholders became 0.5 GB of zeros at the conversion's peak. A tied weight's other
+    names get the same stand-in, so that they stay tied and the lifted input feeds them all."""
     import torch
 
+    slots: dict[int, list] = {}  # id(tensor) -> every (table, key) that holds it
+    for sub in module.modules():
+        for table in (sub._parameters, sub._buffers):
+            for key, t in table.items():
+                if t is not None:
+                    slots.setdefault(id(t), []).append((table, key))
     inputs = []
     for name in names:
         owner_name, _, leaf = name.rpartition(".")
         owner = module.get_submodule(owner_name) if owner_name else module
-        table = owner._parameters if leaf in owner._parameters else owner._buffers
-        t = table[leaf]
+        t = owner._parameters[leaf] if leaf in owner._parameters else owner._buffers[leaf]
         inputs.append(torch.zeros((), dtype=t.dtype).expand(t.shape))
         small = torch.zeros(1, dtype=t.dtype)
-        table[leaf] = torch.nn.Parameter(small, requires_grad=False) if isinstance(t, torch.nn.Parameter) else small
+        small = torch.nn.Parameter(small, requires_grad=False) if isinstance(t, torch.nn.Parameter) else small
+        for table, key in slots.get(id(t), []):
+            table[key] = small
     return tuple(inputs)
 
 
