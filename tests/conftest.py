@@ -8,6 +8,26 @@ import numpy as np
 import pytest
 import torch
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_tool(relpath: str):
+    """A script under tools/ as a module (tools/ is not a package), for testing its functions."""
+    path = ROOT / "tools" / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def tf216_python() -> str | None:
+    """TF 2.16.1's venv (the Android app's TFLite runtime, and tf_keras): make test builds it."""
+    for cand in (os.environ.get("VQEXPORT_TF216_PYTHON"), str(ROOT / ".venv-tf216" / "bin" / "python"),
+                 str(Path.home() / ".venv-tf216" / "bin" / "python")):
+        if cand and Path(cand).exists():
+            return cand
+    return None
+
 
 def tiny_mlp(seed: int = 0, n_in: int = 48, hidden: int = 32, n_out: int = 10) -> torch.nn.Module:
     with torch.random.fork_rng(devices=[]):

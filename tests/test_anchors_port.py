@@ -1,8 +1,6 @@
 """tools/anchors: the torch -> Keras weight port (tfmot's anchor needs the same model in Keras), and
 the exact byte count of coremltools' palettized tensors in tools/anchors_testbed.py."""
-import importlib.util
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -10,14 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import load_tool, tf216_python
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _port():
-    spec = importlib.util.spec_from_file_location("keras_port", ROOT / "tools" / "anchors" / "keras_port.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("anchors/keras_port.py")
 
 
 def _net(seed: int):
@@ -55,17 +52,9 @@ def test_linear_kernel_permutation_round_trips_and_matches_flatten_order():
         port.linear_kernel(weight, (c, h, w + 1))
 
 
-def _keras_python():
-    """TF 2.16.1's venv (make test builds it, with tf_keras): the Keras port runs there, as in tfmot's."""
-    for cand in (os.environ.get("VQEXPORT_TF216_PYTHON"), str(ROOT / ".venv-tf216" / "bin" / "python")):
-        if cand and Path(cand).exists():
-            return cand
-    return None
-
-
 @pytest.mark.tflite  # needs TF 2.16.1's venv
 def test_keras_logits_match_torch(tmp_path):
-    python = _keras_python()
+    python = tf216_python()  # the Keras port runs in its tf_keras, as in tfmot's
     if python is None:
         pytest.skip("no TF 2.16.1 venv (.venv-tf216, which make test builds)")
     port = _port()
@@ -96,10 +85,7 @@ def test_describe_torch_refuses_unknown_layers():
 
 
 def _testbed():
-    spec = importlib.util.spec_from_file_location("anchors_testbed", ROOT / "tools" / "anchors_testbed.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("anchors_testbed.py")
 
 
 def test_exact_bytes_counts_index_bits_luts_and_float_tensors():

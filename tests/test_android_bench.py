@@ -2,7 +2,6 @@
 per process, crashes and bad results as rows, merging, cool-down, the report. No phone needed."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import zipfile
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import load_tool
 
 # The fake adb: state lives in $FAKE_ADB_DIR (calls.jsonl, log.txt, sdcard/, running, behaviour.json).
 # `am start ... --es models NAME` plays the app for NAME as behaviour.json says: "ok" (a row and
@@ -84,9 +83,7 @@ elif argv[:2] == ["shell", "rm"]:
 
 @pytest.fixture
 def bench(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("android_bench", ROOT / "tools" / "android_bench.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_tool("android_bench.py")
     bindir = tmp_path / "bin"
     bindir.mkdir()
     adb = bindir / "adb"

@@ -1,5 +1,4 @@
 """tools/bench_compress.py end to end on its tiny model, plus its shared error function."""
-import importlib.util
 import json
 import subprocess
 import sys
@@ -8,15 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import load_tool
+
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "bench_compress.py"
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("bench_compress", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("bench_compress.py")
 
 
 @pytest.mark.slow  # a child process per config (11 s)

@@ -4,7 +4,6 @@ The mutators and the oracle are tools/fuzz_vqm.py's, which runs the same for mil
 The only allowed outcomes are success (with no more decoded bytes than the cap) or a
 VqexportError; any other exception fails the test, and hypothesis shrinks it to a small case.
 """
-import importlib.util
 import json
 import struct
 import subprocess
@@ -17,18 +16,13 @@ from hypothesis import strategies as st
 from vqexport.formats import limits
 from vqexport.formats.vqm import parse_vqm
 
+from conftest import load_tool
+
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "fuzz_vqm.py"
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("fuzz_vqm", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fuzz = _tool()  # it puts tools/ on sys.path for its own import of the mutators
+fuzz = load_tool("fuzz_vqm.py")  # it puts tools/ on sys.path for its own import of the mutators
 import vqm_mutations as mut  # noqa: E402
 
 VQMS = mut.seed_vqms(0)

@@ -1,8 +1,6 @@
 """TFLite export: every method x every decode mode, run in LiteRT against to_torch(cm).
 """
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -10,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_CNN_INPUT, tiny_cnn
+from conftest import TINY_CNN_INPUT, tf216_python, tiny_cnn
 
 pytest.importorskip("litert_torch")
 pytest.importorskip("ai_edge_litert")
@@ -205,18 +203,9 @@ def test_conversion_failure_is_one_line_that_helps(tmp_path, capsys):
     log.unlink()
 
 
-def _tf216_python():
-    root = Path(__file__).resolve().parents[1]
-    for cand in (os.environ.get("VQEXPORT_TF216_PYTHON"), str(root / ".venv-tf216/bin/python"),
-                 str(Path.home() / ".venv-tf216/bin/python")):
-        if cand and shutil.which(cand):
-            return cand
-    return None
-
-
 def test_runs_in_tflite_2_16_1(exported, inputs, tmp_path):
     """The files load and agree in TensorFlow Lite 2.16.1 itself (when a venv with it exists)."""
-    python = _tf216_python()
+    python = tf216_python()
     if python is None:
         pytest.skip("no TF 2.16.1 Python: `make test` installs .venv-tf216, or set VQEXPORT_TF216_PYTHON")
     keys = sorted(exported)

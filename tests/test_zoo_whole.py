@@ -1,6 +1,5 @@
 """tools/zoo_whole.py: its weight error, the coremltools child's module shells, and the table with failures."""
 import argparse
-import importlib.util
 import os
 from pathlib import Path
 
@@ -10,15 +9,14 @@ import torch
 
 import vqexport
 
+from conftest import load_tool
+
 ROOT = Path(__file__).resolve().parents[1]
 ANCHOR_PY = Path(os.environ.get("VQEXPORT_ANCHORS_PYTHON", ROOT / ".venv-anchors" / "bin" / "python"))
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("zoo_whole", ROOT / "tools" / "zoo_whole.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("zoo_whole.py")
 
 
 def test_weight_errors_are_mse_and_relative_norm():
