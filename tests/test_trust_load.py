@@ -129,6 +129,7 @@ def _pickled(entry):
     (lambda e: e["tensor_meta"]["sizes"][0].update(as_int=4000), "reaches element"),
     (lambda e: e["tensor_meta"]["strides"][0].update(as_int=-9), "inconsistent sizes"),
     (lambda e: e["tensor_meta"].update(dtype=9999), "no valid dtype"),
+    (lambda e: e["tensor_meta"].update(sizes=[{"as_int": 10**9}] * 4, strides=[{"as_int": 0}] * 4), "declares"),
     (lambda e: e["tensor_meta"]["storage_offset"].update(as_int="0"), "no valid dtype"),
 ])
 def test_pt2_tensor_table_is_checked(pt2, tmp_path, capsys, change, says):

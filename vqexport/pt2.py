@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import pickle
 import re
 import types
@@ -181,7 +182,8 @@ def _payloads(z: zipfile.ZipFile, path: Path, root: str, kind: str) -> dict:
             offset = _as_int(tm["storage_offset"])
         except (KeyError, TypeError, ValueError):
             raise Pt2Error(f"{bad} has no valid dtype, sizes, strides and offset") from None
-        if dtype.is_complex or dtype in (torch.bool,) or not (dtype.is_floating_point or dtype.itemsize <= 8):
+        if dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int8, torch.uint8,
+                         torch.int16, torch.int32, torch.int64, torch.bool):
             raise Pt2Error(f"{bad} has the unsupported dtype {dtype}")
         if len(size) != len(stride) or min([offset, *size, *stride], default=0) < 0:
             raise Pt2Error(f"{bad} has inconsistent sizes {size}, strides {stride} and offset {offset}")
@@ -195,6 +197,8 @@ def _payloads(z: zipfile.ZipFile, path: Path, root: str, kind: str) -> dict:
         last = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True)) if all(size) else -1
         if last >= flat.numel():
             raise Pt2Error(f"{bad} reaches element {last} of {meta['path_name']}, which holds {flat.numel()}")
+        if math.prod(size) > flat.numel():  # a stride of 0 lets a few bytes declare any size; loading copies it
+            raise Pt2Error(f"{bad} declares {math.prod(size)} elements over {meta['path_name']}'s {flat.numel()}")
         tensor = torch.as_strided(flat, size, stride, offset) if all(size) else torch.zeros(size, dtype=dtype)
         out[name] = torch.nn.Parameter(tensor, requires_grad=False) if meta.get("is_param") else tensor
     return out
