@@ -43,31 +43,29 @@ def to_flatbuffer(module, shape, lifted=()) -> bytes:
     lifted: names of weights that become graph inputs 1, 2, ... in that order, after the data
     input 0, instead of constants: the converter then cannot fold anything into them (a
     BatchNorm it fuses into the conv before, ConvNeXt's layer scale into the Linear before), and
-    the rewrite knows each weight's tensor by its input (export.py).
+    the rewrite knows each weight's tensor by its input (export.py). Their tensors in `module`
+    are replaced by stand-ins (_stand_ins): pass a module made for the export.
     """
     import torch
 
+    if isinstance(module, torch.jit.ScriptModule):
+        module = from_torchscript(module, shape)
     x = torch.zeros(shape, dtype=torch.float32)
-    log, step = None, ROUTE
+    log = None
     try:
         with silenced() as log, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the converters' deprecation and "populate state_dict" notes
+            warnings.simplefilter("ignore")  # the converter's deprecation notes
             import litert_torch
 
-            if isinstance(module, torch.jit.ScriptModule):
-                step = TS_STEP
-                module = _from_torchscript(module, x)
-                step = ROUTE
             weights = _stand_ins(module, lifted)
             if lifted:
                 module = _weights_as_inputs(module, tuple(lifted))
             if channels_last(len(shape)):
                 module, x = litert_torch.to_channel_last_io(module, args=[0]), x.permute(last_perm(len(shape)))
                 module.training = False  # the wrapper's own flag: eval() would recurse into an export
-            data = litert_torch.convert(module, (x.contiguous(), *weights)).model_content()
+            return litert_torch.convert(module, (x.contiguous(), *weights)).model_content()
     except Exception as e:  # noqa: BLE001 - torch.export and MLIR raise anything; each is worded for the user
-        raise ConversionError(_explain(e, step, log.text if log is not None else "")) from None
-    return data
+        raise ConversionError(_explain(e, ROUTE, log.text if log is not None else "")) from None
 
 
 def _stand_ins(module, names) -> tuple:
@@ -130,21 +128,15 @@ def from_torchscript(module, shape):
     """A TorchScript module as a torch.export program's module, sharing its tensors; the one-line
     ConversionError when torch cannot convert it."""
     import torch
+    from torch._export.converter import TS2EPConverter
 
     log = None
     try:
         with silenced() as log, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return _from_torchscript(module, torch.zeros(shape, dtype=torch.float32))
+            warnings.simplefilter("ignore")  # its "populate state_dict" notes, one per unused buffer
+            return TS2EPConverter(module, (torch.zeros(shape, dtype=torch.float32),)).convert().module()
     except Exception as e:  # noqa: BLE001 - the TorchScript converter raises anything; worded for the user
         raise ConversionError(_explain(e, TS_STEP, log.text if log is not None else "")) from None
-
-
-def _from_torchscript(module, x):
-    """A TorchScript module as a torch.export program's module: torch.export cannot take TorchScript."""
-    from torch._export.converter import TS2EPConverter
-
-    return TS2EPConverter(module, (x,)).convert().module()
 
 
 def _explain(error: Exception, step: str, captured: str) -> str:
