@@ -165,8 +165,8 @@ def _weight_inputs(tfl, tensors) -> dict:
     laid out its elements there: None (as in torch), a tuple of axes (transposed), or an array whose
     element j is the torch weight's element (row-major) at position j of the tensor. The weights are
     the main graph's inputs 1, 2, ... (convert.to_flatbuffer); each leaves the inputs and the
-    signature. Arrays are made only when a RESHAPE follows a TRANSPOSE: a Linear weight of 100 M
-    elements gets None, not 800 MB of positions."""
+    signature. Arrays are made only where a RESHAPE changes the shape or follows a TRANSPOSE (conv
+    filters): a Linear weight of 100 M elements gets None, not 800 MB of positions."""
     g = tfl.subgraphs[0]
     inputs = [int(i) for i in g.inputs]
     if len(inputs) != 1 + len(tensors):
@@ -337,13 +337,11 @@ def _layout(order, shape, source_shape):
             return "W"
         return "WT" if len(source_shape) == 2 and axes == (1, 0) else axes
 
+    if order is None:  # kept as it is, in torch's shape
+        return "W"
     if isinstance(order, tuple):
         return named(order)
     fits = [a for a in itertools.permutations(range(len(source_shape))) if [source_shape[i] for i in a] == shape]
-    if order is None:  # torch's element order, reshaped: an axes order that only moves unit axes is the same
-        big = [i for i in range(len(source_shape)) if source_shape[i] != 1]
-        moved = [a for a in fits if [i for i in a if source_shape[i] != 1] == big]
-        return named(moved[0]) if moved else "W"
     identity = np.arange(order.size).reshape(source_shape)
     for axes in fits:
         if np.array_equal(order, identity.transpose(axes).ravel()):
