@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .config import MIN_SIZE, CompressConfig, QuantConfig
+from .errors import ConfigError
 from .ir import CompressedModel
 from .load import LoadedModel
 from .load import load_model as _load
@@ -19,9 +20,13 @@ def load_model(path_or_module, arch: str | None = None, trust_pickle: bool = Fal
 
 def compress(model, method: str = "kmeans", *, layers="*", seed: int = 0, overrides=None,
              types=TYPES, min_size: int = MIN_SIZE, type_overrides=None,
-             config: CompressConfig | None = None, quiet: bool = True, **params) -> CompressedModel:
+             config: CompressConfig | None = None, quiet: bool = True, calib=None, calib_images: int | None = None,
+             **params) -> CompressedModel:
     """Compress the weights of `model` (a LoadedModel, an nn.Module, or a path): every weight of the
     chosen types (conv, linear, embedding, attention) with at least min_size elements.
+
+    calib: data-aware fitting on calibration images (vqexport.calibrate): a data set name or path
+    (its training split, calib_images of them, drawn by seed), or a vqexport.calibrate.Calibration.
 
     Example: write_vqm(compress(load_model("model.pt"), "pq", k=16, d=4, seed=0), "model.vqm")
     """
@@ -33,7 +38,13 @@ def compress(model, method: str = "kmeans", *, layers="*", seed: int = 0, overri
         config = CompressConfig(quant=QuantConfig(method=method, **params), layers=layers,
                                 overrides=overrides or (), seed=seed, types=types, min_size=min_size,
                                 type_overrides=type_overrides or ())
-    return compress_model(model, config, quiet=quiet)
+    if isinstance(calib, str):
+        from .calibrate import DEFAULT_IMAGES, calibration
+
+        calib = calibration(model, calib, calib_images or DEFAULT_IMAGES, config.seed)
+    elif calib_images is not None:
+        raise ConfigError("calib_images applies with calib=DATA")
+    return compress_model(model, config, quiet=quiet, calib=calib)
 
 
 def read_vqm(path) -> CompressedModel:

@@ -27,6 +27,7 @@ import numpy as np
 
 from .config import CompressConfig, QuantConfig
 from .errors import ConfigError
+from .evaluate.datasets import training_images
 from .methods import registry
 
 # The settings a layer may take. Raw (uncompressed) is always a choice too.
@@ -103,7 +104,7 @@ class Budget:
         if not layers:
             raise ConfigError(f"{model.name}: has no layer that can be compressed")
         self.model, self.seed = model, seed
-        x_cal, self.x_val, self.y_val = _images(data, model.input, images, holdout, seed)
+        x_cal, self.x_val, self.y_val = training_images(data, model.input, images, holdout, seed)
         self.probe = _Probe(model, x_cal)
         self.options = {name: _options(self.probe, name, candidates, seed, progress) for name in layers}
         self.fixed = _fixed_bytes(model, layers)
@@ -121,18 +122,6 @@ class Budget:
         plan = _fit_drop(self.options, self.probe, self.model, self.x_val, self.y_val, max_drop, self.seed)
         plan.options = self.options
         return plan
-
-
-def _images(data: str, spec: dict | None, n_cal: int, n_val: int, seed: int):
-    """Calibration and held-out images: a built-in set's training split (never its test
-    split, which the user reports on), or the user's own files."""
-    from .evaluate.datasets import BUILT_IN, load_dataset, prepare
-
-    x, y = BUILT_IN[data]("train") if data in BUILT_IN else load_dataset(data, (spec or {}).get("shape"))
-    order = np.random.default_rng(seed).permutation(len(x))
-    cal = order[:n_cal]
-    val = order[n_cal:n_cal + n_val] if len(order) > n_cal else order[:n_val]
-    return prepare(x[cal], spec), prepare(x[val], spec), y[val]
 
 
 class _Probe:

@@ -7,6 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from .calibrate import DEFAULT_IMAGES as DEFAULT_CALIB_IMAGES
 from .config import MIN_SIZE, CompressConfig
 from .errors import ConfigError, VqexportError
 from .methods import registry
@@ -79,6 +80,14 @@ def _method_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--override", action="append", default=[], metavar="GLOB:KEY=V[,KEY=V]",
                    help="per-layer setting, e.g. '13:k=8' or 'classifier.*:method=svd,rank=16'")
     g.add_argument("--seed", type=int, help=f"{_readers('seed')}: random seed (default: {DEFAULTS['seed']})")
+    c = p.add_argument_group("calibration (data-aware fitting: codebooks and indices fitted to each layer's "
+                             "output error on sample inputs)")
+    c.add_argument("--calib", metavar="DATA",
+                   help="mnist5k | digits | fashion (their training split) | FOLDER | FILE.npz")
+    c.add_argument("--calib-images", type=_at_least(1), metavar="N",
+                   help=f"calibration inputs drawn by --seed (default: {DEFAULT_CALIB_IMAGES})")
+    c.add_argument("--bias-correction", action="store_true", default=None,
+                   help="also add (W - W') E[x] to each calibrated layer's bias (its mean output stays put)")
     b = p.add_argument_group("budget (instead of the method flags: a setting per layer, from measured sensitivity)")
     b.add_argument("--target-size", type=_size, metavar="SIZE",
                    help="the largest file to write, e.g. 400KB or 1.5MiB; the budget picks each layer's setting")
@@ -111,11 +120,17 @@ def resolve_method_flags(args) -> None:
             + (["--min-size"] if args.min_size is not None else []) \
             + (["--raw-dtype"] if args.raw_dtype is not None else []) \
             + [f for f, v in (("--target-size", args.target_size), ("--max-drop", args.max_drop),
-                              ("--data", args.data)) if v is not None]
+                              ("--data", args.data), ("--calib", args.calib), ("--calib-images", args.calib_images),
+                              ("--bias-correction", args.bias_correction)) if v is not None]
         if flags:
             raise ConfigError(f"{flags[0]} has no effect with a .vqm input: {args.model} is already compressed; "
                               "give the model itself to compress it again")
     _check_budget_flags(args, given)
+    if args.calib is None:
+        needs = [f for f, v in (("--calib-images", args.calib_images), ("--bias-correction", args.bias_correction))
+                 if v is not None]
+        if needs:
+            raise ConfigError(f"{needs[0]} has no effect without --calib DATA")
     method = args.method or DEFAULTS["method"]
     methods = {method} | {value.strip() for text in args.override + args.type_override
                           for key, _, value in (item.partition("=") for item in text.rpartition(":")[2].split(","))

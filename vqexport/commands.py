@@ -108,7 +108,13 @@ def _compress(args, model, overhead=(1.0, 0)):
         weights = model.weights()
         config.check_used(weights, {n: int(state[n].numel()) for n in weights},
                           getattr(args, "given_method_flags", None))
-    cm = api.compress(model, config=config, quiet=args.quiet)
+    calib = None
+    if args.calib is not None:
+        from .calibrate import DEFAULT_IMAGES, calibration
+
+        calib = calibration(model, args.calib, args.calib_images or DEFAULT_IMAGES, args.seed,
+                            bias_correction=bool(args.bias_correction))
+    cm = api.compress(model, config=config, quiet=args.quiet, calib=calib)
     if not cm.compressed and not args.quiet:
         why = (f"every weight of the chosen types is below --min-size {args.min_size}" if cm.metadata.get("skipped")
                else "it has no weight of the chosen types")

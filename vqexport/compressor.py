@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 
+from .calibrate import Calibration
 from .config import CompressConfig
 from .errors import ConfigError
 from .ir import CompressedModel, CompressedTensor, dense_section
@@ -15,7 +16,10 @@ from .util.progress import layer_bar
 from .version import __version__
 
 
-def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = True) -> CompressedModel:
+def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = True,
+                   calib: Calibration | None = None) -> CompressedModel:
+    """calib: calibration images, for data-aware fitting of the layers it applies to (vqexport.calibrate)."""
+    source = model
     model, folded = fold_for_export(model) if config.fold_batchnorm else (model, [])
     state = model.state_dict()
     tied = tied_names(state)
@@ -44,10 +48,11 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
         warnings.warn(f"layer {name} {tuple(state[name].shape)} left uncompressed: {reason}", SkippedLayerWarning,
                       stacklevel=3)
     skipped = {n: r for n, r in {**skipped, **misfits}.items() if n not in tied}
+    stats, plain = _input_stats(source, plans, calib, quiet) if calib is not None else ({}, {})
 
     import torch
 
-    tensors, layers, widened = [], {}, []
+    tensors, layers, widened, deltas = [], {}, [], {}
     bar = layer_bar([(n, int(state[n].numel())) for n in plans], quiet, "compress")
     for name, value in state.items():
         if name in tied:  # stored once, under the first name (see tied_names)
@@ -62,13 +67,17 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
         w = value.detach().to("cpu").float().numpy()
         t = registry.get(q.method).fit(w, q, config.seed)
         t.name = name
+        extra = {}
+        if name in stats:
+            t, extra = _calibrated(w, t, stats[name], calib, state, deltas)
         err = _rel_error(w, t)
         layers[name] = {"method": q.method, "type": weights[name], "shape": list(t.shape),
                         "bits_per_weight": round(t.bits_per_weight, 6),
-                        "compression": round(t.compression, 4), "rel_error": round(err, 6), **_params(q)}
+                        "compression": round(t.compression, 4), "rel_error": round(err, 6), **_params(q), **extra}
         tensors.append(t)
         bar.done(name)
     bar.close()
+    _correct_biases(tensors, deltas)
     metadata = {
         "format": "vqm",
         "producer": f"vqexport {__version__}",
@@ -78,6 +87,8 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
     }
     if skipped:
         metadata["skipped"] = skipped
+    if calib is not None:
+        metadata["calibration"] = {**calib.record(), **({"plain": plain} if plain else {})}
     if folded:
         metadata["folded"] = [list(pair) for pair in folded]
     if widened:
@@ -92,6 +103,60 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
     # Carried by every writer, so an .onnx or .tflite can report its own compression rates.
     metadata["summary"] = {k: round(v, 6) if isinstance(v, float) else v for k, v in cm.summary().items()}
     return cm
+
+
+def _input_stats(model: LoadedModel, plans: dict, calib: Calibration, quiet: bool):
+    """({name: InputStats} of the planned layers that calibration applies to, {name: why not} of
+    the others, which are fitted plainly, with a warning). None applying at all is an error."""
+    from .calibrate import refit
+    from .calibrate.stats import collect
+    from .util.progress import step_bar
+
+    plain = {n: f"--calib does not apply to method {q.method}" + (" by rows" if q.method == "pq" else "")
+             for n, q in plans.items() if q.method not in refit.METHODS or getattr(q, "rows", False)}
+    wanted = [n for n in plans if n not in plain]
+    if not wanted:
+        raise ConfigError("--calib applies to binary, kmeans, pq (by columns) and vq layers; "
+                          + "; ".join(f"{n}: {r}" for n, r in plain.items()))
+    bar = step_bar(len(calib.images), "calibrate", quiet, every=10)
+    try:
+        stats, missed = collect(model.module, calib.images, wanted, progress=lambda done: bar.update(done - bar.n))
+    finally:
+        bar.close()
+    plain.update(missed)
+    for name, reason in missed.items():
+        warnings.warn(f"layer {name} fitted without calibration: {reason}", SkippedLayerWarning, stacklevel=3)
+    return stats, plain
+
+
+def _calibrated(w, t, stats, calib: Calibration, state: dict, deltas: dict):
+    """The layer refitted to its inputs, with its output error before and after in the metadata,
+    and its bias correction recorded in deltas."""
+    from .calibrate import bias_delta, output_error
+    from .calibrate.refit import refit
+
+    before = output_error(w, registry.decode(t), stats.second)
+    t = refit(w, t, stats, calib.feedback)
+    decoded = registry.decode(t)
+    extra = {"rel_output_error_plain": round(before, 6),
+             "rel_output_error": round(output_error(w, decoded, stats.second), 6)}
+    if calib.bias_correction:
+        bias = t.name[: -len("weight")] + "bias" if t.name.endswith("weight") else None
+        if bias in state:
+            deltas[bias] = bias_delta(w, decoded, stats.mean)
+        else:
+            extra["bias_correction"] = "the layer has no bias"
+    return t, extra
+
+
+def _correct_biases(tensors: list, deltas: dict) -> None:
+    """Add each layer's (W - W') E[x] to its raw bias, at the bias's own stored dtype."""
+    for i, t in enumerate(tensors):
+        if t.name in deltas:
+            value = t.sections["raw"].data
+            new = (value.astype(np.float64) + deltas[t.name].reshape(value.shape)).astype(value.dtype)
+            tensors[i] = CompressedTensor(name=t.name, method="raw", shape=t.shape,
+                                          sections={"raw": dense_section("raw", new)})
 
 
 def fold_for_export(model: LoadedModel) -> tuple[LoadedModel, list[tuple[str, str]]]:

@@ -108,6 +108,16 @@ def load_dataset(source: str, shape=None, scale: float | None = None, labels=Non
     return (x / np.float32(scale) if scale is not None else x), y
 
 
+def training_images(data: str, spec: dict | None, n_cal: int, n_val: int, seed: int):
+    """(calibration x, held-out x, held-out y), normalised for the model: a built-in set's training
+    split (never its test split, which the user reports on), or the user's own files."""
+    x, y = BUILT_IN[data]("train") if data in BUILT_IN else load_dataset(data, (spec or {}).get("shape"))
+    order = np.random.default_rng(seed).permutation(len(x))
+    cal = order[:n_cal]
+    val = order[n_cal:n_cal + n_val] if len(order) > n_cal else order[:n_val]
+    return prepare(x[cal], spec), prepare(x[val], spec), y[val]
+
+
 def check_scale(scale) -> float:
     try:
         scale = float(scale)
