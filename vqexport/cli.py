@@ -24,6 +24,7 @@ EPILOG = {
     "bench": "example:\n  vqexport bench model.tflite --runs 200 --json",
     "eval": "example:\n  vqexport eval model.tflite --data mnist5k",
     "sweep": "example:\n  vqexport sweep model.pt --data mnist5k -o sweep/",
+    "finetune": "example:\n  vqexport finetune model.vqm --data fashion --epochs 2 -o tuned.vqm",
 }
 
 
@@ -88,6 +89,11 @@ def _method_flags(p: argparse.ArgumentParser) -> None:
                    help=f"calibration inputs drawn by --seed (default: {DEFAULT_CALIB_IMAGES})")
     c.add_argument("--bias-correction", action="store_true", default=None,
                    help="also add (W - W') E[x] to each calibrated layer's bias (its mean output stays put)")
+    f = p.add_argument_group("fine-tuning (train the codebooks on labelled data; the indices stay)")
+    f.add_argument("--finetune-data", metavar="DATA", help="mnist5k | digits | fashion (their training split) | "
+                   "FOLDER | FILE.npz")
+    f.add_argument("--finetune-epochs", type=_at_least(1), metavar="E", help="passes over the data (default: 1)")
+    _training_flags(f)
     b = p.add_argument_group("budget (instead of the method flags: a setting per layer, from measured sensitivity)")
     b.add_argument("--target-size", type=_size, metavar="SIZE",
                    help="the largest file to write, e.g. 400KB or 1.5MiB; the budget picks each layer's setting")
@@ -95,6 +101,13 @@ def _method_flags(p: argparse.ArgumentParser) -> None:
                    help="the largest top-1 drop, in points, on held-out images of --data; the smallest file within it")
     b.add_argument("--data", help="images for the budget's measurements: mnist5k | digits | fashion (their training "
                                   "split) | FOLDER | FILE.npz")
+
+
+def _training_flags(g) -> None:
+    g.add_argument("--lr", type=float, default=1e-4, help="Adam's learning rate")
+    g.add_argument("--batch", type=_at_least(1), default=128, help="images per step")
+    g.add_argument("--holdout", type=_at_least(0), default=5000,
+                   help="training images kept aside to report held-out top-1 after each epoch")
 
 
 def _readers(setting: str) -> str:
@@ -121,7 +134,9 @@ def resolve_method_flags(args) -> None:
             + (["--raw-dtype"] if args.raw_dtype is not None else []) \
             + [f for f, v in (("--target-size", args.target_size), ("--max-drop", args.max_drop),
                               ("--data", args.data), ("--calib", args.calib), ("--calib-images", args.calib_images),
-                              ("--bias-correction", args.bias_correction)) if v is not None]
+                              ("--bias-correction", args.bias_correction),
+                              ("--finetune-data", args.finetune_data),
+                              ("--finetune-epochs", args.finetune_epochs)) if v is not None]
         if flags:
             raise ConfigError(f"{flags[0]} has no effect with a .vqm input: {args.model} is already compressed; "
                               "give the model itself to compress it again")
@@ -131,6 +146,12 @@ def resolve_method_flags(args) -> None:
                  if v is not None]
         if needs:
             raise ConfigError(f"{needs[0]} has no effect without --calib DATA")
+    if args.finetune_data is None:
+        given_training = [f for f, key in (("--finetune-epochs", "finetune_epochs"),) if getattr(args, key) is not None]
+        given_training += [f for f, key, default in (("--lr", "lr", 1e-4), ("--batch", "batch", 128),
+                                                      ("--holdout", "holdout", 5000)) if getattr(args, key) != default]
+        if given_training:
+            raise ConfigError(f"{given_training[0]} has no effect without --finetune-data DATA")
     method = args.method or DEFAULTS["method"]
     methods = {method} | {value.strip() for text in args.override + args.type_override
                           for key, _, value in (item.partition("=") for item in text.rpartition(":")[2].split(","))
@@ -265,6 +286,19 @@ def build_parser() -> argparse.ArgumentParser:
                            help="once: decode on the first invoke into variables (default); every-run: no "
                                 "extra memory, slow; load: dense speed, but the file needs vqexport's loader "
                                 "(Python, or the demo app) to fill in its weights")
+
+    p = add("finetune", "train a .vqm's codebooks (and its raw tensors) on labelled data; the indices stay")
+    p.add_argument("model", help="the .vqm to fine-tune")
+    p.add_argument("--data", required=True,
+                   help="mnist5k | digits | fashion (their training split) | FOLDER | FILE.npz")
+    p.add_argument("--epochs", type=_at_least(1), default=1, help="passes over the data")
+    _training_flags(p)
+    p.add_argument("--seed", type=int, default=0, help="shuffling and the held-out split (default: 0)")
+    p.add_argument("--model", dest="source", help="for a .vqm without an importable arch: its source model")
+    p.add_argument("--arch", help="for a .vqm without an importable arch: torchvision:NAME or package.module:Class")
+    p.add_argument("--trust-pickle", action="store_true", help="allow --model to be a pickled nn.Module")
+    p.add_argument("-o", "--output", required=True, help="the fine-tuned .vqm to write")
+    p.add_argument("--json", action="store_true")
 
     p = add("bench", "time a .onnx or .tflite like onnxruntime_perf_test / benchmark_model")
     p.add_argument("file")

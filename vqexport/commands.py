@@ -115,6 +115,8 @@ def _compress(args, model, overhead=(1.0, 0)):
         calib = calibration(model, args.calib, args.calib_images or DEFAULT_IMAGES, args.seed,
                             bias_correction=bool(args.bias_correction))
     cm = api.compress(model, config=config, quiet=args.quiet, calib=calib)
+    if args.finetune_data is not None:
+        cm = _finetuned(args, cm, model, args.finetune_data, args.finetune_epochs or 1)
     if not cm.compressed and not args.quiet:
         why = (f"every weight of the chosen types is below --min-size {args.min_size}" if cm.metadata.get("skipped")
                else "it has no weight of the chosen types")
@@ -284,6 +286,34 @@ def cmd_to_onnx(args) -> int:
 def cmd_to_tflite(args) -> int:
     return _export(args, ".tflite", lambda cm, out, model: api.to_tflite(cm, out, model=model, decode=args.decode,
                                                                                  quiet=args.quiet))
+
+
+def cmd_finetune(args) -> int:
+    from .torch_bridge import to_torch
+
+    check_outputs([(args.output, "the output")], inputs=[args.model, args.data])
+    cm = api.read_vqm(args.model)
+    source = api.load_model(args.source, arch=args.arch, trust_pickle=args.trust_pickle) if args.source else None
+    to_torch(cm, source or args.arch, quiet=True)  # the model must fit before the data is read
+    cm = _finetuned(args, cm, source or args.arch, args.data, args.epochs)
+    api.write_vqm(cm, args.output)
+    return 0
+
+
+def _finetuned(args, cm, model, data: str, epochs: int):
+    """cm with its codebooks and raw parameters trained on data (vqexport.finetune)."""
+    from .finetune import EpochBars, FinetuneConfig, finetune, format_report, training_set
+    from .torch_bridge import to_torch
+
+    config = FinetuneConfig(epochs=epochs, lr=args.lr, batch=args.batch, seed=args.seed, holdout=args.holdout)
+    x, y = training_set(data, cm.metadata.get("input"), str(args.model), getattr(args, "scale", None))
+    net = to_torch(cm, model, quiet=True)
+    cm, report = finetune(cm, net, x, y, config, progress=EpochBars(epochs, args.quiet), source=data)
+    if args.json and args.command == "finetune":
+        emit(args, report, "")
+    elif not args.quiet:
+        print(format_report(report), file=sys.stderr if args.command != "finetune" else sys.stdout)
+    return cm
 
 
 def cmd_bench(args) -> int:
