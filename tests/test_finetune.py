@@ -2,12 +2,13 @@
 import numpy as np
 import pytest
 import torch
-from conftest import cli
 
 import vqexport
 from vqexport.finetune import FinetuneConfig, entry_maps, finetune
 from vqexport.methods import registry
 from vqexport.torch_bridge import to_torch
+
+from conftest import cli
 
 
 @pytest.mark.parametrize("method,settings", [("binary", {}), ("binary", {"group_size": 8}), ("kmeans", {"k": 4}),

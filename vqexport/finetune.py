@@ -89,7 +89,8 @@ def finetune(cm: CompressedModel, module, x: np.ndarray, y: np.ndarray, config: 
         raise ConfigError(f"the model has no parameter {missing[0]} to fine-tune")
     books = {t.name: _Book(t, params[t.name]) for t in cm.compressed}
     raw = {t.name: params[t.name] for t in cm.tensors
-           if t.method == registry.RAW and t.name in params and params[t.name].is_floating_point() and not any(t.name.startswith(f) for f in frozen)}
+           if t.method == registry.RAW and t.name in params and params[t.name].is_floating_point()
+           and not any(t.name.startswith(f) for f in frozen)}
     # The optimiser holds leaf copies; the module's own tensors are written from them after each
     # step. (A deep-copied TorchScript module's parameters are not leaves, so they cannot be
     # optimised, nor collect .grad; autograd.grad reaches them all the same.)
