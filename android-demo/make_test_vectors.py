@@ -181,8 +181,8 @@ def corrupt_variants(src: bytes) -> dict[str, bytes]:
     v["truncated_tiny"] = src[:40]
     v["empty"] = b""
     b = bytearray(src); b[0] = ord("X"); v["bad_magic"] = bytes(b)
-    b = bytearray(src); struct.pack_into("<H", b, 4, 3); refix_header(b); v["bad_version_major"] = bytes(b)
-    b = bytearray(src); struct.pack_into("<H", b, 4, 3); v["bad_version_major_stale_crc"] = bytes(b)
+    b = bytearray(src); struct.pack_into("<H", b, 4, 4); refix_header(b); v["bad_version_major"] = bytes(b)
+    b = bytearray(src); struct.pack_into("<H", b, 4, 4); v["bad_version_major_stale_crc"] = bytes(b)
     b = bytearray(src); b[12] ^= 0x01; v["bad_header_crc"] = bytes(b)
     b = bytearray(src); b[meta_off + meta_len // 2] ^= 0x20; v["bad_metadata_crc"] = bytes(b)
     b = bytearray(src); b[table_off + 3] ^= 0x01; v["bad_table_crc"] = bytes(b)

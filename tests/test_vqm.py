@@ -135,7 +135,7 @@ def test_good_file_parses(good):
 @pytest.mark.parametrize("case,expect", [
     ("empty", "bad magic"),
     ("magic", "bad magic"),
-    ("version", "unsupported .vqm version 3"),
+    ("version", "unsupported .vqm version 4"),
     ("header_crc", "checksum mismatch in header"),
     ("truncated", "truncated"),
     ("padded", "truncated or padded"),
@@ -148,7 +148,7 @@ def test_header_metadata_and_table_corruption(good, case, expect):
     data = {
         "empty": b"",
         "magic": b"XQM\x00" + good[4:],
-        "version": reheader(good, major=3),
+        "version": reheader(good, major=4),
         "header_crc": flip(good, 20),
         "truncated": good[:-10],
         "padded": good + b"\x00",
