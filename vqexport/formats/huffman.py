@@ -127,6 +127,14 @@ def _stream(sym: np.ndarray, codes: np.ndarray, lengths: np.ndarray) -> bytes:
     return bytes(out)
 
 
+def entropy_bits(symbols: np.ndarray, k: int) -> float:
+    """The empirical order-0 entropy of the symbols, in bits per symbol: what no code of one symbol
+    at a time can beat (Huffman is within one bit of it, usually far closer)."""
+    counts = np.bincount(np.ravel(symbols), minlength=k)
+    p = counts[counts > 0] / max(1, int(counts.sum()))
+    return float(-(p * np.log2(p)).sum())
+
+
 def payload_nbytes(count: int, k: int, total_bits: int, block: int = BLOCK) -> int:
     return 2 + 2 * -(-count // block) + k + (total_bits + 7) // 8
 
