@@ -2,6 +2,7 @@ package dev.vqexport.demo.core;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 
 /**
  * The canonical Huffman index sections of .vqm 3.0 (docs/FORMAT.md "Huffman-coded indices"; the
@@ -14,6 +15,18 @@ import java.nio.ByteOrder;
 final class VqmHuffman {
     static final int MAX_LENGTH = 24;
     static final int MAX_BLOCK = 2048;
+    /**
+     * Codes up to this long decode by one table lookup (2^FAST_BITS ints, 8 KiB, cache-resident);
+     * longer ones, rare by construction, by the canonical first-code search.
+     */
+    static final int FAST_BITS = 11;
+    /**
+     * A lookup entry: the codes' packed symbols in bits 8..31, how many codes in bits 5..7 and
+     * their total length in bits 0..4; NONE where the first code is longer than the lookup.
+     */
+    private static final int NONE = -1;
+    private static final int PACKED_BITS = 24;
+    private static final int MAX_PER_LOOKUP = 7;
 
     private VqmHuffman() {
     }
@@ -68,59 +81,111 @@ final class VqmHuffman {
             throw new DamagedException(count + " indices do not fit in one Java array");
         }
         byte[] out = new byte[(int) packedLen];
-        long start = 0;
-        long at = 0;
-        for (long j = 0; j < nblocks; j++) {
-            int blockBits = p.getShort(base + 2 + (int) (2 * j)) & 0xFFFF;
-            long n = Math.min(block, count - at);
-            if (blockBits < n || blockBits > n * table.maxLen) {
+        int[] blockBits = new int[(int) nblocks];
+        for (int j = 0; j < nblocks; j++) {
+            blockBits[j] = p.getShort(base + 2 + 2 * j) & 0xFFFF;
+            long n = Math.min(block, count - (long) j * block);
+            if (blockBits[j] < n || blockBits[j] > n * table.maxLen) {
                 throw new DamagedException("block " + j + "'s bit count cannot hold its symbols");
             }
-            long pos = start;
-            long end = start + blockBits;
-            for (long i = 0; i < n; i++, at++) {
-                long window = window(p, stream, streamLen, pos, table.maxLen);
-                int length = table.lengthOf(window);
-                if (length < 0) {
-                    throw new DamagedException("the stream holds a bit pattern that is no code");
-                }
-                int sym = table.symbol(window, length);
-                put(out, at, sym, bits);
-                pos += length;
-                if (pos > end) {
-                    throw new DamagedException("block " + j + " does not end where its bit count says");
-                }
-            }
-            if (pos != end) {
-                throw new DamagedException("block " + j + " does not end where its bit count says");
-            }
-            start = end;
         }
+        byte[] bytes = new byte[(int) streamLen];
+        p.position(stream);
+        p.get(bytes);
+        decodeBlocks(table, bytes, blockBits, block, count, out, bits);
         return out;
     }
 
-    /** The {@code width} bits from stream bit {@code pos}, MSB first; bits past the stream read as 0. */
-    private static long window(ByteBuffer p, int stream, long streamLen, long pos, int width) {
-        long byteAt = pos >>> 3;
-        long w = 0;
-        for (int i = 0; i < 4; i++) {
-            w = (w << 8) | (byteAt + i < streamLen ? p.get(stream + (int) (byteAt + i)) & 0xFF : 0);
+    /**
+     * Decodes the blocks' codes one after another into {@code out}, packed at {@code bits} bits.
+     * The stream goes through a 64-bit buffer refilled a byte at a time, the output through another
+     * flushed 32 bits at a time, and one table lookup on the next {@code fastBits} bits decodes every
+     * code that lies whole in them, already packed: bit by bit and a code at a time, these were
+     * most of the decode's cost (each lookup waits for the previous code's length). Near a block's
+     * end the single-code table is used, so that no lookup decodes past the block and its end check
+     * still finds each block's own codes. Bits past the stream read as 0, so a damaged block runs
+     * on for at most its own number of codes and then fails that check; the reads and writes stay
+     * inside {@code in} and {@code out} whatever the stream says.
+     */
+    private static void decodeBlocks(Table table, byte[] in, int[] blockBits, int block, long count, byte[] out,
+                                     int bits) throws DamagedException {
+        final int perLookup = Math.min(MAX_PER_LOOKUP, PACKED_BITS / bits);
+        final int[] single = table.lookup();
+        final int[] multi = perLookup > 1 ? table.lookup(single, bits, perLookup) : single;
+        final int fastShift = 64 - table.fastBits;
+        final int slowShift = 64 - table.maxLen;
+        final int mask = (1 << bits) - 1;
+        // Branch-free refills and stores (unpredictable branches were the cost): a whole word is
+        // read while 8 bytes remain, and 4 bytes are stored at w while they fit, later bytes
+        // overwriting what is not yet final. A full 32 bits are always followed by 4 more bytes.
+        final ByteBuffer words = ByteBuffer.wrap(in);
+        final int lastWord = in.length - 8;
+        final int lastOut = out.length - 4;
+        long buf = 0; // unread stream bits, the next one in bit 63
+        int have = 0; // how many of buf's bits are stream bits (or zeros past its end)
+        int next = 0; // the next byte of `in` to load
+        long acc = 0; // output bits not yet stored, the first in bit 0
+        int accBits = 0;
+        int w = 0;
+        long end = 0;
+        long at = 0;
+        for (int j = 0; j < blockBits.length; j++) {
+            end += blockBits[j];
+            int n = (int) Math.min(block, count - at);
+            for (int i = 0; i < n; ) {
+                if (next <= lastWord) {
+                    buf |= words.getLong(next) >>> have;
+                    next += (63 - have) >>> 3;
+                    have |= 56;
+                } else {
+                    while (have <= 56) {
+                        buf |= (long) (next < in.length ? in[next] & 0xFF : 0) << (56 - have);
+                        have += 8;
+                        next++;
+                    }
+                }
+                // Two lookups a refill: it leaves at least 56 bits and a code takes at most 24. A
+                // refill every code put its load on the chain from one code's length to the next.
+                for (int twice = 0; twice < 2 && i < n; twice++) {
+                    int e = (i <= n - perLookup ? multi : single)[(int) (buf >>> fastShift)];
+                    int length;
+                    if (e != NONE) {
+                        length = e & 31;
+                        acc |= (long) (e >>> 8) << accBits;
+                        int codes = (e >>> 5) & 7;
+                        accBits += codes * bits;
+                        i += codes;
+                    } else {
+                        long window = buf >>> slowShift;
+                        length = table.lengthOf(window);
+                        if (length < 0) {
+                            throw new DamagedException("the stream holds a bit pattern that is no code");
+                        }
+                        acc |= (long) (table.symbol(window, length) & mask) << accBits;
+                        accBits += bits;
+                        i++;
+                    }
+                    buf <<= length;
+                    have -= length;
+                    if (w <= lastOut) {
+                        out[w] = (byte) acc;
+                        out[w + 1] = (byte) (acc >>> 8);
+                        out[w + 2] = (byte) (acc >>> 16);
+                        out[w + 3] = (byte) (acc >>> 24);
+                    }
+                    int full = accBits >>> 5;
+                    w += full << 2;
+                    acc >>>= full << 5;
+                    accBits &= 31;
+                }
+            }
+            at += n;
+            if ((long) next * 8 - have != end) {
+                throw new DamagedException("block " + j + " does not end where its bit count says");
+            }
         }
-        return ((w << (pos & 7)) & 0xFFFFFFFFL) >>> (32 - width);
-    }
-
-    /** Index {@code i} of {@code bits} bits into a packed array, least significant bit first. */
-    private static void put(byte[] out, long i, int v, int bits) {
-        long bit = i * bits;
-        int left = bits;
-        while (left > 0) {
-            int at = (int) (bit >>> 3);
-            int shift = (int) (bit & 7);
-            int take = Math.min(left, 8 - shift);
-            out[at] |= (byte) ((v & ((1 << take) - 1)) << shift);
-            v >>>= take;
-            bit += take;
-            left -= take;
+        for (; accBits > 0; accBits -= 8, acc >>>= 8) {
+            out[w++] = (byte) acc;
         }
     }
 
@@ -133,9 +198,11 @@ final class VqmHuffman {
         private final long[] first = new long[MAX_LENGTH + 2];
         private final int[] index = new int[MAX_LENGTH + 2];
         private final long[] limit = new long[MAX_LENGTH + 2];
+        private final int[] counts = new int[MAX_LENGTH + 1];
+        /** The bits a lookup table is indexed by. */
+        final int fastBits;
 
         Table(ByteBuffer p, int at, int k) throws DamagedException {
-            int[] counts = new int[MAX_LENGTH + 1];
             int present = 0;
             int longest = 0;
             long kraft = 0;
@@ -178,6 +245,49 @@ final class VqmHuffman {
                     symbols[next[l]++] = s;
                 }
             }
+            fastBits = FAST_BITS;
+        }
+
+        /**
+         * The lookup on the next fastBits bits for one code (entry layout at {@link #NONE}): the
+         * code is complete, so every code up to fastBits long owns a whole range of the table.
+         */
+        int[] lookup() {
+            int[] one = new int[1 << fastBits];
+            Arrays.fill(one, NONE);
+            for (int l = 1; l <= fastBits; l++) {
+                for (int c = 0; c < counts[l]; c++) {
+                    int from = (int) (first[l] + c) << (fastBits - l);
+                    Arrays.fill(one, from, from + (1 << (fastBits - l)), symbols[index[l] + c] << 8 | 1 << 5 | l);
+                }
+            }
+            return one;
+        }
+
+        /**
+         * The lookup for up to {@code perLookup} codes that lie whole in the next fastBits bits,
+         * their symbols packed at {@code bits} bits as the output holds them. A symbol is below
+         * k &le; 2^bits, so it fits its field.
+         */
+        int[] lookup(int[] one, int bits, int perLookup) {
+            int size = one.length;
+            int[] many = new int[size];
+            for (int v = 0; v < size; v++) {
+                int used = 0;
+                int codes = 0;
+                int packed = 0;
+                while (codes < perLookup) {
+                    int e = one[(v << used) & (size - 1)];
+                    if (e == NONE || (e & 31) > fastBits - used) {
+                        break; // the next code is not whole in the window's bits
+                    }
+                    packed |= (e >>> 8) << (codes * bits);
+                    used += e & 31;
+                    codes++;
+                }
+                many[v] = codes == 0 ? NONE : packed << 8 | codes << 5 | used;
+            }
+            return many;
         }
 
         /** The length of the code a maxLen-bit window starts with; -1 if it starts with none. */
