@@ -66,7 +66,7 @@ class VqmWriter:
             if len(payload) != sec.nbytes:
                 raise ValueError(f"{t.name}/{role}: payload is {len(payload)} bytes, expected {sec.nbytes}")
             dtype = DTYPES.index(sec.dtype)
-            coded = self._coded(t, sec) if role == "indices" else None
+            coded = coded_indices(t, sec, self.index_coding) if role == "indices" else None
             if coded is not None:
                 payload, dtype, self._version = coded, HUFFMAN, V3
             if role in ("codebook", "factor_a", "factor_b") and not np.isfinite(sec.data).all():
@@ -81,13 +81,6 @@ class VqmWriter:
         rec += struct.pack(f"<BB{len(t.shape)}I", registry.CODE_OF[t.method], len(t.shape), *t.shape)
         rec += struct.pack("<IIBBIBB", t.k, t.d, int(t.rows), t.stages, t.rank, t.bits, len(descs))
         self._records.append(rec + b"".join(descs))
-
-    def _coded(self, t: CompressedTensor, sec: Section) -> bytes | None:
-        """The Huffman payload of an index section when it is smaller than the packed bytes."""
-        if self.index_coding != "auto" or sec.dtype != "packed" or sec.count == 0:
-            return None
-        payload = huffman.encode(sec.unpacked(), t.k)
-        return payload if len(payload) < sec.nbytes else None
 
     def close(self, metadata: dict) -> None:
         try:
@@ -133,6 +126,27 @@ class VqmWriter:
 def needs_v2(t: CompressedTensor) -> bool:
     """Whether a tensor uses what version 2.0 added: N-D weights, grouped codebooks, method vq."""
     return t.method != registry.RAW and (len(t.shape) != 2 or t.groups != 1 or registry.CODE_OF[t.method] > 5)
+
+
+def coded_indices(t: CompressedTensor, sec: Section, index_coding: str = "auto") -> bytes | None:
+    """The Huffman payload the writer stores for this index section: where it is smaller than the
+    packed bytes, with index_coding "auto"; else None (stored packed)."""
+    if index_coding != "auto" or sec.dtype != "packed" or sec.count == 0:
+        return None
+    payload = huffman.encode(sec.unpacked(), t.k)
+    return payload if len(payload) < sec.nbytes else None
+
+
+def stored_bits(model: CompressedModel, index_coding: str = "auto") -> int:
+    """The payload bits a .vqm written with this index coding holds: ideal_bits() with each index
+    section the writer codes counted at its coded size. The file is these, rounded up to bytes,
+    plus alignment, the section table and the metadata."""
+    total = 0
+    for t in model.tensors:
+        for role, sec in t.sections.items():
+            coded = coded_indices(t, sec, index_coding) if role == "indices" else None
+            total += 8 * len(coded) if coded is not None else sec.ideal_bits
+    return total
 
 
 def write_vqm(model: CompressedModel, path, index_coding: str = "auto") -> None:
