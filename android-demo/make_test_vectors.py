@@ -4,10 +4,13 @@
 
 OUTDIR/manifest.json describes everything below it:
   vqm/<case>.vqm         one file per method and index width, written by the Python API; the
-                         conv_* cases are .vqm 2.0 (4-D weights, grouped codebooks, method vq)
+                         conv_* cases are .vqm 2.0 (4-D weights, grouped codebooks, method vq);
+                         coded_* are .vqm 3.0 (Huffman-coded indices), each with a coded_*_packed
+                         twin written plainly from the same compression ("twin" in the manifest)
   vqm/<case>/<i>.bin     each tensor as Python decodes it, raw little-endian bytes of its dtype
   corrupt/<case>.vqm     damaged copies; "kind" is what the Python reader's message maps to
   corrupt/v2_<case>.vqm  2.0 files tampered where only the 2.0 checks catch it
+  corrupt/huffman_*.vqm  3.0 files whose Huffman section is damaged (checksums fixed)
   onnx/                  an exported .onnx, inputs and the logits Python onnxruntime gives
   tflite/                an exported .tflite and the "vqexport" metadata Python reads from it
   tflite/big-load.*      a decode="load" file with 64 MiB of decoded weights, and Python's expansion
@@ -24,6 +27,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import huffman_vectors
 import numpy as np
 import torch
 
@@ -107,13 +111,14 @@ CONV_CASES = [
 def write_vqm_cases(out: Path) -> list[dict]:
     (out / "vqm").mkdir(parents=True, exist_ok=True)
     cases = []
-    todo = [(name, kw, tiny_model(i)) for i, (name, kw) in enumerate(CASES)]
-    todo += [(name, {"types": ("conv",), "min_size": 0, **kw}, conv_model(i))
+    todo = [(name, kw, tiny_model(i), "auto", None) for i, (name, kw) in enumerate(CASES)]
+    todo += [(name, {"types": ("conv",), "min_size": 0, **kw}, conv_model(i), "auto", None)
              for i, (name, kw) in enumerate(CONV_CASES)]
-    for name, kw, model in todo:
+    todo += huffman_vectors.todo()
+    for name, kw, model, coding, twin in todo:
         cm = vqexport.compress(model, seed=0, **kw)
         path = out / "vqm" / f"{name}.vqm"
-        write_vqm(cm, path)
+        write_vqm(cm, path, index_coding=coding)
         back = vqexport.read_vqm(path)  # what the Python reader decodes from the file itself
         tdir = out / "vqm" / name
         tdir.mkdir(exist_ok=True)
@@ -125,12 +130,18 @@ def write_vqm_cases(out: Path) -> list[dict]:
             le = arr.astype(arr.dtype.newbyteorder("<"), order="C", copy=True)
             (tdir / f"{j}.bin").write_bytes(le.tobytes())
             tensors.append({"name": t.name, "method": t.method, "dtype": str(arr.dtype),
+                            "coded": bool(t.method != "raw" and "indices" in t.sections
+                                          and t.sections["indices"].coded_nbytes),
                             "shape": list(arr.shape), "bits": t.bits, "k": t.k, "groups": t.groups,
                             "file": f"vqm/{name}/{j}.bin",
                             # svd is a float32 matrix product; BLAS sums in its own order.
                             "exact": t.method != "svd"})
         major, minor = HEADER.unpack_from(path.read_bytes())[1:3]
-        cases.append({"name": name, "file": f"vqm/{name}.vqm", "args": kw, "tensors": tensors,
+        if name.startswith("coded_") and twin.endswith("_packed") \
+                and not any(x["coded"] for x in tensors):
+            raise SystemExit(f"make_test_vectors: {name} has no Huffman-coded tensor")
+        cases.append({"name": name, "file": f"vqm/{name}.vqm", "args": {**kw, "index_coding": coding},
+                      "twin": twin, "tensors": tensors,
                       "version": [major, minor], "metadata_input": back.metadata.get("input")})
     return cases
 
@@ -181,8 +192,8 @@ def corrupt_variants(src: bytes) -> dict[str, bytes]:
     v["truncated_tiny"] = src[:40]
     v["empty"] = b""
     b = bytearray(src); b[0] = ord("X"); v["bad_magic"] = bytes(b)
-    b = bytearray(src); struct.pack_into("<H", b, 4, 3); refix_header(b); v["bad_version_major"] = bytes(b)
-    b = bytearray(src); struct.pack_into("<H", b, 4, 3); v["bad_version_major_stale_crc"] = bytes(b)
+    b = bytearray(src); struct.pack_into("<H", b, 4, 4); refix_header(b); v["bad_version_major"] = bytes(b)
+    b = bytearray(src); struct.pack_into("<H", b, 4, 4); v["bad_version_major_stale_crc"] = bytes(b)
     b = bytearray(src); b[12] ^= 0x01; v["bad_header_crc"] = bytes(b)
     b = bytearray(src); b[meta_off + meta_len // 2] ^= 0x20; v["bad_metadata_crc"] = bytes(b)
     b = bytearray(src); b[table_off + 3] ^= 0x01; v["bad_table_crc"] = bytes(b)
@@ -300,7 +311,9 @@ def write_corrupt(out: Path) -> list[dict]:
     (out / "corrupt").mkdir(parents=True, exist_ok=True)
     src = (out / "vqm" / "kmeans_k5.vqm").read_bytes()
     rows = []
-    for name, data in sorted({**corrupt_variants(src), **v2_variants(out / "vqm")}.items()):
+    coded = (out / "vqm" / "coded_kmeans_k16.vqm").read_bytes()
+    variants = {**corrupt_variants(src), **v2_variants(out / "vqm"), **huffman_vectors.damaged(coded, 16)}
+    for name, data in sorted(variants.items()):
         path = out / "corrupt" / f"{name}.vqm"
         path.write_bytes(data)
         try:

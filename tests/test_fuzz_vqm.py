@@ -35,6 +35,9 @@ def test_seeds_are_valid_and_cover_every_method():
         assert fuzz.check_vqm(data) == "ok"
         methods |= {t.method for t in parse_vqm(data).tensors}
     assert methods == {"raw", "binary", "kmeans", "pq", "rq", "svd"}
+    coded = [t for data in VQMS for t in parse_vqm(data).compressed
+             if "indices" in t.sections and t.sections["indices"].coded_nbytes]
+    assert coded, "no seed has a Huffman-coded index section"
 
 
 def test_fix_checksums_restores_a_valid_file():

@@ -9,7 +9,7 @@ import torch
 import vqexport
 from vqexport import write_vqm
 from vqexport.errors import VqmError
-from vqexport.formats.vqm import HEADER, SECTION, parse_vqm
+from vqexport.formats.vqm import HEADER, SECTION, parse_vqm, stored_bits
 from vqexport.methods.registry import decode
 from vqexport.torch_bridge import decoded_state_dict
 
@@ -48,11 +48,44 @@ def test_round_trip_is_exact(model, tmp_path, method, params):
 @pytest.mark.parametrize("method,params", SETTINGS)
 def test_file_size_matches_accounting(model, tmp_path, method, params):
     cm = vqexport.compress(model, method, **params, min_size=0)
-    path = tmp_path / "m.vqm"
+    _assert_size_matches_stored_bits(cm, tmp_path / "m.vqm")
+
+
+def _assert_size_matches_stored_bits(cm, path) -> float:
+    """The file holds the payloads as stored (indices coded where smaller, else packed) plus a
+    bounded overhead; and the sizes its table records are those stored_bits() counts."""
     write_vqm(cm, path)
-    ideal = cm.ideal_bits() / 8
+    stored = stored_bits(cm) / 8
     size = path.stat().st_size
-    assert ideal <= size <= ideal + 4096 + 0.001 * ideal, (size, ideal)
+    assert stored <= cm.ideal_bits() / 8
+    assert stored <= size <= stored + 4096 + 0.001 * stored, (size, stored)
+    back = vqexport.read_vqm(path)
+    recorded = sum(8 * s.coded_nbytes if s.coded_nbytes else s.ideal_bits
+                   for t in back.tensors for s in t.sections.values())
+    assert recorded == stored_bits(cm)
+    return stored
+
+
+def test_file_size_matches_accounting_with_coded_indices(tmp_path):
+    """Heavy-tailed weights, as trained ones are: k-means puts most of them in a few central
+    clusters, so the indices are skewed and the writer codes them."""
+    net = tiny_cnn()
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.dim() > 1:
+                u = torch.rand(p.shape, generator=gen) - 0.5
+                p.copy_(-0.02 * torch.sign(u) * torch.log1p(-2 * u.abs()))  # Laplace
+    cm = vqexport.compress(vqexport.load_model(net), "kmeans", k=16, min_size=0)
+    path = tmp_path / "coded.vqm"
+    stored = _assert_size_matches_stored_bits(cm, path)
+    coded = [t.name for t in vqexport.read_vqm(path).tensors if t.sections.get("indices") is not None
+             and t.sections["indices"].coded_nbytes]
+    assert len(coded) >= 2, coded  # both dense layers at least
+    assert stored < cm.ideal_bits() / 8 - 500  # coding saved real bytes
+    assert stored_bits(cm, "packed") == cm.ideal_bits()
+    write_vqm(cm, tmp_path / "packed.vqm", index_coding="packed")
+    assert path.stat().st_size < (tmp_path / "packed.vqm").stat().st_size - 500
 
 
 @pytest.mark.slow  # trains the reference CNN on first use (about 6 minutes)
@@ -60,9 +93,7 @@ def test_reference_cnn_file_size_bound(tmp_path):
     from vqexport.zoo import reference_model
 
     cm = vqexport.compress(reference_model(), "kmeans", k=16, min_size=0)
-    write_vqm(cm, tmp_path / "r.vqm")
-    ideal = cm.ideal_bits() / 8
-    assert (tmp_path / "r.vqm").stat().st_size <= ideal + 4096 + 0.001 * ideal
+    _assert_size_matches_stored_bits(cm, tmp_path / "r.vqm")
     assert cm.summary()["layer_compression"] > 7.9  # 32 / 4 bits, less the codebooks
 
 
@@ -135,7 +166,7 @@ def test_good_file_parses(good):
 @pytest.mark.parametrize("case,expect", [
     ("empty", "bad magic"),
     ("magic", "bad magic"),
-    ("version", "unsupported .vqm version 3"),
+    ("version", "unsupported .vqm version 4"),
     ("header_crc", "checksum mismatch in header"),
     ("truncated", "truncated"),
     ("padded", "truncated or padded"),
@@ -148,7 +179,7 @@ def test_header_metadata_and_table_corruption(good, case, expect):
     data = {
         "empty": b"",
         "magic": b"XQM\x00" + good[4:],
-        "version": reheader(good, major=3),
+        "version": reheader(good, major=4),
         "header_crc": flip(good, 20),
         "truncated": good[:-10],
         "padded": good + b"\x00",
@@ -184,7 +215,7 @@ def test_index_beyond_k_is_rejected(model, tmp_path):
     raw = bytearray(t.sections["indices"].data.tobytes())
     raw[0] |= 0b111
     t.sections["indices"].data = np.frombuffer(bytes(raw), dtype=np.uint8)
-    write_vqm(cm, tmp_path / "m.vqm")
+    write_vqm(cm, tmp_path / "m.vqm", index_coding="packed")  # a code of k symbols cannot hold the bad index
     with pytest.raises(VqmError, match="index is >= k=5"):
         vqexport.read_vqm(tmp_path / "m.vqm")
 

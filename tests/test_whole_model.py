@@ -137,10 +137,11 @@ def test_vq_shares_one_codebook_where_pq_pays_for_many():
 
 def test_file_versions(model, tmp_path):
     dense_only = vqexport.compress(model, "kmeans", k=16, seed=0, types=("linear",), min_size=0)
-    write_vqm(dense_only, tmp_path / "v1.vqm")
+    # packed: the 1.0/2.0 rule on its own (coded indices would make both 3.0; test_huffman.py)
+    write_vqm(dense_only, tmp_path / "v1.vqm", index_coding="packed")
     assert HEADER.unpack_from((tmp_path / "v1.vqm").read_bytes())[1:3] == (1, 0)  # what every reader reads
     whole = vqexport.compress(model, "kmeans", k=16, seed=0)
-    write_vqm(whole, tmp_path / "v2.vqm")
+    write_vqm(whole, tmp_path / "v2.vqm", index_coding="packed")
     data = bytearray((tmp_path / "v2.vqm").read_bytes())
     assert HEADER.unpack_from(data)[1:3] == (2, 0)
     back = vqexport.read_vqm(tmp_path / "v2.vqm")

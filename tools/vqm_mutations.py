@@ -77,6 +77,10 @@ def seed_models(seed: int = 0) -> list[CompressedModel]:
            _fit("b.weight", rng.standard_normal((8, 6)).astype(np.float32), "svd", {"rank": 2}, seed)]
     models.append(CompressedModel(two, {}))
     models.append(CompressedModel([], {"format": "vqm"}))
+    # Gaussian weights: 1-D k-means clusters of unequal size, so the writer Huffman-codes the
+    # indices (.vqm 3.0) and the mutations reach the coded section's checks.
+    coded = _fit("big.weight", rng.standard_normal((48, 64)).astype(np.float32), "kmeans", {"k": 16}, seed)
+    models.append(CompressedModel([coded], {"format": "vqm"}))
     return models
 
 

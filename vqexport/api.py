@@ -53,11 +53,15 @@ def read_vqm(path) -> CompressedModel:
     return _read(path)
 
 
-def write_vqm(compressed: CompressedModel, path) -> None:
-    """Write `compressed` as a .vqm file (docs/FORMAT.md); the file appears only when complete."""
+def write_vqm(compressed: CompressedModel, path, index_coding: str = "auto") -> None:
+    """Write `compressed` as a .vqm file (docs/FORMAT.md); the file appears only when complete.
+
+    index_coding: "auto" stores each tensor's indices Huffman-coded where that is smaller (a
+    version 3.0 file), "packed" keeps them plain (1.0 or 2.0, as readers before 3.0 read).
+    """
     from .formats.vqm import write_vqm as _write
 
-    _write(compressed, path)
+    _write(compressed, path, index_coding)
 
 
 def to_torch(compressed: CompressedModel, model=None, quiet: bool = True):

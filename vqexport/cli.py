@@ -239,6 +239,13 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _index_coding_flag(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--index-coding", choices=["auto", "packed"],
+                   help=f"how {what} stores indices: auto codes each tensor's with canonical Huffman where that is "
+                        "smaller (a .vqm 3.0), packed keeps them plain (the 1.0/2.0 file older readers read) "
+                        "(default: auto)")
+
+
 def _limit_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-decoded-size", type=_size, metavar="SIZE",
                    help="the largest decoded model a .vqm or --decode load .tflite may declare, e.g. 16GiB "
@@ -265,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     _method_flags(p)
     _model_flags(p)
     p.add_argument("-o", "--output", required=True, help="the .vqm to write")
+    _index_coding_flag(p, "the .vqm")
     p.add_argument("--json", action="store_true")
 
     p = add("inspect", "show the layers of a .vqm")
@@ -279,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
         _method_flags(p)
         _model_flags(p)
         p.add_argument("-o", "--output", help="default: the input's name with the new suffix")
+        _index_coding_flag(p, "the .vqm written beside it" + (" and the one a --decode load file carries"
+                                                                if name == "to-tflite" else ""))
         _limit_flag(p)
         p.add_argument("--json", action="store_true")
         if name == "to-tflite":

@@ -153,7 +153,7 @@ def cmd_compress(args) -> int:
     check_outputs([(args.output, "the output")], inputs=[args.model])
     model = _load(args)
     cm = _compress(args, model)
-    api.write_vqm(cm, args.output)
+    api.write_vqm(cm, args.output, args.index_coding or "auto")
     result = {**_summary(cm, args.output), **_plan_result(args)}
     emit(args, result, _summary_text(result))
     return 0
@@ -176,18 +176,41 @@ def _summary(cm, path) -> dict:
         rows.append({"name": t.name, "type": info.get("type"), "shape": list(t.shape), "method": t.method,
                      "params": {k: info[k] for k in ("k", "d", "rows", "stages", "rank", "group_size") if info.get(k)
                                 or (k in info and k != "group_size")},
-                     "bits_per_weight": t.bits_per_weight, "compression": t.compression,
+                     "bits_per_weight": t.bits_per_weight, **_index_coding(t), "compression": t.compression,
                      "rel_error": info.get("rel_error")})
     return {"file": str(path), "bytes": os.path.getsize(path), **cm.summary(), "layers": rows,
             "skipped": cm.metadata.get("skipped", {}), "tied": cm.tied, "source": cm.metadata.get("source", {})}
 
 
+def _index_coding(t) -> dict:
+    """Bits per weight with the indices as stored (Huffman-coded or packed) and at their empirical
+    entropy, beside the packed bits_per_weight; per index too. None where a method has no indices."""
+    sec = t.sections.get("indices")
+    if sec is None:
+        return {"coded_bits_per_weight": None, "entropy_bits_per_weight": None, "index_coding": None,
+                "index_bits": None, "index_coded_bits": None, "index_entropy_bits": None}
+    from .formats.huffman import entropy_bits
+
+    stored = 8 * sec.coded_nbytes if sec.coded_nbytes else sec.ideal_bits
+    entropy = entropy_bits(sec.unpacked(), t.k)
+    rest = t.ideal_bits - sec.ideal_bits
+    return {"coded_bits_per_weight": (rest + stored) / t.numel,
+            "entropy_bits_per_weight": (rest + entropy * sec.count) / t.numel,
+            "index_coding": "huffman" if sec.coded_nbytes else "packed", "index_bits": sec.bits,
+            "index_coded_bits": stored / sec.count, "index_entropy_bits": entropy}
+
+
 def _summary_text(r: dict) -> str:
+    def bits(v):
+        return "-" if v is None else f"{v:.3f}"
+
     rows = [[x["name"], x["type"] or "-", "x".join(map(str, x["shape"])), x["method"],
              ",".join(f"{k}={v}" for k, v in x["params"].items()) or "-",
-             x["bits_per_weight"], f"{x['compression']:.2f}x",
-             "-" if x["rel_error"] is None else f"{x['rel_error']:.4f}"] for x in r["layers"]]
-    out = [table(rows, ["layer", "type", "shape", "method", "params", "bits/weight", "compression", "rel. error"])]
+             bits(x["bits_per_weight"]), bits(x["coded_bits_per_weight"]), bits(x["entropy_bits_per_weight"]),
+             f"{x['compression']:.2f}x", "-" if x["rel_error"] is None else f"{x['rel_error']:.4f}"]
+            for x in r["layers"]]
+    out = [table(rows, ["layer", "type", "shape", "method", "params", "bits/weight packed", "as stored",
+                        "at entropy", "compression", "rel. error"])]
     small = {n: why for n, why in r["skipped"].items() if "below --min-size" in why}
     for name, why in r["skipped"].items():
         if name not in small or len(small) <= 4:
@@ -211,6 +234,11 @@ def _export(args, suffix: str, write):
         check_outputs(outputs, inputs=[src, args.source])  # first: `-o .` has no sibling .vqm name
         outputs.append((out.with_suffix(".vqm"), "the .vqm written beside it"))
     check_outputs(outputs, inputs=[src, args.source])
+    carries_vqm = suffix == ".tflite" and args.decode == "load"
+    if args.index_coding is not None and src.suffix == ".vqm" and not carries_vqm:
+        raise ConfigError(f"--index-coding has no effect with a .vqm input and this export: no .vqm is written, "
+                          f"and the {suffix} graph decodes plain packed indices (only to-tflite --decode load "
+                          "carries a .vqm)")
     # Everything that can be checked is checked before the compression, which can take minutes.
     if src.suffix == ".vqm":
         cm = api.read_vqm(src)
@@ -240,7 +268,7 @@ def _export(args, suffix: str, write):
         model = args.arch
     info = write(cm, out, model)
     if vqm_path != src:
-        api.write_vqm(cm, vqm_path)
+        api.write_vqm(cm, vqm_path, args.index_coding or "auto")
     result = {"output": str(out), "bytes": os.path.getsize(out), "vqm": str(vqm_path),
               "vqm_bytes": os.path.getsize(vqm_path), **cm.summary(), "export": info, **_plan_result(args)}
     if args.target_size is not None and result["bytes"] > args.target_size:
@@ -284,8 +312,9 @@ def cmd_to_onnx(args) -> int:
 
 
 def cmd_to_tflite(args) -> int:
+    coding = args.index_coding if args.decode == "load" else None  # the other modes carry no .vqm
     return _export(args, ".tflite", lambda cm, out, model: api.to_tflite(cm, out, model=model, decode=args.decode,
-                                                                                 quiet=args.quiet))
+                                                                                 quiet=args.quiet, index_coding=coding))
 
 
 def cmd_finetune(args) -> int:

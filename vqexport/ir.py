@@ -27,6 +27,7 @@ class Section:
     shape: tuple[int, ...]
     data: np.ndarray  # packed: the uint8 bytes; otherwise an array of `dtype` and `shape`
     bits: int = 0
+    coded_nbytes: int = 0  # packed indices a .vqm stored Huffman-coded: that payload's size (0: plain)
 
     @property
     def count(self) -> int:

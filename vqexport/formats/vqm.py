@@ -14,15 +14,23 @@ import numpy as np
 
 from .. import bitpack
 from ..errors import ConfigError, VqmError
-from ..ir import DTYPES, ITEMSIZE, ROLES, CompressedModel, CompressedTensor, Section
+from ..ir import DTYPES, ITEMSIZE, ROLES, CompressedModel, CompressedTensor, Section, packed_section
 from ..methods import registry
 from ..util.fileio import atomic_path
+from . import huffman
 from .limits import loads_untrusted, one_line, over_cap_message
 from .vqm_meta import check_metadata, check_names
 
 MAGIC = b"VQM\x00"
-VERSION = (2, 0)  # what this reader reads up to; a file is written at the lowest version that holds it
+VERSION = (3, 0)  # what this reader reads up to; a file is written at the lowest version that holds it
 V1 = (1, 0)  # 2-D compressed tensors, one codebook, methods 1..5: what every file was before 2.0
+V2 = (2, 0)  # N-D weights, grouped codebooks, method vq
+V3 = (3, 0)  # entropy-coded (canonical Huffman) index sections
+# Section dtypes as the file codes them: the IR's, plus the one only a file holds (the reader
+# decodes it to a packed section, so everything past the reader sees plain packed indices).
+FILE_DTYPES = (*DTYPES, "huffman")
+HUFFMAN = FILE_DTYPES.index("huffman")
+INDEX_CODINGS = ("auto", "packed")  # auto: Huffman for each index section where that is smaller
 ALIGN = 64
 HEADER = struct.Struct("<4sHHIIQQQQQII")  # 64 bytes; see FORMAT.md "Header"
 SECTION = struct.Struct("<BBBB4IQQI")  # 40 bytes
@@ -35,17 +43,21 @@ class VqmWriter:
     Used as a context manager; the file appears under its name only when close() succeeds.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, index_coding: str = "auto"):
+        if index_coding not in INDEX_CODINGS:
+            raise ConfigError(f"index coding {index_coding!r}; choose one of {', '.join(INDEX_CODINGS)}")
+        self.index_coding = index_coding
         self.path = Path(path)
         self._atomic = atomic_path(self.path)
         self._tmp = self._atomic.__enter__()
         self._f = open(self._tmp, "wb")
         self._f.write(bytes(HEADER.size))
         self._records: list[bytes] = []
-        self._v2 = False
+        self._version = V1
 
     def add(self, t: CompressedTensor) -> None:
-        self._v2 = self._v2 or needs_v2(t)
+        if needs_v2(t):
+            self._version = max(self._version, V2)
         descs = []
         for role, sec in t.sections.items():
             self._pad()
@@ -53,12 +65,16 @@ class VqmWriter:
             payload = sec.tobytes()
             if len(payload) != sec.nbytes:
                 raise ValueError(f"{t.name}/{role}: payload is {len(payload)} bytes, expected {sec.nbytes}")
+            dtype = DTYPES.index(sec.dtype)
+            coded = coded_indices(t, sec, self.index_coding) if role == "indices" else None
+            if coded is not None:
+                payload, dtype, self._version = coded, HUFFMAN, V3
             if role in ("codebook", "factor_a", "factor_b") and not np.isfinite(sec.data).all():
                 # Readers reject such a file, so it is never written.
                 raise ConfigError(f"layer {t.name}: its {role} holds NaN or Inf; are the layer's weights finite?")
             self._f.write(payload)
             dims = list(sec.shape) + [0] * (4 - len(sec.shape))
-            descs.append(SECTION.pack(ROLES.index(role), DTYPES.index(sec.dtype), len(sec.shape), 0,
+            descs.append(SECTION.pack(ROLES.index(role), dtype, len(sec.shape), 0,
                                       *dims, offset, len(payload), zlib.crc32(payload)))
         name = t.name.encode("utf-8")
         rec = struct.pack("<H", len(name)) + name
@@ -80,8 +96,7 @@ class VqmWriter:
             meta_offset = self._f.tell()
             self._f.write(meta)
             size = self._f.tell()
-            version = VERSION if self._v2 else V1
-            head = HEADER.pack(MAGIC, *version, HEADER.size, len(self._records), meta_offset, len(meta),
+            head = HEADER.pack(MAGIC, *self._version, HEADER.size, len(self._records), meta_offset, len(meta),
                                table_offset, len(table), size, zlib.crc32(meta), 0)
             self._f.seek(0)
             self._f.write(head[:60] + struct.pack("<I", zlib.crc32(head[:60])))
@@ -113,8 +128,31 @@ def needs_v2(t: CompressedTensor) -> bool:
     return t.method != registry.RAW and (len(t.shape) != 2 or t.groups != 1 or registry.CODE_OF[t.method] > 5)
 
 
-def write_vqm(model: CompressedModel, path) -> None:
-    w = VqmWriter(path)
+def coded_indices(t: CompressedTensor, sec: Section, index_coding: str = "auto") -> bytes | None:
+    """The Huffman payload the writer stores for this index section: where it is smaller than the
+    packed bytes, with index_coding "auto"; else None (stored packed)."""
+    if index_coding != "auto" or sec.dtype != "packed" or sec.count == 0:
+        return None
+    payload = huffman.encode(sec.unpacked(), t.k)
+    return payload if len(payload) < sec.nbytes else None
+
+
+def stored_bits(model: CompressedModel, index_coding: str = "auto") -> int:
+    """The payload bits a .vqm written with this index coding holds: ideal_bits() with each index
+    section the writer codes counted at its coded size. The file is these, rounded up to bytes,
+    plus alignment, the section table and the metadata."""
+    total = 0
+    for t in model.tensors:
+        for role, sec in t.sections.items():
+            coded = coded_indices(t, sec, index_coding) if role == "indices" else None
+            total += 8 * len(coded) if coded is not None else sec.ideal_bits
+    return total
+
+
+def write_vqm(model: CompressedModel, path, index_coding: str = "auto") -> None:
+    """index_coding "auto" stores each index section Huffman-coded where that is smaller (the file
+    is then version 3.0), "packed" always plain (the file stays 1.0 or 2.0, as older readers read)."""
+    w = VqmWriter(path, index_coding)
     try:
         for t in model.tensors:
             w.add(t)
@@ -156,8 +194,8 @@ def parse_vqm(data: bytes, name: str = "<bytes>", max_decoded_size: int | None =
         fail("not a .vqm file (bad magic)")
     (_, major, minor, hsize, n_tensors, meta_off, meta_len, table_off, table_len, file_size,
      meta_crc, head_crc) = HEADER.unpack_from(data)
-    if major not in (V1[0], VERSION[0]):
-        fail(f"unsupported .vqm version {major}.{minor} (this reader reads {V1[0]}.x and {VERSION[0]}.x)")
+    if major not in (V1[0], V2[0], V3[0]):
+        fail(f"unsupported .vqm version {major}.{minor} (this reader reads {V1[0]}.x to {VERSION[0]}.x)")
     if zlib.crc32(data[:60]) != head_crc:
         fail("checksum mismatch in header")
     if file_size != size:
@@ -185,7 +223,7 @@ def parse_vqm(data: bytes, name: str = "<bytes>", max_decoded_size: int | None =
     regions = [(meta_off, meta_len, "metadata"), (table_off, table_len, "tensor table")]
     budget = _Budget(size, max_decoded_size, fail)
     for _ in range(n_tensors):
-        t, pos = _read_record(table, pos, data, fail, regions, budget)
+        t, pos = _read_record(table, pos, data, fail, regions, budget, major)
         if major == V1[0] and needs_v2(t):
             fail(f"{t.name}: a version 1 file holds only 2-D, one-codebook tensors of methods 1 to 5")
         if t.name in names:
@@ -234,7 +272,7 @@ def _check_gaps(data: bytes, regions, fail) -> None:
 TABLE_FIELDS = ("k", "d", "rows", "stages", "rank", "bits")  # FORMAT.md "Tensor table"; 0 where unused
 
 
-def _read_record(table: bytes, pos: int, data: bytes, fail, regions: list, budget: _Budget):
+def _read_record(table: bytes, pos: int, data: bytes, fail, regions: list, budget: _Budget, major: int):
     def take(fmt):
         nonlocal pos
         s = struct.calcsize("<" + fmt)
@@ -278,9 +316,9 @@ def _read_record(table: bytes, pos: int, data: bytes, fail, regions: list, budge
     for _ in range(nsec):
         role_i, dtype_i, sdim, reserved, *rest = take("BBBB4IQQI")
         dims4, offset, length, crc = rest[:4], rest[4], rest[5], rest[6]
-        if role_i >= len(ROLES) or dtype_i >= len(DTYPES) or sdim > 4:
+        if role_i >= len(ROLES) or dtype_i >= len(FILE_DTYPES) or sdim > 4:
             fail(f"{tname}: bad section descriptor (role {role_i}, dtype {dtype_i}, ndim {sdim})")
-        role, dtype, sshape = ROLES[role_i], DTYPES[dtype_i], tuple(dims4[:sdim])
+        role, dtype, sshape = ROLES[role_i], FILE_DTYPES[dtype_i], tuple(dims4[:sdim])
         if reserved:
             fail(f"{tname}/{role}: reserved byte is {reserved}, must be 0")
         if any(dims4[sdim:]):
@@ -288,7 +326,12 @@ def _read_record(table: bytes, pos: int, data: bytes, fail, regions: list, budge
         if role in sections:
             fail(f"{tname}: two {role} sections")
         count = math.prod(sshape)  # a Python int: (65536,)*4 is 2**64, not 0 as in int64
-        expect = bitpack.packed_nbytes(count, bits) if dtype == "packed" else count * ITEMSIZE[dtype]
+        if dtype == "huffman" and (role != "indices" or major < V3[0]):
+            fail(f"{tname}/{role}: a huffman section is only for indices, in a version 3 file")
+        if dtype == "huffman":  # its length is the coded size; the decode checks it (_decode_coded)
+            expect = length
+        else:
+            expect = bitpack.packed_nbytes(count, bits) if dtype == "packed" else count * ITEMSIZE[dtype]
         if length != expect:
             fail(f"{tname}/{role}: {length} bytes where its dims {sshape} need {expect}")
         if offset % ALIGN or offset < HEADER.size or offset + length > len(data):
@@ -301,10 +344,12 @@ def _read_record(table: bytes, pos: int, data: bytes, fail, regions: list, budge
             if (count * bits) % 8 and payload[-1] >> ((count * bits) % 8):
                 fail(f"{tname}/{role}: the unused high bits of the last byte are not 0")
             arr = np.frombuffer(payload, dtype=np.uint8)
+        elif dtype == "huffman":
+            arr = np.frombuffer(payload, dtype=np.uint8)  # decoded once the layout has checked its dims
         else:
             np_dtype = np.dtype(np.bool_ if dtype == "bool" else dtype).newbyteorder("<")
             arr = np.frombuffer(payload, dtype=np_dtype).reshape(sshape).astype(np_dtype.newbyteorder("="))
-        sections[role] = Section(role, dtype, sshape, arr, bits if dtype == "packed" else 0)
+        sections[role] = Section(role, dtype, sshape, arr, bits if dtype in ("packed", "huffman") else 0)
     cb = sections.get("codebook")
     grouped = cb is not None and method != "raw" and len(cb.shape) == registry.get(method).CODEBOOK_NDIM + 1
     t = CompressedTensor(name=tname, method=method, shape=tuple(shape), sections=sections,
@@ -312,6 +357,21 @@ def _read_record(table: bytes, pos: int, data: bytes, fail, regions: list, budge
                          groups=cb.shape[0] if grouped else 1)
     _check_layout(t, fail)
     return t, pos
+
+
+def _decode_coded(t: CompressedTensor, fail) -> None:
+    """Replace a Huffman index section by the packed one it codes. Its dims have matched the
+    method's layout, so the decode allocates no more than the declared tensor's indices."""
+    sec = t.sections["indices"]
+    if not 1 <= t.bits <= 16 or not 1 <= t.k <= (1 << t.bits):
+        fail(f"{t.name}: k={t.k} does not fit in {t.bits}-bit indices")
+    try:
+        symbols = huffman.decode(sec.data, sec.count, t.k)
+    except huffman.HuffmanError as e:
+        fail(f"{t.name}/indices: damaged Huffman section: {e}")
+    packed = packed_section(symbols.reshape(sec.shape), t.bits)
+    packed.coded_nbytes = sec.data.size
+    t.sections["indices"] = packed
 
 
 def _check_layout(t: CompressedTensor, fail) -> None:
@@ -326,6 +386,8 @@ def _check_layout(t: CompressedTensor, fail) -> None:
     got = {role: sec.shape for role, sec in t.sections.items()}
     if got != want:
         fail(f"{t.name}: method {t.method} needs sections {want}, has {got}")
+    if "indices" in t.sections and t.sections["indices"].dtype == "huffman":
+        _decode_coded(t, fail)
     for role, sec in t.sections.items():
         if role in ("codebook", "factor_a", "factor_b"):
             if sec.dtype not in ("float32", "float16"):

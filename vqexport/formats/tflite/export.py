@@ -57,17 +57,23 @@ class TfliteExportError(VqexportError):
 
 # -- public API ----------------------------------------------------------------------------------
 def export_tflite(compressed, path, model=None, decode: str = "once", *, input_shape=None,
-                  quiet: bool = True) -> dict:
+                  quiet: bool = True, index_coding: str | None = None) -> dict:
     """Write `compressed` as a .tflite whose compressed weights stay compressed; returns a report.
 
     model: the LoadedModel / nn.Module the weights belong to (default: the architecture the
     metadata names). decode: "once" (default), "every-run" or "load" (see the module doc).
-    input_shape: NCHW shape when the model has no input spec.
+    input_shape: NCHW shape when the model has no input spec. index_coding: how the .vqm that a
+    decode="load" file carries stores its indices ("auto", the default there, or "packed"); the
+    other modes decode in the graph, with builtin ops, from plain packed indices, so it is an error
+    there.
     The report holds path, bytes, ideal_bytes (cm.ideal_bits()/8), bound_bytes, within_bound,
     decode, min_runtime_version, ops, and per-layer info. quiet=False shows progress on stderr.
     """
     if decode not in DECODE_MODES:
         raise ConfigError(f"decode must be one of {', '.join(DECODE_MODES)}, got {decode!r}")
+    if index_coding is not None and decode != "load":
+        raise ConfigError(f"--index-coding has no effect with --decode {decode}: its graph decodes plain packed "
+                          "indices; only --decode load carries a .vqm")
     comp = compressed.compressed
     if not comp:
         raise ConfigError("nothing is compressed in this model; use export_dense_tflite for a dense .tflite")
@@ -98,7 +104,7 @@ def export_tflite(compressed, path, model=None, decode: str = "once", *, input_s
     bar.close()
     ed.finish()
     if slots:
-        external.embed(ed, compressed, [s["layer"] for s in slots])
+        external.embed(ed, compressed, [s["layer"] for s in slots], index_coding or "auto")
     report = _finish_model(tfl, ed, compressed.metadata, spec, decode, layers, slots)
     data, area = external.place(tfl, slots) if slots else (flatbuffer.serialize(tfl), 0)
     with atomic_path(path) as tmp:

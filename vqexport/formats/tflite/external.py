@@ -67,14 +67,16 @@ def attach(tfl, ed, targets: dict, tensors: dict) -> list[dict]:
     return slots
 
 
-def embed(ed, compressed: CompressedModel, layers: list[str]) -> None:
-    """Store the compressed tensors named `layers` as a .vqm in the metadata entry vqexport.vqm."""
+def embed(ed, compressed: CompressedModel, layers: list[str], index_coding: str = "auto") -> None:
+    """Store the compressed tensors named `layers` as a .vqm in the metadata entry vqexport.vqm,
+    its indices Huffman-coded where that is smaller (index_coding "auto"): this .vqm is what the
+    file carries of the weights, so the smallest download of a model is its decode="load" file."""
     part = CompressedModel([compressed[n] for n in dict.fromkeys(layers)],
                            {"format": "vqm", "embedded_in": "tflite"})
     fd, tmp = tempfile.mkstemp(prefix="vqexport-embed-", suffix=".vqm")
     os.close(fd)
     try:
-        write_vqm(part, tmp)
+        write_vqm(part, tmp, index_coding)
         data = Path(tmp).read_bytes()
     finally:
         os.unlink(tmp)

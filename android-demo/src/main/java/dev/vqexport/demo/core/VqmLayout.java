@@ -108,8 +108,11 @@ final class VqmLayout {
             }
         }
         VqmTensor.Section idx = t.sections.get("indices");
+        if (idx != null && idx.dtype == VqmTensor.HUFFMAN) {
+            idx = decodeHuffman(t, idx, file);
+        }
         if (idx != null) {
-            if (idx.dtype != 5) {
+            if (idx.dtype != VqmTensor.PACKED) {
                 throw new VqmException(Kind.INVALID, file, t.name + "/indices: dtype must be packed");
             }
             if (t.k > (1L << t.bits)) {
@@ -128,6 +131,25 @@ final class VqmLayout {
                 }
             }
         }
+    }
+
+    /**
+     * Replaces a Huffman index section by the packed one it codes. Its dims have matched the
+     * method's layout, so the packed array is no larger than the indices the tensor declares.
+     */
+    private static VqmTensor.Section decodeHuffman(VqmTensor t, VqmTensor.Section s, String file) throws VqmException {
+        if (t.bits < 1 || t.bits > 16 || t.k < 1 || t.k > (1L << t.bits)) {
+            throw new VqmException(Kind.INVALID, file, t.name + ": k=" + t.k + " does not fit in " + t.bits + "-bit indices");
+        }
+        byte[] packed;
+        try {
+            packed = VqmHuffman.decode(t.fileBuffer(), s.offset, s.length, s.count, t.k, t.bits);
+        } catch (VqmHuffman.DamagedException e) {
+            throw new VqmException(Kind.INVALID, file, t.name + "/indices: damaged Huffman section: " + e.getMessage());
+        }
+        VqmTensor.Section p = s.packedFrom(packed);
+        t.sections.put("indices", p);
+        return p;
     }
 
     /** binary and kmeans: {@code entries} ungrouped, [groups, entries] grouped (kmeans.py _grouped). */

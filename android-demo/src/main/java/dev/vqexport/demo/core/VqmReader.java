@@ -20,7 +20,7 @@ import java.util.Set;
 import java.util.zip.CRC32;
 
 /**
- * Reads a .vqm file exactly as docs/FORMAT.md (versions 1.x and 2.x) defines it. Every offset and length
+ * Reads a .vqm file exactly as docs/FORMAT.md (versions 1.x to 3.x) defines it. Every offset and length
  * is checked against the file before it is used; every region's crc32 is checked; the sections
  * of each tensor must be exactly those its method decodes; the decoded size is capped
  * ({@link VqmLimits}) before anything is decoded. The checks run in the order of the Python
@@ -42,6 +42,7 @@ public final class VqmReader {
     /** [start, end) of every region, for the overlap check. */
     private final List<long[]> regions = new ArrayList<long[]>();
     private long decodedBytes;
+    private int major;
 
     private VqmReader(ByteBuffer data, String name, VqmLimits limits) {
         this.buf = data.slice().order(ByteOrder.LITTLE_ENDIAN);
@@ -126,10 +127,10 @@ public final class VqmReader {
                 || buf.get(3) != MAGIC[3]) {
             throw fail(Kind.NOT_VQM, "not a .vqm file (bad magic)");
         }
-        int major = buf.getShort(4) & 0xFFFF;
+        major = buf.getShort(4) & 0xFFFF;
         int minor = buf.getShort(6) & 0xFFFF;
-        if (major != 1 && major != 2) {
-            throw fail(Kind.VERSION, "unsupported .vqm version " + major + "." + minor + " (this reader reads 1.x and 2.x)");
+        if (major < 1 || major > 3) {
+            throw fail(Kind.VERSION, "unsupported .vqm version " + major + "." + minor + " (this reader reads 1.x to 3.x)");
         }
         if (crc(buf, 0, 60) != u32(60)) {
             throw fail(Kind.CHECKSUM, "checksum mismatch in header");
@@ -230,6 +231,11 @@ public final class VqmReader {
 
     String name() {
         return name;
+    }
+
+    /** The file's major version: what it may hold (FORMAT.md "Versions"). */
+    int major() {
+        return major;
     }
 
     void addRegion(long start, long end) {

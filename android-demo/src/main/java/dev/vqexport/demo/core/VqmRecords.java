@@ -196,14 +196,19 @@ final class VqmRecords {
             dims[i] = (int) dims4[i];
             count = product(count, dims4[i], where);
         }
+        if (dtype == VqmTensor.HUFFMAN && (role != 2 || rd.major() < 3)) {
+            throw rd.fail(Kind.INVALID, where + ": a huffman section is only for indices, in a version 3 file");
+        }
         long expect;
         try {
-            expect = dtype == 5 ? Math.addExact(Math.multiplyExact(count, (long) bits), 7) / 8
+            // A Huffman payload's length is its coded size: VqmHuffman checks it against its fields.
+            expect = dtype == VqmTensor.HUFFMAN ? length
+                    : dtype == VqmTensor.PACKED ? Math.addExact(Math.multiplyExact(count, (long) bits), 7) / 8
                     : Math.multiplyExact(count, (long) VqmTensor.ITEMSIZE[dtype]);
         } catch (ArithmeticException e) {
             throw rd.fail(Kind.INVALID, where + ": the section's size overflows 64 bits");
         }
-        if (length != expect) {
+        if (length != expect || length < 0) {
             throw rd.fail(Kind.INVALID, where + ": " + Long.toUnsignedString(length) + " bytes where its dims need " + expect);
         }
         if (offset < 0 || offset % 64 != 0 || offset < VqmReader.HEADER_SIZE || length > fileSize() - offset) {

@@ -23,9 +23,13 @@ public final class VqmTensor {
         {}, {"k", "bits"}, {"k", "bits"}, {"k", "d", "rows", "bits"}, {"k", "stages", "bits"}, {"rank"}, {"k", "d", "bits"},
     };
     public static final String[] ROLES = {"raw", "codebook", "indices", "factor_a", "factor_b"};
-    public static final String[] DTYPES = {"float32", "float16", "int64", "int32", "uint8", "packed", "float64", "bool"};
-    /** Bytes per element of each dtype code; 0 for packed. */
-    public static final int[] ITEMSIZE = {4, 2, 8, 4, 1, 0, 8, 1};
+    public static final String[] DTYPES = {"float32", "float16", "int64", "int32", "uint8", "packed", "float64", "bool",
+        "huffman"};
+    /** Bytes per element of each dtype code; 0 for packed and huffman, whose length the dims do not give. */
+    public static final int[] ITEMSIZE = {4, 2, 8, 4, 1, 0, 8, 1, 0};
+    static final int PACKED = 5;
+    /** Canonical Huffman indices (FORMAT.md 3.0); the reader decodes them into a packed section. */
+    static final int HUFFMAN = 8;
     /** The longest Java array: decode() cannot return more elements than this. */
     static final int MAX_ARRAY = Integer.MAX_VALUE - 8;
 
@@ -37,14 +41,30 @@ public final class VqmTensor {
         public final long offset;
         public final long length;
         public final long count;
+        /** Huffman-coded in the file: its packed indices, decoded by the reader (offset 0); else null. */
+        final ByteBuffer decoded;
+        /** Huffman-coded in the file: the coded payload's length (the packed one is {@link #length}); else 0. */
+        public final long codedLength;
 
         Section(int role, int dtype, int[] dims, long offset, long length, long count) {
+            this(role, dtype, dims, offset, length, count, null, 0);
+        }
+
+        private Section(int role, int dtype, int[] dims, long offset, long length, long count, ByteBuffer decoded,
+                        long codedLength) {
             this.role = role;
             this.dtype = dtype;
             this.dims = dims;
             this.offset = offset;
             this.length = length;
             this.count = count;
+            this.decoded = decoded;
+            this.codedLength = codedLength;
+        }
+
+        /** The packed section a Huffman one decodes to: its indices on the heap, packed at the tensor's width. */
+        Section packedFrom(byte[] packed) {
+            return new Section(role, PACKED, dims, 0, packed.length, count, ByteBuffer.wrap(packed), length);
         }
 
         public String roleName() {
@@ -96,6 +116,11 @@ public final class VqmTensor {
         this.n = rest;
     }
 
+    /** The file's bytes, for the reader's checks. */
+    ByteBuffer fileBuffer() {
+        return file;
+    }
+
     /** Whether the method reads this tensor-table field. */
     static boolean reads(int method, String field) {
         for (String f : TABLE[method]) {
@@ -127,7 +152,7 @@ public final class VqmTensor {
     /** Unpacked value {@code i} of the "indices" section. */
     int index(long i) {
         Section s = sections.get("indices");
-        return Bits.get(file, (int) s.offset, (int) s.length, i, bits);
+        return Bits.get(s.decoded != null ? s.decoded : file, (int) s.offset, (int) s.length, i, bits);
     }
 
     /** Element {@code i} of a float32 or float16 section, widened to float32. */

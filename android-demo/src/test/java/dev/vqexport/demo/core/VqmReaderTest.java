@@ -153,7 +153,7 @@ class VqmReaderTest {
     @Test
     void rejectsBadFilesWithTheirKind() {
         TinyVqm v = new TinyVqm();
-        v.major = 3; // 1 and 2 are read
+        v.major = 4; // 1 to 3 are read
         v.recs.add(kmeans2x3());
         assertEquals(VqmException.Kind.VERSION, kindOf(v));
 

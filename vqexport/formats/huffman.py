@@ -1,0 +1,232 @@
+"""Canonical Huffman coding of index streams: the `huffman` section of .vqm 3.0 (docs/FORMAT.md).
+
+Payload, all little-endian:
+    u16 block_size B                      symbols per block, 1..MAX_BLOCK
+    u16 block_bits[ceil(count / B)]       bits each block's codes take; blocks follow each other
+    u8  code_length[k]                    of symbols 0..k-1; 0: the symbol does not occur
+    bytes stream                          ceil(sum(block_bits) / 8) bytes, MSB first, zero-padded
+
+The code is canonical (as in DEFLATE): symbols sorted by (length, value) get consecutive codes,
+so the lengths alone define it. Blocks let numpy decode every block at once, one vectorised step
+per symbol position, and bound each block's work. A decoder checks everything before it trusts
+it: a damaged payload is a HuffmanError (ValueError) with a short reason, never an allocation
+larger than the payload and the declared count, and never more than O(count + k) work.
+"""
+from __future__ import annotations
+
+import heapq
+import struct
+
+import numpy as np
+
+MAX_LENGTH = 24  # a window of 24 bits plus a start bit of at most 7 fits in 4 bytes
+MAX_BLOCK = 2048  # so that a block's bits, at most MAX_BLOCK * MAX_LENGTH, fit in a u16
+# The writer's block size: numpy decodes all blocks at once, one step per symbol of a block, so
+# a smaller block is a faster decode of a small layer; 16 bits per 1024 symbols is 0.4 % of the
+# ~3.7 bits a 16-entry codebook's index takes.
+BLOCK = 1024
+_U16 = struct.Struct("<H")
+
+
+class HuffmanError(ValueError):
+    """A code table or stream that does not decode to exactly the declared symbols."""
+
+
+def code_lengths(freq: np.ndarray, limit: int = MAX_LENGTH) -> np.ndarray:
+    """Huffman code lengths (uint8, 0 for absent symbols) for these symbol frequencies, none over `limit`.
+
+    A code that comes out too long is rebuilt from flattened frequencies (halved, kept >= 1), which
+    shortens the deepest codes first and costs almost nothing on real index streams.
+    """
+    freq = np.asarray(freq, dtype=np.int64)
+    present = np.flatnonzero(freq)
+    lengths = np.zeros(freq.size, dtype=np.uint8)
+    if present.size == 1:
+        lengths[present[0]] = 1  # one symbol still needs one bit per occurrence to be countable
+        return lengths
+    f = freq[present]
+    while True:
+        depth = _tree_depths(f)
+        if depth.max(initial=0) <= limit:
+            lengths[present] = depth
+            return lengths
+        f = (f >> 1) | 1
+
+
+def _tree_depths(f: np.ndarray) -> np.ndarray:
+    """The depth of each leaf in a Huffman tree of weights f (ties broken by index: deterministic)."""
+    n = f.size
+    parent = np.zeros(2 * n - 1, dtype=np.int64)
+    heap = [(int(w), i) for i, w in enumerate(f)]
+    heapq.heapify(heap)
+    nxt = n
+    while len(heap) > 1:
+        wa, a = heapq.heappop(heap)
+        wb, b = heapq.heappop(heap)
+        parent[a] = parent[b] = nxt
+        heapq.heappush(heap, (wa + wb, nxt))
+        nxt += 1
+    depth = np.zeros(2 * n - 1, dtype=np.int64)
+    for node in range(2 * n - 3, -1, -1):  # parents have larger ids: walk from the root down
+        depth[node] = depth[parent[node]] + 1
+    return depth[:n]
+
+
+def canonical_codes(lengths: np.ndarray) -> np.ndarray:
+    """The canonical code of each symbol (uint32; meaningless where the length is 0)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    codes = np.zeros(lengths.size, dtype=np.uint32)
+    code, prev = 0, 0
+    order = np.lexsort((np.arange(lengths.size), lengths))
+    for s in order[lengths[order] > 0]:
+        code <<= int(lengths[s]) - prev
+        prev = int(lengths[s])
+        codes[s] = code
+        code += 1
+    return codes
+
+
+def encode(symbols: np.ndarray, k: int, block: int = BLOCK) -> bytes:
+    """The payload for these symbols (each < k), in the layout of the module docstring."""
+    sym = np.ascontiguousarray(symbols).ravel().astype(np.int64, copy=False)
+    if not 1 <= block <= MAX_BLOCK:
+        raise ValueError(f"block size {block} is outside 1..{MAX_BLOCK}")
+    if sym.size and (int(sym.max()) >= k or int(sym.min()) < 0):
+        raise ValueError(f"a symbol is outside 0..{k - 1}")
+    lengths = code_lengths(np.bincount(sym, minlength=k))
+    codes = canonical_codes(lengths)
+    sym_len = lengths.astype(np.int64)[sym]
+    nblocks = -(-sym.size // block)
+    block_bits = np.add.reduceat(sym_len, np.arange(nblocks) * block) if nblocks else np.zeros(0, np.int64)
+    out = bytearray(_U16.pack(block))
+    out += block_bits.astype("<u2").tobytes()
+    out += lengths.tobytes()
+    out += _stream(sym, codes, lengths)
+    return bytes(out)
+
+
+def _stream(sym: np.ndarray, codes: np.ndarray, lengths: np.ndarray) -> bytes:
+    """The codes one after another, most significant bit first, the last byte zero-padded."""
+    out = bytearray()
+    carry = np.zeros(0, dtype=np.uint8)
+    width = int(lengths.max(initial=1))
+    shifts = np.arange(width - 1, -1, -1, dtype=np.int64)  # the code's top bit first
+    for start in range(0, sym.size, 1 << 20):  # chunks: a 100 M-weight layer never holds 24 bytes a symbol
+        s = sym[start:start + (1 << 20)]
+        n = lengths.astype(np.int64)[s]
+        c = codes.astype(np.int64)[s]
+        # Right-aligned in `width` bits; the first width - n columns are not part of the code.
+        bitmat = ((c[:, None] >> shifts) & 1).astype(np.uint8)
+        keep = np.arange(width)[None, :] >= (width - n)[:, None]
+        bits = np.concatenate([carry, bitmat[keep]])
+        whole = bits.size - bits.size % 8
+        out += np.packbits(bits[:whole], bitorder="big").tobytes()
+        carry = bits[whole:]
+    if carry.size:
+        out += np.packbits(carry, bitorder="big").tobytes()
+    return bytes(out)
+
+
+def entropy_bits(symbols: np.ndarray, k: int) -> float:
+    """The empirical order-0 entropy of the symbols, in bits per symbol: what no code of one symbol
+    at a time can beat (Huffman is within one bit of it, usually far closer)."""
+    counts = np.bincount(np.ravel(symbols), minlength=k)
+    p = counts[counts > 0] / max(1, int(counts.sum()))
+    return float(-(p * np.log2(p)).sum())
+
+
+def payload_nbytes(count: int, k: int, total_bits: int, block: int = BLOCK) -> int:
+    return 2 + 2 * -(-count // block) + k + (total_bits + 7) // 8
+
+
+class Table:
+    """A checked canonical code: for each length l, the left-justified limit of its codes, and how
+    a code of that length maps to its symbol (the symbols sorted by length, then value)."""
+
+    def __init__(self, lengths: np.ndarray):
+        lengths = np.asarray(lengths, dtype=np.int64)
+        if lengths.size and int(lengths.max()) > MAX_LENGTH:
+            raise HuffmanError(f"a code length is {int(lengths.max())}, over {MAX_LENGTH}")
+        present = int(np.count_nonzero(lengths))
+        # Kraft sum in integers: sum 2^(L-l) must be exactly 2^L (a complete code), except for a
+        # one-symbol code, whose single code is "0". An incomplete or over-full table is damage.
+        kraft = int(np.sum(np.left_shift(1, MAX_LENGTH - lengths[lengths > 0]), dtype=np.int64))
+        if present == 1:
+            if int(lengths.max()) != 1:
+                raise HuffmanError("a one-symbol code must have length 1")
+        elif kraft != 1 << MAX_LENGTH:
+            raise HuffmanError("the code lengths do not form a complete prefix code (Kraft sum "
+                               f"{kraft / (1 << MAX_LENGTH):.6g}, must be 1)")
+        self.max_len = int(lengths.max()) if present else 0
+        counts = np.bincount(lengths, minlength=MAX_LENGTH + 1)[: self.max_len + 1]
+        counts[0] = 0
+        self.symbols = np.lexsort((np.arange(lengths.size), lengths))[lengths.size - present:].astype(np.int64)
+        first = np.zeros(self.max_len + 2, dtype=np.int64)  # first canonical code of each length
+        index = np.zeros(self.max_len + 2, dtype=np.int64)  # position of its symbol in self.symbols
+        code = 0
+        for length in range(1, self.max_len + 1):
+            code = (code + int(counts[length - 1])) << 1 if length > 1 else 0
+            first[length] = code
+            index[length] = index[length - 1] + int(counts[length - 1]) if length > 1 else 0
+        self.first, self.index, self.counts = first, index, counts
+        # Exclusive limit of the max_len-bit windows that start with a code of length <= l.
+        self.limit = np.array([(int(first[n]) + int(counts[n])) << (self.max_len - n)
+                               for n in range(1, self.max_len + 1)], dtype=np.int64)
+
+
+def decode(payload, count: int, k: int) -> np.ndarray:
+    """The `count` symbols (uint16) of a payload for a k-symbol alphabet; HuffmanError if damaged."""
+    buf = np.frombuffer(payload, dtype=np.uint8) if not isinstance(payload, np.ndarray) else payload.view(np.uint8)
+    if buf.size < 2:
+        raise HuffmanError("shorter than its block size field")
+    block = _U16.unpack_from(buf[:2].tobytes())[0]
+    if not 1 <= block <= MAX_BLOCK:
+        raise HuffmanError(f"block size {block} is outside 1..{MAX_BLOCK}")
+    nblocks = -(-count // block)
+    head = 2 + 2 * nblocks + k
+    if buf.size < head:
+        raise HuffmanError(f"{buf.size} bytes cannot hold its {nblocks} block sizes and {k} code lengths")
+    block_bits = buf[2:2 + 2 * nblocks].view("<u2").astype(np.int64)
+    table = Table(buf[2 + 2 * nblocks:head])
+    stream = buf[head:]
+    total = int(block_bits.sum())
+    if (total + 7) // 8 != stream.size:
+        raise HuffmanError(f"its blocks take {total} bits, so the stream needs {(total + 7) // 8} bytes, "
+                           f"and it has {stream.size}")
+    if total % 8 and int(stream[-1]) & ((1 << (8 - total % 8)) - 1):
+        raise HuffmanError("the padding bits after the last code are not 0")
+    sizes = np.full(nblocks, block, dtype=np.int64)
+    if nblocks:
+        sizes[-1] = count - block * (nblocks - 1)
+    # Each code takes 1..max_len bits: a block whose bit count lies outside that is damaged. Found
+    # before any decoding, and it bounds how far a position can run below.
+    if np.any(block_bits < sizes) or np.any(block_bits > sizes * table.max_len):
+        raise HuffmanError("a block's bit count cannot hold its symbols")
+    return _decode_blocks(stream, block_bits, sizes, table, count)
+
+
+def _decode_blocks(stream: np.ndarray, block_bits: np.ndarray, sizes: np.ndarray, table: Table,
+                   count: int) -> np.ndarray:
+    """All blocks at once: step i decodes symbol i of every block (only the last block can be short)."""
+    ends = np.cumsum(block_bits)
+    pos = ends - block_bits
+    padded = np.concatenate([stream, np.zeros(4, dtype=np.uint8)])  # a 4-byte window never reads past it
+    last = stream.size  # a position past the stream reads zeros there; its block's end check fails
+    block = int(sizes[0]) if sizes.size else 0
+    out = np.empty((sizes.size, block), dtype=np.uint16)
+    L = table.max_len
+    for step in range(block):
+        live = sizes.size if step < sizes[-1] else sizes.size - 1
+        p = pos[:live]
+        byte = np.minimum(p >> 3, last)
+        word = ((padded[byte].astype(np.int64) << 24) | (padded[byte + 1].astype(np.int64) << 16)
+                | (padded[byte + 2].astype(np.int64) << 8) | padded[byte + 3])
+        window = ((word << (p & 7)) & 0xFFFFFFFF) >> (32 - L)
+        n = np.searchsorted(table.limit, window, side="right") + 1
+        if int(n.max()) > L:
+            raise HuffmanError("the stream holds a bit pattern that is no code")
+        out[:live, step] = table.symbols[table.index[n] + (window >> (L - n)) - table.first[n]]
+        pos[:live] = p + n
+    if not np.array_equal(pos, ends):
+        raise HuffmanError(f"block {int(np.flatnonzero(pos != ends)[0])} does not end where its bit count says")
+    return out.ravel()[:count]  # rows are blocks in order: a short last block ends at count
