@@ -88,3 +88,16 @@ def test_quick_sweep_on_fashion(tmp_path):
     assert s["images"] == 10000 and s["baseline"]["top1"] > 0.85
     km = next(p for p in s["points"] if p["label"] == "kmeans k=16")
     assert abs(km["top1"] - s["baseline"]["top1"]) < 0.01 and km["agree"] > 0.97
+
+
+def test_calibrated_sweep_marks_its_points(tmp_path):
+    from vqexport.zoo.reference import save_torchscript
+
+    net = tiny_cnn()
+    save_torchscript(net, tmp_path / "m.pt", {"input": TINY_CNN_INPUT})
+    data = _data(tmp_path, net)
+    s = run_sweep(tmp_path / "m.pt", data, tmp_path / "out", points=[{"method": "kmeans", "k": 4},
+                                                                     {"method": "rq", "k": 4, "stages": 2}],
+                  svd_targets=[], quiet=True, calib=data, calib_images=64)
+    marks = {p["method"]: p["calibrated"] for p in s["points"]}
+    assert marks == {"kmeans": True, "rq": False, "svd": False}

@@ -116,7 +116,7 @@ def run(network: str, configs: list[str], epochs: int, calib_images: int, seed: 
                     row["train_loss"] = [e["train_loss"] for e in report["epochs_run"]]
                 if variant != "plain":
                     p = compare(pred == y, variants["plain"]["pred"] == y, seed=seed)
-                    row["vs_plain"] = {"delta_points": 100 * (p.acc_a - p.acc_b), "p": p.p_value,
+                    row["vs_plain"] = {"delta_points": 100 * (p.top1_a - p.top1_b), "p": p.p_value,
                                        "ci_points": [100 * p.ci_low, 100 * p.ci_high]}
                 variants[variant] = {"cm": cm, "pred": pred}
                 out["rows"].append(row)
@@ -204,7 +204,7 @@ def main(argv=None) -> int:
     ap.add_argument("--network", choices=["paper", "mobile"], default="paper")
     ap.add_argument("--configs", help="comma list (default: all of the network's)")
     ap.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs; 0 skips fine-tuning (default 2)")
-    ap.add_argument("--calib-images", type=int, default=512)
+    ap.add_argument("--calib-images", type=int, default=2048)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="folder for frontier_<network>.md/.json/.png")
     ap.add_argument("--json", action="store_true")

@@ -340,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--types", type=_types, default=("linear",), metavar="TYPE[,TYPE]",
                    help="the weights every point compresses: linear is the paper's experiment, conv,linear the "
                         "whole model (default: linear)")
+    p.add_argument("--calib", metavar="DATA", help="calibrated fitting (as compress --calib) for every point "
+                   "whose method takes it")
+    p.add_argument("--calib-images", type=_at_least(1), metavar="N",
+                   help=f"calibration inputs (default: {DEFAULT_CALIB_IMAGES})")
     p.add_argument("--min-size", type=_at_least(0), default=0, metavar="N",
                    help="weights with fewer elements stay raw")
     _scale_flag(p)

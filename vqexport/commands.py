@@ -372,6 +372,6 @@ def cmd_sweep(args) -> int:
     check_output_folder(args.output, OUTPUT_FILES, inputs=[args.model, args.data])
     result = run_sweep(args.model, args.data, args.output, quick=args.quick, formats=args.formats.split(","),
                        arch=args.arch, trust_pickle=args.trust_pickle, quiet=args.quiet, scale=args.scale,
-                       types=args.types, min_size=args.min_size)
+                       types=args.types, min_size=args.min_size, calib=args.calib, calib_images=args.calib_images)
     emit(args, result, format_sweep(result))
     return 0

@@ -118,11 +118,15 @@ def _input_stats(model: LoadedModel, plans: dict, calib: Calibration, quiet: boo
     if not wanted:
         raise ConfigError("--calib applies to binary, kmeans, pq (by columns) and vq layers; "
                           + "; ".join(f"{n}: {r}" for n, r in plain.items()))
-    bar = step_bar(len(calib.images), "calibrate", quiet, every=10)
-    try:
-        stats, missed = collect(model.module, calib.images, wanted, progress=lambda done: bar.update(done - bar.n))
-    finally:
-        bar.close()
+    key = (id(model.module), tuple(wanted))
+    if key not in calib.cache:
+        bar = step_bar(len(calib.images), "calibrate", quiet, every=10)
+        try:
+            calib.cache[key] = collect(model.module, calib.images, wanted,
+                                       progress=lambda done: bar.update(done - bar.n))
+        finally:
+            bar.close()
+    stats, missed = calib.cache[key]
     plain.update(missed)
     for name, reason in missed.items():
         warnings.warn(f"layer {name} fitted without calibration: {reason}", SkippedLayerWarning, stacklevel=3)

@@ -3,13 +3,13 @@ each compressed layer's codebook and indices to its output error (refit.py), and
 correction. The decode of every method is unchanged, so every format and reader works as it is."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import ConfigError
 
-DEFAULT_IMAGES = 512
+DEFAULT_IMAGES = 2048  # GPTQ-style feedback needs about as many inputs as a dense layer has columns
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class Calibration:
     source: str = "<array>"
     feedback: bool = True
     bias_correction: bool = False
+    # (model, layers) -> (stats, why not): a sweep compresses one model many times on the same images
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.images, np.ndarray) or self.images.ndim < 2 or len(self.images) == 0:

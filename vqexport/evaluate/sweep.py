@@ -81,14 +81,23 @@ def svd_overrides(model, target: float, types=("linear",)) -> tuple[dict, dict, 
     return ranks, notes, layers
 
 
+def _calibrates(config: CompressConfig) -> bool:
+    """Whether --calib applies to a sweep point (its global method; overrides are the budget's)."""
+    from ..calibrate.refit import METHODS
+
+    return config.quant.method in METHODS and not getattr(config.quant, "rows", False)
+
+
 def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm",), arch=None,
               trust_pickle=False, quiet=False, points: list[dict] | None = None, svd_targets=None,
-              budget_rates=None, scale: float | None = None, types=("linear",), min_size: int = 0) -> dict:
+              budget_rates=None, scale: float | None = None, types=("linear",), min_size: int = 0,
+              calib: str | None = None, calib_images: int | None = None) -> dict:
     """scale: divide the user's data by it (--scale 255); None feeds it as given.
     types, min_size: which weights every point compresses; by default the dense layers, all of
     them, as in the paper's experiment (types=("conv", "linear"): the whole model).
     budget_rates: whole-model compression rates at which the budget search (vqexport.budget)
-    also places a point, so the plots show its frontier beside the single settings."""
+    also places a point, so the plots show its frontier beside the single settings.
+    calib: calibration data (vqexport.calibrate) for every point whose method it applies to."""
     import vqexport
 
     from ..torch_bridge import to_torch
@@ -111,6 +120,14 @@ def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm
     if y.max(initial=0) >= ref_logits.shape[1]:
         raise ConfigError(f"{data}: has label {int(y.max())}, but {model_path} has {ref_logits.shape[1]} outputs")
     base = {"top1": topk(ref_logits, y, 1), "top5": topk(ref_logits, y, 5)}
+    calibration = None
+    if calib is not None:
+        from ..calibrate import DEFAULT_IMAGES
+        from ..calibrate import calibration as make_calibration
+
+        calibration = make_calibration(model, calib, calib_images or DEFAULT_IMAGES)
+    elif calib_images is not None:
+        raise ConfigError("--calib-images has no effect without --calib DATA")
     out.mkdir(parents=True, exist_ok=True)  # only once the model and the data have passed their checks
 
     grid = points if points is not None else (quick_grid() if quick else full_grid())
@@ -122,12 +139,13 @@ def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm
     def measure(p: dict, config: CompressConfig, notes: dict | None = None) -> dict:
         bar.set_description_str(f"sweep: {label(p)}")
         start = time.perf_counter()
-        cm = vqexport.compress(model, config=config)
+        calibrated = calibration is not None and _calibrates(config)
+        cm = vqexport.compress(model, config=config, calib=calibration if calibrated else None)
         seconds = time.perf_counter() - start
         logits = predict(TorchRuntime(to_torch(cm, model), model.input), x)
         s = cm.summary()
         noise = float(np.sum((ref_logits.astype(np.float64) - logits) ** 2))
-        r = {**p, "label": label(p), "layer_compression": s["layer_compression"],
+        r = {**p, "label": label(p), "calibrated": calibrated, "layer_compression": s["layer_compression"],
              "model_compression": s["model_compression"], "top1": topk(logits, y, 1), "top5": topk(logits, y, 5),
              "agree": float(np.mean(logits.argmax(1) == ref_logits.argmax(1))),
              "snr_db": (10 * math.log10(float(np.sum(ref_logits.astype(np.float64) ** 2)) / noise)
