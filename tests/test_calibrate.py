@@ -130,18 +130,26 @@ def test_torchscript_and_eager_statistics_agree(tmp_path):
         assert np.allclose(traced[name].total, eager[name].total, rtol=1e-5, atol=1e-3)
 
 
-def test_bias_correction_keeps_the_mean_output():
+@pytest.mark.parametrize("method,settings,refit", [("kmeans", {"k": 2}, True), ("rq", {"k": 4, "stages": 1}, False),
+                                                   ("svd", {"rank": 4}, False)])
+def test_bias_correction_keeps_the_mean_output(method, settings, refit):
+    """With or without the refit, and for methods it does not refit, the layer's mean output on the
+    calibration inputs is the dense layer's."""
     model = _mlp()
     x = _inputs(1, 400)
-    cm = vqexport.compress(model, "kmeans", k=2, types=("linear",), min_size=0,
-                           calib=Calibration(x, bias_correction=True))
+    cm = vqexport.compress(model, method, types=("linear",), min_size=0,
+                           calib=Calibration(x, bias_correction=True, refit=refit), **settings)
     dec = decoded_state_dict(cm)
     with torch.no_grad():
         dense = model[0](torch.from_numpy(x)).mean(0).numpy()
     ours = x.mean(0) @ np.asarray(dec["0.weight"]).T + np.asarray(dec["0.bias"])
     assert np.allclose(ours, dense, atol=1e-4)
-    plain = vqexport.compress(model, "kmeans", k=2, types=("linear",), min_size=0, calib=Calibration(x))
-    assert np.array_equal(np.asarray(decoded_state_dict(plain)["0.bias"]), model[0].bias.detach().numpy())
+    assert ("rel_output_error" in cm.metadata["layers"]["0.weight"]) == refit
+    plain = vqexport.compress(model, method, types=("linear",), min_size=0, calib=Calibration(x, refit=refit,
+                                                                                               bias_correction=False)) \
+        if refit else None
+    if plain is not None:
+        assert np.array_equal(np.asarray(decoded_state_dict(plain)["0.bias"]), model[0].bias.detach().numpy())
 
 
 def _npz(tmp_path, n: int = 80):

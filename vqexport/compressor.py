@@ -106,18 +106,20 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
 
 
 def _input_stats(model: LoadedModel, plans: dict, calib: Calibration, quiet: bool):
-    """({name: InputStats} of the planned layers that calibration applies to, {name: why not} of
-    the others, which are fitted plainly, with a warning). None applying at all is an error."""
+    """({name: InputStats} of the planned layers calibration applies to, {name: why not} of the
+    others, which are fitted plainly, with a warning). A layer is refitted when its method allows
+    (refit.METHODS) and calib.refit is on; with bias correction, every layer gets statistics.
+    None applying at all is an error."""
     from .calibrate import refit
     from .calibrate.stats import collect
     from .util.progress import step_bar
 
-    plain = {n: f"--calib does not apply to method {q.method}" + (" by rows" if q.method == "pq" else "")
-             for n, q in plans.items() if q.method not in refit.METHODS or getattr(q, "rows", False)}
-    wanted = [n for n in plans if n not in plain]
+    plain = {n: f"--calib does not refit method {q.method}" + (" by rows" if q.method == "pq" else "")
+             for n, q in plans.items() if not refit.applies(q)}
+    wanted = [n for n in plans if calib.bias_correction or (calib.refit and n not in plain)]
     if not wanted:
-        raise ConfigError("--calib applies to binary, kmeans, pq (by columns) and vq layers; "
-                          + "; ".join(f"{n}: {r}" for n, r in plain.items()))
+        raise ConfigError("--calib applies to binary, kmeans, pq (by columns) and vq layers, or to any layer with "
+                          "--bias-correction; " + "; ".join(f"{n}: {r}" for n, r in plain.items()))
     key = (id(model.module), tuple(wanted))
     if key not in calib.cache:
         bar = step_bar(len(calib.images), "calibrate", quiet, every=10)
@@ -127,23 +129,24 @@ def _input_stats(model: LoadedModel, plans: dict, calib: Calibration, quiet: boo
         finally:
             bar.close()
     stats, missed = calib.cache[key]
-    plain.update(missed)
     for name, reason in missed.items():
         warnings.warn(f"layer {name} fitted without calibration: {reason}", SkippedLayerWarning, stacklevel=3)
-    return stats, plain
+    why = {**(plain if calib.refit else {}), **missed}
+    return {n: s for n, s in stats.items() if n in plans}, why
 
 
 def _calibrated(w, t, stats, calib: Calibration, state: dict, deltas: dict):
-    """The layer refitted to its inputs, with its output error before and after in the metadata,
-    and its bias correction recorded in deltas."""
+    """The layer refitted to its inputs where its method allows, with its output error before and
+    after in the metadata, and its bias correction recorded in deltas."""
     from .calibrate import bias_delta, output_error
-    from .calibrate.refit import refit
+    from .calibrate import refit as refitting
 
-    before = output_error(w, registry.decode(t), stats.second)
-    t = refit(w, t, stats, calib.feedback)
     decoded = registry.decode(t)
-    extra = {"rel_output_error_plain": round(before, 6),
-             "rel_output_error": round(output_error(w, decoded, stats.second), 6)}
+    extra = {"rel_output_error_plain": round(output_error(w, decoded, stats.second), 6)}
+    if calib.refit and refitting.applies_to(t):
+        t = refitting.refit(w, t, stats, calib.feedback)
+        decoded = registry.decode(t)
+        extra["rel_output_error"] = round(output_error(w, decoded, stats.second), 6)
     if calib.bias_correction:
         bias = t.name[: -len("weight")] + "bias" if t.name.endswith("weight") else None
         if bias in state:

@@ -16,13 +16,15 @@ DEFAULT_IMAGES = 2048  # GPTQ-style feedback needs about as many inputs as a den
 class Calibration:
     """Calibration images as the model takes them (channels first, normalised), and how to use them.
 
-    feedback: GPTQ-style error feedback when assigning indices (refit.py); bias_correction: add
-    (W - W') E[x] to the layer's bias, so that its mean output on the images does not move."""
+    refit: refit the codebook and indices of the layers whose method allows (refit.py); feedback:
+    with GPTQ-style error feedback when assigning the indices; bias_correction: add (W - W') E[x]
+    to each layer's bias (any method), so that its mean output on the images does not move."""
 
     images: np.ndarray
     source: str = "<array>"
     feedback: bool = True
     bias_correction: bool = False
+    refit: bool = True
     # (model, layers) -> (stats, why not): a sweep compresses one model many times on the same images
     cache: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -31,8 +33,8 @@ class Calibration:
             raise ConfigError("calibration needs a non-empty batch of inputs [N, ...]")
 
     def record(self) -> dict:
-        return {"data": self.source, "images": int(len(self.images)), "feedback": self.feedback,
-                "bias_correction": self.bias_correction}
+        return {"data": self.source, "images": int(len(self.images)), "refit": self.refit,
+                "feedback": self.feedback, "bias_correction": self.bias_correction}
 
 
 def calibration(model, data: str, images: int = DEFAULT_IMAGES, seed: int = 0, **options) -> Calibration:

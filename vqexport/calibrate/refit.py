@@ -33,6 +33,15 @@ BLOCK = 128  # columns updated at once; later columns get one matrix product per
 LLOYD_ITERS = 20
 
 
+def applies(q) -> bool:
+    """Whether a layer of this method config can be refitted."""
+    return q.method in METHODS and not getattr(q, "rows", False)
+
+
+def applies_to(t: CompressedTensor) -> bool:
+    return t.method in METHODS and not t.rows
+
+
 def unit(t: CompressedTensor) -> int:
     """Columns assigned together: one for scalar codebooks, d for sub-vector ones."""
     return t.d if t.method in ("pq", "vq") else 1

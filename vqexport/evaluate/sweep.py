@@ -83,9 +83,9 @@ def svd_overrides(model, target: float, types=("linear",)) -> tuple[dict, dict, 
 
 def _calibrates(config: CompressConfig) -> bool:
     """Whether --calib applies to a sweep point (its global method; overrides are the budget's)."""
-    from ..calibrate.refit import METHODS
+    from ..calibrate.refit import applies
 
-    return config.quant.method in METHODS and not getattr(config.quant, "rows", False)
+    return applies(config.quant)
 
 
 def run_sweep(model_path, data: str, out_dir, quick: bool = False, formats=("vqm",), arch=None,
