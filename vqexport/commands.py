@@ -177,9 +177,11 @@ def _summary(cm, path) -> dict:
                      "params": {k: info[k] for k in ("k", "d", "rows", "stages", "rank", "group_size") if info.get(k)
                                 or (k in info and k != "group_size")},
                      "bits_per_weight": t.bits_per_weight, **_index_coding(t), "compression": t.compression,
-                     "rel_error": info.get("rel_error")})
+                     "rel_error": info.get("rel_error"), "rel_output_error": info.get("rel_output_error"),
+                     "rel_output_error_plain": info.get("rel_output_error_plain")})
     return {"file": str(path), "bytes": os.path.getsize(path), **cm.summary(), "layers": rows,
-            "skipped": cm.metadata.get("skipped", {}), "tied": cm.tied, "source": cm.metadata.get("source", {})}
+            "skipped": cm.metadata.get("skipped", {}), "tied": cm.tied, "source": cm.metadata.get("source", {}),
+            "calibration": cm.metadata.get("calibration"), "finetune": cm.metadata.get("finetune")}
 
 
 def _index_coding(t) -> dict:
@@ -209,8 +211,14 @@ def _summary_text(r: dict) -> str:
              bits(x["bits_per_weight"]), bits(x["coded_bits_per_weight"]), bits(x["entropy_bits_per_weight"]),
              f"{x['compression']:.2f}x", "-" if x["rel_error"] is None else f"{x['rel_error']:.4f}"]
             for x in r["layers"]]
-    out = [table(rows, ["layer", "type", "shape", "method", "params", "bits/weight packed", "as stored",
-                        "at entropy", "compression", "rel. error"])]
+    heads = ["layer", "type", "shape", "method", "params", "bits/weight packed", "as stored", "at entropy",
+             "compression", "rel. error"]
+    if any(x.get("rel_output_error_plain") is not None for x in r["layers"]):  # calibrated: the output error too
+        heads += ["output error (plain fit)"]
+        for row, x in zip(rows, r["layers"], strict=True):
+            now, plain = x.get("rel_output_error"), x.get("rel_output_error_plain")
+            row.append("-" if plain is None else f"{plain if now is None else now:.4f} ({plain:.4f})")
+    out = [table(rows, heads)]
     small = {n: why for n, why in r["skipped"].items() if "below --min-size" in why}
     for name, why in r["skipped"].items():
         if name not in small or len(small) <= 4:
@@ -221,6 +229,15 @@ def _summary_text(r: dict) -> str:
                    f"({', '.join(list(small)[:6])}{' ...' if len(small) > 6 else ''})")
     for alias, name in r["tied"].items():
         out.append(f"tied: {alias} is {name}, stored once")
+    cal, tuned = r.get("calibration"), r.get("finetune")
+    if cal:
+        out.append(f"calibrated on {cal.get('data')} ({cal.get('images')} images"
+                   + (", bias corrected" if cal.get("bias_correction") else "") + ")")
+    if tuned:
+        runs = tuned.get("epochs_run") or [{}]
+        held = runs[-1].get("held_out_top1")
+        out.append(f"fine-tuned on {tuned.get('data')}: {tuned.get('epochs')} epochs"
+                   + (f", held-out top-1 {100 * held:.2f} %" if isinstance(held, (int, float)) else ""))
     out.append(f"{r['file']}: {human_bytes(r['bytes'])} (dense model {human_bytes(r['model_dense_bytes'])}); "
                f"selected layers {r['layer_compression']:.2f}x, whole model {r['model_compression']:.2f}x")
     return "\n".join(out)
