@@ -122,12 +122,15 @@ def _input_stats(model: LoadedModel, plans: dict, calib: Calibration, quiet: boo
                           "--bias-correction; " + "; ".join(f"{n}: {r}" for n, r in plain.items()))
     key = (id(model.module), tuple(wanted))
     if key not in calib.cache:
+        fit, check = calib.split()
         bar = step_bar(len(calib.images), "calibrate", quiet, every=10)
         try:
-            calib.cache[key] = collect(model.module, calib.images, wanted,
-                                       progress=lambda done: bar.update(done - bar.n))
+            stats, missed = collect(model.module, fit, wanted, progress=lambda done: bar.update(done - bar.n))
+            held, _ = collect(model.module, check, list(stats),
+                              progress=lambda done: bar.update(len(fit) + done - bar.n))
         finally:
             bar.close()
+        calib.cache[key] = ({n: (stats[n], held.get(n, stats[n])) for n in stats}, missed)
     stats, missed = calib.cache[key]
     for name, reason in missed.items():
         warnings.warn(f"layer {name} fitted without calibration: {reason}", SkippedLayerWarning, stacklevel=3)
@@ -136,21 +139,32 @@ def _input_stats(model: LoadedModel, plans: dict, calib: Calibration, quiet: boo
 
 
 def _calibrated(w, t, stats, calib: Calibration, state: dict, deltas: dict):
-    """The layer refitted to its inputs where its method allows, with its output error before and
-    after in the metadata, and its bias correction recorded in deltas."""
+    """The layer refitted to its inputs where its method allows, and its bias correction recorded in
+    deltas. stats: (InputStats of the fitting images, of the held-out ones). Of the plain fit, the
+    H-weighted codebook, and that with error feedback, the one with the lowest output error on the
+    held-out images is kept: the feedback can fit the fitting images' noise (a dense layer wider
+    than the images are many)."""
     from .calibrate import bias_delta, output_error
     from .calibrate import refit as refitting
 
+    fit, held = stats
     decoded = registry.decode(t)
-    extra = {"rel_output_error_plain": round(output_error(w, decoded, stats.second), 6)}
+    best = (output_error(w, decoded, held.second), "plain", t, decoded)
+    extra = {"rel_output_error_plain": round(best[0], 6)}
     if calib.refit and refitting.applies_to(t):
-        t = refitting.refit(w, t, stats, calib.feedback)
-        decoded = registry.decode(t)
-        extra["rel_output_error"] = round(output_error(w, decoded, stats.second), 6)
+        for feedback in (False, True) if calib.feedback else (False,):
+            cand = refitting.refit(w, t, fit, feedback)
+            dec = registry.decode(cand)
+            err = output_error(w, dec, held.second)
+            if err < best[0]:
+                best = (err, "feedback" if feedback else "weighted", cand, dec)
+        extra.update(rel_output_error=round(best[0], 6), calibration=best[1])
+    _, _, t, decoded = best
     if calib.bias_correction:
         bias = t.name[: -len("weight")] + "bias" if t.name.endswith("weight") else None
         if bias in state:
-            deltas[bias] = bias_delta(w, decoded, stats.mean)
+            mean = (fit.total + held.total) / max(1, fit.count + held.count)  # every calibration image
+            deltas[bias] = bias_delta(w, decoded, mean)
         else:
             extra["bias_correction"] = "the layer has no bias"
     return t, extra

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
+HELD_OUT = 4  # 1 / HELD_OUT of the calibration images choose between the fits
 DEFAULT_IMAGES = 2048  # GPTQ-style feedback needs about as many inputs as a dense layer has columns
 
 
@@ -31,6 +32,14 @@ class Calibration:
     def __post_init__(self) -> None:
         if not isinstance(self.images, np.ndarray) or self.images.ndim < 2 or len(self.images) == 0:
             raise ConfigError("calibration needs a non-empty batch of inputs [N, ...]")
+
+    def split(self) -> tuple[np.ndarray, np.ndarray]:
+        """(fitting images, held-out images): a quarter, at least one, is kept to choose each layer's
+        fit by its output error on inputs it was not fitted to."""
+        if len(self.images) < 2:
+            return self.images, self.images
+        held = max(1, len(self.images) // HELD_OUT)
+        return self.images[:-held], self.images[-held:]
 
     def record(self) -> dict:
         return {"data": self.source, "images": int(len(self.images)), "refit": self.refit,
