@@ -273,3 +273,23 @@ def test_a_hostile_section_costs_bounded_time_and_memory(coded):
     # The output and a few per-block arrays (16 bytes a symbol), a copy of the stream, and the
     # code table: O(k), and the file holds k code lengths and a codebook of k entries.
     assert peak < 16 * n + 2 * len(payload) + 40 * 65536, peak
+
+
+@pytest.mark.parametrize("k,n,block", [(16, 40_000, 64), (2, 3000, 7), (65536, 20_000, 1000), (5, 1, 1)])
+def test_the_scalar_and_vectorised_decodes_agree(monkeypatch, k, n, block):
+    """Few blocks decode symbol by symbol in Python, many in numpy steps: both give the symbols, and
+    both refuse a stream whose first block's bits are moved to the second (or, for k = 2, whose
+    count then cannot hold it). The 65536 case has codes past the lookup: the canonical search."""
+    s = skewed(k, n, seed=n)
+    payload = huffman.encode(s, k, block=block)
+    nblocks = -(-n // block)
+    moved = None
+    if nblocks > 1:
+        a, b = struct.unpack_from("<HH", payload, 2)
+        moved = payload[:2] + struct.pack("<HH", a + 1, b - 1) + payload[6:]
+    for threshold in (0, nblocks + 1):  # all vectorised, all scalar
+        monkeypatch.setattr(huffman, "SCALAR_BLOCKS", threshold)
+        assert np.array_equal(huffman.decode(payload, n, k), s)
+        if moved is not None:
+            with pytest.raises(huffman.HuffmanError, match="block 0 does not end|no code|cannot hold"):
+                huffman.decode(moved, n, k)

@@ -10,7 +10,7 @@ The code is canonical (as in DEFLATE): symbols sorted by (length, value) get con
 so the lengths alone define it. Blocks let numpy decode every block at once, one vectorised step
 per symbol position, and bound each block's work. A decoder checks everything before it trusts
 it: a damaged payload is a HuffmanError (ValueError) with a short reason, never an allocation
-larger than the payload and the declared count, and never more than O(count + k) work.
+beyond a few bytes per payload byte and per declared symbol, and never more than O(count + k) work.
 """
 from __future__ import annotations
 
@@ -205,28 +205,130 @@ def decode(payload, count: int, k: int) -> np.ndarray:
     return _decode_blocks(stream, block_bits, sizes, table, count)
 
 
+# Codes up to this long decode by one lookup in a table of 2^LOOKUP_BITS entries (16 KiB of
+# uint32); longer ones, rare by construction, by the canonical search on the lanes that need it.
+LOOKUP_BITS = 12
+# Fewer blocks than this decode one symbol at a time in Python: a vectorised step costs about ten
+# numpy calls whatever the number of blocks, so few blocks pay ~10 calls a symbol that way.
+SCALAR_BLOCKS = 16
+
+
+def _lookup(table: Table, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(symbol, length) on the next `bits` bits, for every code up to that long; length 0 where the
+    code is longer. Two tables, not one packed: a step then gathers each straight into place. The
+    codes of a complete canonical code, in order, tile the window space from 0 up."""
+    lengths = np.repeat(np.arange(table.max_len + 1), table.counts)  # of table.symbols, in code order
+    short = lengths <= bits
+    spans = np.left_shift(1, bits - lengths[short])
+    covered = int(spans.sum())
+    sym = np.zeros(1 << bits, dtype=np.uint16)
+    length = np.zeros(1 << bits, dtype=np.uint32)
+    sym[:covered] = np.repeat(table.symbols[short], spans)
+    length[:covered] = np.repeat(lengths[short], spans)
+    return sym, length
+
+
+def _words(stream: np.ndarray, extra: int, width: int) -> np.ndarray:
+    """The big-endian 32-bit word at every byte of the stream (zeros past it, `extra` bytes on),
+    in the top of a `width`-bit unsigned integer: a window is then one gather and two shifts."""
+    n = stream.size + extra
+    m = -(-n // 4)
+    padded = np.zeros(4 * m + 4, dtype=np.uint8)
+    padded[:stream.size] = stream
+    words = np.empty(4 * m, dtype=np.uint32)
+    for r in range(4):  # the words at bytes r, r + 4, ...: a big-endian view from byte r
+        words[r::4] = np.frombuffer(padded, dtype=">u4", count=m, offset=r)
+    if width == 32:
+        return words
+    return words.astype(np.uint64) << np.uint64(32)
+
+
+def _slow(table: Table, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(symbols, lengths) of the codes that these max_len-bit windows start with: the canonical
+    search, for codes longer than the lookup."""
+    L = table.max_len
+    window = window.astype(np.int64)
+    n = np.searchsorted(table.limit, window, side="right") + 1
+    if n.size and int(n.max()) > L:
+        raise HuffmanError("the stream holds a bit pattern that is no code")
+    return table.symbols[table.index[n] + (window >> (L - n)) - table.first[n]], n
+
+
 def _decode_blocks(stream: np.ndarray, block_bits: np.ndarray, sizes: np.ndarray, table: Table,
                    count: int) -> np.ndarray:
-    """All blocks at once: step i decodes symbol i of every block (only the last block can be short)."""
+    """All blocks at once: step i decodes symbol i of every block (only the last block can be short).
+
+    Each step is one lookup per block on a fixed window, eight numpy calls into preallocated
+    arrays (a call's fixed cost, not its elements, is most of a step on mid-sized tensors). A
+    position past the stream reads zeros (the words run on for as far as a damaged block can go:
+    its own codes, max_len bits each at most), and its block then fails the end check.
+    """
     ends = np.cumsum(block_bits)
-    pos = ends - block_bits
-    padded = np.concatenate([stream, np.zeros(4, dtype=np.uint8)])  # a 4-byte window never reads past it
-    last = stream.size  # a position past the stream reads zeros there; its block's end check fails
-    block = int(sizes[0]) if sizes.size else 0
-    out = np.empty((sizes.size, block), dtype=np.uint16)
-    L = table.max_len
+    nb = sizes.size
+    block = int(sizes[0]) if nb else 0
+    L = min(table.max_len, LOOKUP_BITS)
+    t_sym, t_len = _lookup(table, L)
+    extra = (block * table.max_len) // 8 + 8
+    width = 32 if 8 * (stream.size + extra) < 1 << 32 else 64
+    words = _words(stream, extra, width)
+    if nb < SCALAR_BLOCKS:
+        return _decode_scalar(words, ends, sizes, table, t_sym, t_len, L, width, count)
+    udt = np.uint32 if width == 32 else np.uint64
+    pos = (ends - block_bits).astype(udt)
+    down = udt(width - L)
+    full = udt(width - table.max_len)
+    slow = L < table.max_len or int(np.count_nonzero(table.counts)) == 1  # some window is no short code
+    out = np.empty((block, nb), dtype=np.uint16)  # step-major: each step writes one contiguous row
+    at, shift, w = np.empty(nb, udt), np.empty(nb, udt), np.empty(nb, udt)
+    length = np.empty(nb, np.uint32)
+    three, seven = udt(3), udt(7)
+    live = nb
     for step in range(block):
-        live = sizes.size if step < sizes[-1] else sizes.size - 1
+        if step == sizes[-1]:  # the short last block is done
+            live = nb - 1
+            at, shift, w, length = at[:live], shift[:live], w[:live], length[:live]
         p = pos[:live]
-        byte = np.minimum(p >> 3, last)
-        word = ((padded[byte].astype(np.int64) << 24) | (padded[byte + 1].astype(np.int64) << 16)
-                | (padded[byte + 2].astype(np.int64) << 8) | padded[byte + 3])
-        window = ((word << (p & 7)) & 0xFFFFFFFF) >> (32 - L)
-        n = np.searchsorted(table.limit, window, side="right") + 1
-        if int(n.max()) > L:
-            raise HuffmanError("the stream holds a bit pattern that is no code")
-        out[:live, step] = table.symbols[table.index[n] + (window >> (L - n)) - table.first[n]]
-        pos[:live] = p + n
+        np.right_shift(p, three, out=at)
+        np.bitwise_and(p, seven, out=shift)
+        np.take(words, at, out=w)
+        np.left_shift(w, shift, out=w)
+        row = out[step, :live]
+        if slow:
+            window = w >> full
+        np.right_shift(w, down, out=w)
+        np.take(t_sym, w, out=row)
+        np.take(t_len, w, out=length)
+        if slow:
+            miss = np.flatnonzero(length == 0)
+            if miss.size:
+                row[miss], length[miss] = _slow(table, window[miss])
+        np.add(p, length, out=p, casting="unsafe")
     if not np.array_equal(pos, ends):
         raise HuffmanError(f"block {int(np.flatnonzero(pos != ends)[0])} does not end where its bit count says")
-    return out.ravel()[:count]  # rows are blocks in order: a short last block ends at count
+    return out.T.ravel()[:count]  # rows are blocks in order: a short last block ends at count
+
+
+def _decode_scalar(words, ends, sizes, table: Table, t_sym, t_len, L: int, width: int, count: int) -> np.ndarray:
+    """Few blocks: a Python loop over the symbols, the same lookups one at a time."""
+    w = words.tolist()
+    sym = t_sym.tolist()
+    ln = t_len.tolist()
+    top = (1 << width) - 1
+    down = width - L
+    full = width - table.max_len
+    out = []
+    pos = 0
+    for j, (end, n) in enumerate(zip(ends.tolist(), sizes.tolist(), strict=True)):
+        for _ in range(n):
+            word = (w[pos >> 3] << (pos & 7)) & top
+            i = word >> down
+            if ln[i]:
+                out.append(sym[i])
+                pos += ln[i]
+            else:
+                s, n_ = _slow(table, np.array([word >> full]))
+                out.append(int(s[0]))
+                pos += int(n_[0])
+        if pos != end:
+            raise HuffmanError(f"block {j} does not end where its bit count says")
+    return np.array(out, dtype=np.uint16)[:count]
