@@ -208,9 +208,10 @@ def decode(payload, count: int, k: int) -> np.ndarray:
 # Codes up to this long decode by one lookup in a table of 2^LOOKUP_BITS entries (16 KiB of
 # uint32); longer ones, rare by construction, by the canonical search on the lanes that need it.
 LOOKUP_BITS = 12
-# Fewer blocks than this decode one symbol at a time in Python: a vectorised step costs about ten
-# numpy calls whatever the number of blocks, so few blocks pay ~10 calls a symbol that way.
-SCALAR_BLOCKS = 16
+# A stream of at most this many bits decodes by pointer jumping (_decode_jump), in about 25 numpy
+# calls over its bits; a longer one by steps (~8 calls each, one per symbol of a block, ~1000), whose
+# fixed cost dominates until the blocks are many. Measured crossover: some tens of blocks.
+JUMP_BITS = 1 << 18
 
 
 def _lookup(table: Table, bits: int) -> tuple[np.ndarray, np.ndarray]:
@@ -265,14 +266,16 @@ def _decode_blocks(stream: np.ndarray, block_bits: np.ndarray, sizes: np.ndarray
     """
     ends = np.cumsum(block_bits)
     nb = sizes.size
-    block = int(sizes[0]) if nb else 0
+    if nb == 0:
+        return np.zeros(0, dtype=np.uint16)
+    block = int(sizes[0])
     L = min(table.max_len, LOOKUP_BITS)
     t_sym, t_len = _lookup(table, L)
-    extra = (block * table.max_len) // 8 + 8
+    extra = (block * table.max_len + 2 * MAX_LENGTH) // 8 + 8
     width = 32 if 8 * (stream.size + extra) < 1 << 32 else 64
     words = _words(stream, extra, width)
-    if nb < SCALAR_BLOCKS:
-        return _decode_scalar(words, ends, sizes, table, t_sym, t_len, L, width, count)
+    if int(ends[-1]) <= JUMP_BITS:
+        return _decode_jump(words, width, block_bits, ends, sizes, table, t_sym, t_len, L, count)
     udt = np.uint32 if width == 32 else np.uint64
     pos = (ends - block_bits).astype(udt)
     down = udt(width - L)
@@ -308,27 +311,54 @@ def _decode_blocks(stream: np.ndarray, block_bits: np.ndarray, sizes: np.ndarray
     return out.T.ravel()[:count]  # rows are blocks in order: a short last block ends at count
 
 
-def _decode_scalar(words, ends, sizes, table: Table, t_sym, t_len, L: int, width: int, count: int) -> np.ndarray:
-    """Few blocks: a Python loop over the symbols, the same lookups one at a time."""
-    w = words.tolist()
-    sym = t_sym.tolist()
-    ln = t_len.tolist()
-    top = (1 << width) - 1
-    down = width - L
-    full = width - table.max_len
-    out = []
-    pos = 0
-    for j, (end, n) in enumerate(zip(ends.tolist(), sizes.tolist(), strict=True)):
-        for _ in range(n):
-            word = (w[pos >> 3] << (pos & 7)) & top
-            i = word >> down
-            if ln[i]:
-                out.append(sym[i])
-                pos += ln[i]
-            else:
-                s, n_ = _slow(table, np.array([word >> full]))
-                out.append(int(s[0]))
-                pos += int(n_[0])
-        if pos != end:
-            raise HuffmanError(f"block {j} does not end where its bit count says")
-    return np.array(out, dtype=np.uint16)[:count]
+def _decode_jump(words, width: int, block_bits, ends, sizes, table: Table, t_sym, t_len, L: int,
+                 count: int) -> np.ndarray:
+    """Every block at once by pointer jumping: the code at every bit position of the stream, then
+    each block's chain of code starts, 1, 2, 4, ... codes at a time (next^2 from next), so about
+    log2(block) rounds over the stream's bits instead of a step per symbol. Positions run on
+    2 * MAX_LENGTH bits past the stream (zeros there), then into a sink that ends no block."""
+    total = int(ends[-1])
+    nb = sizes.size
+    block = int(sizes[0])
+    span = total + 2 * MAX_LENGTH + 1  # positions 0 .. span - 1; the last one is the sink
+    udt = np.uint32 if width == 32 else np.uint64
+    p = np.arange(span, dtype=udt)
+    w = words[p >> udt(3)]
+    w <<= p & udt(7)
+    i = w >> udt(width - L)
+    sym = t_sym[i]
+    length = t_len[i]
+    del i  # the arrays over every bit are this decode's memory: hold few at once
+    if L < table.max_len or int(np.count_nonzero(table.counts)) == 1:
+        miss = np.flatnonzero(length == 0)
+        if miss.size:
+            window = (w[miss] >> udt(width - table.max_len)).astype(np.int64)
+            n = np.searchsorted(table.limit, window, side="right") + 1
+            code = n <= table.max_len  # where no code starts, length stays 0: an error if a chain gets there
+            n, miss, window = n[code], miss[code], window[code]
+            sym[miss] = table.symbols[table.index[n] + (window >> (table.max_len - n)) - table.first[n]]
+            length[miss] = n
+    del w
+    p += length.astype(udt, copy=False)
+    nxt = np.minimum(p, udt(span - 1), out=p)
+    nxt[span - 1] = span - 1
+    length[span - 1] = 1  # the sink is a code that goes nowhere: its block fails the end check
+    at = np.empty((nb, block), dtype=udt)
+    at[:, 0] = (ends - block_bits).astype(udt)
+    k = 1
+    while k < block:
+        m = min(k, block - k)
+        at[:, k:k + m] = nxt[at[:, :m]]
+        k += m
+        if k < block:
+            nxt = nxt[nxt]  # now k codes at a time
+    # Position of each block's last code, the short last block's included.
+    last = at[np.arange(nb), sizes - 1]
+    nocode = length[at] == 0
+    nocode[-1, sizes[-1]:] = False
+    if nocode.any():
+        raise HuffmanError("the stream holds a bit pattern that is no code")
+    stop = last + length[last]
+    if not np.array_equal(stop, ends):
+        raise HuffmanError(f"block {int(np.flatnonzero(stop != ends)[0])} does not end where its bit count says")
+    return sym[at].ravel()[:count]  # rows are blocks in order: a short last block ends at count
