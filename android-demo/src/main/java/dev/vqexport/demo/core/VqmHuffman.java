@@ -8,9 +8,10 @@ import java.util.Arrays;
  * The canonical Huffman index sections of .vqm 3.0 (docs/FORMAT.md "Huffman-coded indices"; the
  * Python reference is vqexport/formats/huffman.py). {@link #decode} checks the payload as it
  * goes and returns the indices packed at {@code bits} bits, as a packed section holds them, so the
- * rest of the reader and every decode work unchanged. Its work is O(count + k) whatever the bytes
- * say: each block decodes at most its own number of codes, and the stream is read through a
- * bounded bit reader, so a damaged payload is an exception, never a hang or a read out of bounds.
+ * rest of the reader and every decode work unchanged. Its work is O(count + k), plus two lookup
+ * tables of 2^FAST_BITS entries, whatever the bytes say: each block decodes exactly its own number
+ * of codes, and the stream is read through bounded bit readers (HuffmanLane), so a damaged payload
+ * is an exception, never a hang or a read out of bounds.
  */
 final class VqmHuffman {
     static final int MAX_LENGTH = 24;
