@@ -247,7 +247,7 @@ def test_a_huffman_section_needs_version_3_and_the_indices_role(coded):
         parse_vqm(with_payload(bytes(older), parts(coded)[0], major=4), "f.vqm")
 
 
-def test_a_hostile_section_costs_bounded_time_and_memory(coded):
+def test_a_hostile_section_costs_bounded_time_and_memory(coded, monkeypatch):
     """A declared count the payload cannot hold is refused before the decode allocates; the
     longest legal decode of a payload is O(count) and its memory a few bytes per symbol."""
     p = parts(coded)[0]
@@ -265,11 +265,36 @@ def test_a_hostile_section_costs_bounded_time_and_memory(coded):
     n = 8 * huffman.MAX_BLOCK
     s = np.arange(n) % 65536
     payload = huffman.encode(s, 65536, block=huffman.MAX_BLOCK)
-    tracemalloc.start()
-    back = huffman.decode(payload, n, 65536)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    assert np.array_equal(back, s)
-    # The output and a few per-block arrays (16 bytes a symbol), a copy of the stream, and the
-    # code table: O(k), and the file holds k code lengths and a codebook of k entries.
-    assert peak < 16 * n + 2 * len(payload) + 40 * 65536, peak
+    for jump in (False, True):
+        monkeypatch.setattr(huffman, "JUMP_BITS", 1 << 30 if jump else 0)
+        tracemalloc.start()
+        back = huffman.decode(payload, n, 65536)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert np.array_equal(back, s)
+        # By steps: the output and a few per-block arrays (16 bytes a symbol), the stream's words
+        # (4 bytes a byte) and the code table: O(k), and the file holds k code lengths and a
+        # codebook of k entries. By pointer jumping, which only streams of at most JUMP_BITS bits
+        # take: a few arrays over the stream's bits besides (under 40 bytes a bit).
+        bound = 16 * n + 6 * len(payload) + 40 * 65536 + (40 * 8 * len(payload) if jump else 0)
+        assert peak < bound, (jump, peak, bound)
+
+
+@pytest.mark.parametrize("k,n,block", [(16, 40_000, 64), (2, 3000, 7), (65536, 20_000, 1000), (5, 1, 1)])
+def test_decoding_by_steps_and_by_pointer_jumping_agree(monkeypatch, k, n, block):
+    """Short streams decode by pointer jumping, long ones in steps: both give the symbols, and
+    both refuse a stream whose first block's bits are moved to the second (or, for k = 2, whose
+    count then cannot hold it). The 65536 case has codes past the lookup: the canonical search."""
+    s = skewed(k, n, seed=n)
+    payload = huffman.encode(s, k, block=block)
+    nblocks = -(-n // block)
+    moved = None
+    if nblocks > 1:
+        a, b = struct.unpack_from("<HH", payload, 2)
+        moved = payload[:2] + struct.pack("<HH", a + 1, b - 1) + payload[6:]
+    for threshold in (0, 1 << 30):  # by steps, by pointer jumping
+        monkeypatch.setattr(huffman, "JUMP_BITS", threshold)
+        assert np.array_equal(huffman.decode(payload, n, k), s)
+        if moved is not None:
+            with pytest.raises(huffman.HuffmanError, match="block 0 does not end|no code|cannot hold"):
+                huffman.decode(moved, n, k)

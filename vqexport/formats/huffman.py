@@ -10,7 +10,7 @@ The code is canonical (as in DEFLATE): symbols sorted by (length, value) get con
 so the lengths alone define it. Blocks let numpy decode every block at once, one vectorised step
 per symbol position, and bound each block's work. A decoder checks everything before it trusts
 it: a damaged payload is a HuffmanError (ValueError) with a short reason, never an allocation
-larger than the payload and the declared count, and never more than O(count + k) work.
+beyond a few bytes per payload byte and per declared symbol, and never more than O(count + k) work.
 """
 from __future__ import annotations
 
@@ -205,28 +205,160 @@ def decode(payload, count: int, k: int) -> np.ndarray:
     return _decode_blocks(stream, block_bits, sizes, table, count)
 
 
+# Codes up to this long decode by one lookup in a table of 2^LOOKUP_BITS entries (16 KiB of
+# uint32); longer ones, rare by construction, by the canonical search on the lanes that need it.
+LOOKUP_BITS = 12
+# A stream of at most this many bits decodes by pointer jumping (_decode_jump), in about 25 numpy
+# calls over its bits; a longer one by steps (~8 calls each, one per symbol of a block, ~1000), whose
+# fixed cost dominates until the blocks are many. Measured crossover: some tens of blocks.
+JUMP_BITS = 1 << 18
+
+
+def _lookup(table: Table, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(symbol, length) on the next `bits` bits, for every code up to that long; length 0 where the
+    code is longer. Two tables, not one packed: a step then gathers each straight into place. The
+    codes of a complete canonical code, in order, tile the window space from 0 up."""
+    lengths = np.repeat(np.arange(table.max_len + 1), table.counts)  # of table.symbols, in code order
+    short = lengths <= bits
+    spans = np.left_shift(1, bits - lengths[short])
+    covered = int(spans.sum())
+    sym = np.zeros(1 << bits, dtype=np.uint16)
+    length = np.zeros(1 << bits, dtype=np.uint32)
+    sym[:covered] = np.repeat(table.symbols[short], spans)
+    length[:covered] = np.repeat(lengths[short], spans)
+    return sym, length
+
+
+def _words(stream: np.ndarray, extra: int, width: int) -> np.ndarray:
+    """The big-endian 32-bit word at every byte of the stream (zeros past it, `extra` bytes on),
+    in the top of a `width`-bit unsigned integer: a window is then one gather and two shifts."""
+    n = stream.size + extra
+    m = -(-n // 4)
+    padded = np.zeros(4 * m + 4, dtype=np.uint8)
+    padded[:stream.size] = stream
+    words = np.empty(4 * m, dtype=np.uint32)
+    for r in range(4):  # the words at bytes r, r + 4, ...: a big-endian view from byte r
+        words[r::4] = np.frombuffer(padded, dtype=">u4", count=m, offset=r)
+    if width == 32:
+        return words
+    return words.astype(np.uint64) << np.uint64(32)
+
+
+def _slow(table: Table, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(symbols, lengths) of the codes that these max_len-bit windows start with: the canonical
+    search, for codes longer than the lookup."""
+    L = table.max_len
+    window = window.astype(np.int64)
+    n = np.searchsorted(table.limit, window, side="right") + 1
+    if n.size and int(n.max()) > L:
+        raise HuffmanError("the stream holds a bit pattern that is no code")
+    return table.symbols[table.index[n] + (window >> (L - n)) - table.first[n]], n
+
+
 def _decode_blocks(stream: np.ndarray, block_bits: np.ndarray, sizes: np.ndarray, table: Table,
                    count: int) -> np.ndarray:
-    """All blocks at once: step i decodes symbol i of every block (only the last block can be short)."""
+    """All blocks at once: step i decodes symbol i of every block (only the last block can be short).
+
+    Each step is one lookup per block on a fixed window, eight numpy calls into preallocated
+    arrays (a call's fixed cost, not its elements, is most of a step on mid-sized tensors). A
+    position past the stream reads zeros (the words run on for as far as a damaged block can go:
+    its own codes, max_len bits each at most), and its block then fails the end check.
+    """
     ends = np.cumsum(block_bits)
-    pos = ends - block_bits
-    padded = np.concatenate([stream, np.zeros(4, dtype=np.uint8)])  # a 4-byte window never reads past it
-    last = stream.size  # a position past the stream reads zeros there; its block's end check fails
-    block = int(sizes[0]) if sizes.size else 0
-    out = np.empty((sizes.size, block), dtype=np.uint16)
-    L = table.max_len
+    nb = sizes.size
+    if nb == 0:
+        return np.zeros(0, dtype=np.uint16)
+    block = int(sizes[0])
+    L = min(table.max_len, LOOKUP_BITS)
+    t_sym, t_len = _lookup(table, L)
+    extra = (block * table.max_len + 2 * MAX_LENGTH) // 8 + 8
+    width = 32 if 8 * (stream.size + extra) < 1 << 32 else 64
+    words = _words(stream, extra, width)
+    if int(ends[-1]) <= JUMP_BITS:
+        return _decode_jump(words, width, block_bits, ends, sizes, table, t_sym, t_len, L, count)
+    udt = np.uint32 if width == 32 else np.uint64
+    pos = (ends - block_bits).astype(udt)
+    down = udt(width - L)
+    full = udt(width - table.max_len)
+    slow = L < table.max_len or int(np.count_nonzero(table.counts)) == 1  # some window is no short code
+    out = np.empty((block, nb), dtype=np.uint16)  # step-major: each step writes one contiguous row
+    at, shift, w = np.empty(nb, udt), np.empty(nb, udt), np.empty(nb, udt)
+    length = np.empty(nb, np.uint32)
+    three, seven = udt(3), udt(7)
+    live = nb
     for step in range(block):
-        live = sizes.size if step < sizes[-1] else sizes.size - 1
+        if step == sizes[-1]:  # the short last block is done
+            live = nb - 1
+            at, shift, w, length = at[:live], shift[:live], w[:live], length[:live]
         p = pos[:live]
-        byte = np.minimum(p >> 3, last)
-        word = ((padded[byte].astype(np.int64) << 24) | (padded[byte + 1].astype(np.int64) << 16)
-                | (padded[byte + 2].astype(np.int64) << 8) | padded[byte + 3])
-        window = ((word << (p & 7)) & 0xFFFFFFFF) >> (32 - L)
-        n = np.searchsorted(table.limit, window, side="right") + 1
-        if int(n.max()) > L:
-            raise HuffmanError("the stream holds a bit pattern that is no code")
-        out[:live, step] = table.symbols[table.index[n] + (window >> (L - n)) - table.first[n]]
-        pos[:live] = p + n
+        np.right_shift(p, three, out=at)
+        np.bitwise_and(p, seven, out=shift)
+        np.take(words, at, out=w)
+        np.left_shift(w, shift, out=w)
+        row = out[step, :live]
+        if slow:
+            window = w >> full
+        np.right_shift(w, down, out=w)
+        np.take(t_sym, w, out=row)
+        np.take(t_len, w, out=length)
+        if slow:
+            miss = np.flatnonzero(length == 0)
+            if miss.size:
+                row[miss], length[miss] = _slow(table, window[miss])
+        np.add(p, length, out=p, casting="unsafe")
     if not np.array_equal(pos, ends):
         raise HuffmanError(f"block {int(np.flatnonzero(pos != ends)[0])} does not end where its bit count says")
-    return out.ravel()[:count]  # rows are blocks in order: a short last block ends at count
+    return out.T.ravel()[:count]  # rows are blocks in order: a short last block ends at count
+
+
+def _decode_jump(words, width: int, block_bits, ends, sizes, table: Table, t_sym, t_len, L: int,
+                 count: int) -> np.ndarray:
+    """Every block at once by pointer jumping: the code at every bit position of the stream, then
+    each block's chain of code starts, 1, 2, 4, ... codes at a time (next^2 from next), so about
+    log2(block) rounds over the stream's bits instead of a step per symbol. Positions run on
+    2 * MAX_LENGTH bits past the stream (zeros there), then into a sink that ends no block."""
+    total = int(ends[-1])
+    nb = sizes.size
+    block = int(sizes[0])
+    span = total + 2 * MAX_LENGTH + 1  # positions 0 .. span - 1; the last one is the sink
+    udt = np.uint32 if width == 32 else np.uint64
+    p = np.arange(span, dtype=udt)
+    w = words[p >> udt(3)]
+    w <<= p & udt(7)
+    i = w >> udt(width - L)
+    sym = t_sym[i]
+    length = t_len[i]
+    del i  # the arrays over every bit are this decode's memory: hold few at once
+    if L < table.max_len or int(np.count_nonzero(table.counts)) == 1:
+        miss = np.flatnonzero(length == 0)
+        if miss.size:
+            window = (w[miss] >> udt(width - table.max_len)).astype(np.int64)
+            n = np.searchsorted(table.limit, window, side="right") + 1
+            code = n <= table.max_len  # where no code starts, length stays 0: an error if a chain gets there
+            n, miss, window = n[code], miss[code], window[code]
+            sym[miss] = table.symbols[table.index[n] + (window >> (table.max_len - n)) - table.first[n]]
+            length[miss] = n
+    del w
+    p += length.astype(udt, copy=False)
+    nxt = np.minimum(p, udt(span - 1), out=p)
+    nxt[span - 1] = span - 1
+    length[span - 1] = 1  # the sink is a code that goes nowhere: its block fails the end check
+    at = np.empty((nb, block), dtype=udt)
+    at[:, 0] = (ends - block_bits).astype(udt)
+    k = 1
+    while k < block:
+        m = min(k, block - k)
+        at[:, k:k + m] = nxt[at[:, :m]]
+        k += m
+        if k < block:
+            nxt = nxt[nxt]  # now k codes at a time
+    # Position of each block's last code, the short last block's included.
+    last = at[np.arange(nb), sizes - 1]
+    nocode = length[at] == 0
+    nocode[-1, sizes[-1]:] = False
+    if nocode.any():
+        raise HuffmanError("the stream holds a bit pattern that is no code")
+    stop = last + length[last]
+    if not np.array_equal(stop, ends):
+        raise HuffmanError(f"block {int(np.flatnonzero(stop != ends)[0])} does not end where its bit count says")
+    return sym[at].ravel()[:count]  # rows are blocks in order: a short last block ends at count

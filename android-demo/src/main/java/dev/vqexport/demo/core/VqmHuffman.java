@@ -8,25 +8,30 @@ import java.util.Arrays;
  * The canonical Huffman index sections of .vqm 3.0 (docs/FORMAT.md "Huffman-coded indices"; the
  * Python reference is vqexport/formats/huffman.py). {@link #decode} checks the payload as it
  * goes and returns the indices packed at {@code bits} bits, as a packed section holds them, so the
- * rest of the reader and every decode work unchanged. Its work is O(count + k) whatever the bytes
- * say: each block decodes at most its own number of codes, and the stream is read through a
- * bounded bit reader, so a damaged payload is an exception, never a hang or a read out of bounds.
+ * rest of the reader and every decode work unchanged. Its work is O(count + k), plus two lookup
+ * tables of 2^FAST_BITS entries, whatever the bytes say: each block decodes exactly its own number
+ * of codes, and the stream is read through bounded bit readers (HuffmanLane), so a damaged payload
+ * is an exception, never a hang or a read out of bounds.
  */
 final class VqmHuffman {
     static final int MAX_LENGTH = 24;
     static final int MAX_BLOCK = 2048;
     /**
-     * Codes up to this long decode by one table lookup (2^FAST_BITS ints, 8 KiB, cache-resident);
+     * Codes up to this long decode by one table lookup (2^FAST_BITS longs, 16 KiB, in the L1 cache);
      * longer ones, rare by construction, by the canonical first-code search.
      */
     static final int FAST_BITS = 11;
     /**
-     * A lookup entry: the codes' packed symbols in bits 8..31, how many codes in bits 5..7 and
-     * their total length in bits 0..4; NONE where the first code is longer than the lookup.
+     * A lookup entry (a long): the codes' total length in bits 0..5, where a long shift takes its
+     * count from, so the bit buffer shifts by the entry itself; the output bits they fill (codes
+     * times the index width) in bits 6..11; their symbols, packed as the output holds them, from
+     * bit 12. NONE where the first code is longer than the lookup (its length field, 63, is no
+     * length). Fields, not counts, so that a lookup costs few instructions: the decode is bound
+     * by their number more than by the lookups' latency.
      */
-    private static final int NONE = -1;
-    private static final int PACKED_BITS = 24;
-    private static final int MAX_PER_LOOKUP = 7;
+    static final long NONE = -1L;
+    /** Output bits an entry holds at most: the 64-bit output buffer, under 32 between stores, never overflows. */
+    static final int PACKED_BITS = 32;
 
     private VqmHuffman() {
     }
@@ -89,104 +94,50 @@ final class VqmHuffman {
                 throw new DamagedException("block " + j + "'s bit count cannot hold its symbols");
             }
         }
-        byte[] bytes = new byte[(int) streamLen];
-        p.position(stream);
-        p.get(bytes);
-        decodeBlocks(table, bytes, blockBits, block, count, out, bits);
+        // Read in place, big-endian: the stream is MSB first, and a word read is 8 of its bytes.
+        ByteBuffer words = file.duplicate().order(ByteOrder.BIG_ENDIAN);
+        decodeBlocks(table, words, stream, (int) streamLen, blockBits, block, count, out, bits);
         return out;
     }
 
     /**
-     * Decodes the blocks' codes one after another into {@code out}, packed at {@code bits} bits.
-     * The stream goes through a 64-bit buffer refilled a byte at a time, the output through another
-     * flushed 32 bits at a time, and one table lookup on the next {@code fastBits} bits decodes every
-     * code that lies whole in them, already packed: bit by bit and a code at a time, these were
-     * most of the decode's cost (each lookup waits for the previous code's length). Near a block's
-     * end the single-code table is used, so that no lookup decodes past the block and its end check
-     * still finds each block's own codes. Bits past the stream read as 0, so a damaged block runs
-     * on for at most its own number of codes and then fails that check; the reads and writes stay
-     * inside {@code in} and {@code out} whatever the stream says.
+     * Decodes the blocks into {@code out}, packed at {@code bits} bits: the first h blocks on one
+     * lane and the rest on another, in lockstep (HuffmanLane), h about half of them and such that
+     * the second lane's output starts on a byte. Blocks that cannot be paired run alone.
      */
-    private static void decodeBlocks(Table table, byte[] in, int[] blockBits, int block, long count, byte[] out,
-                                     int bits) throws DamagedException {
-        final int perLookup = Math.min(MAX_PER_LOOKUP, PACKED_BITS / bits);
-        final int[] single = table.lookup();
-        final int[] multi = perLookup > 1 ? table.lookup(single, bits, perLookup) : single;
-        final int fastShift = 64 - table.fastBits;
-        final int slowShift = 64 - table.maxLen;
-        final int mask = (1 << bits) - 1;
-        // Branch-free refills and stores (unpredictable branches were the cost): a whole word is
-        // read while 8 bytes remain, and 4 bytes are stored at w while they fit, later bytes
-        // overwriting what is not yet final. A full 32 bits are always followed by 4 more bytes.
-        final ByteBuffer words = ByteBuffer.wrap(in);
-        final int lastWord = in.length - 8;
-        final int lastOut = out.length - 4;
-        long buf = 0; // unread stream bits, the next one in bit 63
-        int have = 0; // how many of buf's bits are stream bits (or zeros past its end)
-        int next = 0; // the next byte of `in` to load
-        long acc = 0; // output bits not yet stored, the first in bit 0
-        int accBits = 0;
-        int w = 0;
-        long end = 0;
-        long at = 0;
-        for (int j = 0; j < blockBits.length; j++) {
-            end += blockBits[j];
-            int n = (int) Math.min(block, count - at);
-            for (int i = 0; i < n; ) {
-                if (next <= lastWord) {
-                    buf |= words.getLong(next) >>> have;
-                    next += (63 - have) >>> 3;
-                    have |= 56;
-                } else {
-                    while (have <= 56) {
-                        buf |= (long) (next < in.length ? in[next] & 0xFF : 0) << (56 - have);
-                        have += 8;
-                        next++;
-                    }
-                }
-                // Two lookups a refill: it leaves at least 56 bits and a code takes at most 24. A
-                // refill every code put its load on the chain from one code's length to the next.
-                for (int twice = 0; twice < 2 && i < n; twice++) {
-                    int e = (i <= n - perLookup ? multi : single)[(int) (buf >>> fastShift)];
-                    int length;
-                    if (e != NONE) {
-                        length = e & 31;
-                        acc |= (long) (e >>> 8) << accBits;
-                        int codes = (e >>> 5) & 7;
-                        accBits += codes * bits;
-                        i += codes;
-                    } else {
-                        long window = buf >>> slowShift;
-                        length = table.lengthOf(window);
-                        if (length < 0) {
-                            throw new DamagedException("the stream holds a bit pattern that is no code");
-                        }
-                        acc |= (long) (table.symbol(window, length) & mask) << accBits;
-                        accBits += bits;
-                        i++;
-                    }
-                    buf <<= length;
-                    have -= length;
-                    if (w <= lastOut) {
-                        out[w] = (byte) acc;
-                        out[w + 1] = (byte) (acc >>> 8);
-                        out[w + 2] = (byte) (acc >>> 16);
-                        out[w + 3] = (byte) (acc >>> 24);
-                    }
-                    int full = accBits >>> 5;
-                    w += full << 2;
-                    acc >>>= full << 5;
-                    accBits &= 31;
-                }
-            }
-            at += n;
-            if ((long) next * 8 - have != end) {
-                throw new DamagedException("block " + j + " does not end where its bit count says");
+    private static void decodeBlocks(Table table, ByteBuffer words, int stream, int streamLen, int[] blockBits,
+                                     int block, long count, byte[] out, int bits) throws DamagedException {
+        int perLookup = Math.min(FAST_BITS, PACKED_BITS / bits); // a code takes at least a bit
+        long[] single = table.lookup(bits);
+        long[] multi = perLookup > 1 ? table.lookup(single, bits, perLookup) : single;
+        int nb = blockBits.length;
+        int h = nb / 2;
+        while (h > 0 && (long) h * block * bits % 8 != 0) {
+            h--;
+        }
+        int split = (int) ((long) h * block * bits / 8);
+        long yStart = 0;
+        for (int j = 0; j < h; j++) {
+            yStart += blockBits[j];
+        }
+        HuffmanLane x = new HuffmanLane(table, single, multi, perLookup, words, stream, streamLen, out, bits, 0, 0,
+                split);
+        HuffmanLane y = new HuffmanLane(table, single, multi, perLookup, words, stream, streamLen, out, bits, yStart,
+                split, out.length);
+        for (int q = 0; q < h; q++) {
+            int ny = (int) Math.min(block, count - (long) (h + q) * block);
+            if (ny == block) {
+                HuffmanLane.pair(x, q, blockBits[q], y, h + q, blockBits[h + q], block);
+            } else {
+                x.block(q, block, blockBits[q]);
+                y.block(h + q, ny, blockBits[h + q]);
             }
         }
-        for (; accBits > 0; accBits -= 8, acc >>>= 8) {
-            out[w++] = (byte) acc;
+        for (int j = 2 * h; j < nb; j++) {
+            y.block(j, (int) Math.min(block, count - (long) j * block), blockBits[j]);
         }
+        x.flush();
+        y.flush();
     }
 
     /** A checked canonical code, as the lengths define it (FORMAT.md "The code"). */
@@ -252,16 +203,21 @@ final class VqmHuffman {
          * The lookup on the next fastBits bits for one code (entry layout at {@link #NONE}): the
          * code is complete, so every code up to fastBits long owns a whole range of the table.
          */
-        int[] lookup() {
-            int[] one = new int[1 << fastBits];
+        long[] lookup(int bits) {
+            long[] one = new long[1 << fastBits];
             Arrays.fill(one, NONE);
             for (int l = 1; l <= fastBits; l++) {
                 for (int c = 0; c < counts[l]; c++) {
                     int from = (int) (first[l] + c) << (fastBits - l);
-                    Arrays.fill(one, from, from + (1 << (fastBits - l)), symbols[index[l] + c] << 8 | 1 << 5 | l);
+                    Arrays.fill(one, from, from + (1 << (fastBits - l)), entry(symbols[index[l] + c], bits, 1, l));
                 }
             }
             return one;
+        }
+
+        /** An entry for {@code codes} codes of {@code length} bits in all, their symbols packed. */
+        static long entry(long packed, int bits, int codes, int length) {
+            return packed << 12 | (long) (codes * bits) << 6 | length;
         }
 
         /**
@@ -269,23 +225,23 @@ final class VqmHuffman {
          * their symbols packed at {@code bits} bits as the output holds them. A symbol is below
          * k &le; 2^bits, so it fits its field.
          */
-        int[] lookup(int[] one, int bits, int perLookup) {
+        long[] lookup(long[] one, int bits, int perLookup) {
             int size = one.length;
-            int[] many = new int[size];
+            long[] many = new long[size];
             for (int v = 0; v < size; v++) {
                 int used = 0;
                 int codes = 0;
-                int packed = 0;
+                long packed = 0;
                 while (codes < perLookup) {
-                    int e = one[(v << used) & (size - 1)];
-                    if (e == NONE || (e & 31) > fastBits - used) {
+                    long e = one[(v << used) & (size - 1)];
+                    if (e == NONE || (int) (e & 63) > fastBits - used) {
                         break; // the next code is not whole in the window's bits
                     }
-                    packed |= (e >>> 8) << (codes * bits);
-                    used += e & 31;
+                    packed |= (e >>> 12) << (codes * bits);
+                    used += (int) (e & 63);
                     codes++;
                 }
-                many[v] = codes == 0 ? NONE : packed << 8 | codes << 5 | used;
+                many[v] = codes == 0 ? NONE : entry(packed, bits, codes, used);
             }
             return many;
         }
