@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +37,7 @@ CONFIGS = {
     "vq-d4-k256": ("vq", {"d": 4, "k": 256}),
     "vq-d8-k256": ("vq", {"d": 8, "k": 256}),
     "vq-d16-k256": ("vq", {"d": 16, "k": 256}),
+    "vq-d16-k128": ("vq", {"d": 16, "k": 128}),
     "vq-d16-k64": ("vq", {"d": 16, "k": 64}),
 }
 MOBILE_CONFIGS = {
@@ -148,6 +150,7 @@ def render(res: dict, command: str) -> str:
              f"weight of at least 2,048 elements). Calibration: {res['calib_images']} training images. "
              f"Fine-tuning: {res['epochs']} epochs of the calibrated model on the training split "
              "(5,000 held out), Adam lr 1e-4, batch 128; codebooks and raw tensors trained, indices fixed. "
+             f"Code: commit {res.get('commit', '?')}. "
              "Agreement: share of test images whose top-1 equals the dense model's. vs plain: McNemar's exact "
              "test of this row against the plain fit of the same config, Δ in points.", "",
              "| config | variant | bits/weight | .vqm | ratio | Huffman-coded .vqm | ratio | top-1 | Δ vs dense "
@@ -218,6 +221,8 @@ def main(argv=None) -> int:
               lambda m: print(m, file=sys.stderr, flush=True))
     command = "python tools/frontier.py " + " ".join(argv if argv is not None else sys.argv[1:])
     res["command"] = command
+    res["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                   text=True).stdout.strip()
     text = render(res, command)
     if args.out:
         out = Path(args.out)
