@@ -180,3 +180,29 @@ def test_calibration_from_the_command_line(torchscript_cnn, tmp_path):
     meta = vqexport.read_vqm(out).metadata
     assert meta["calibration"]["data"].endswith("data.npz") and meta["calibration"]["images"] == 64
     assert all("rel_output_error" in layer for layer in meta["layers"].values())
+
+
+def test_a_layer_too_wide_for_its_statistics_keeps_the_plain_fit(monkeypatch):
+    from vqexport.calibrate import stats
+
+    monkeypatch.setattr(stats, "MAX_COLUMNS", 100)  # the first layer has 64 columns, the second 128
+    model = _mlp()
+    with pytest.warns(UserWarning, match="2.weight fitted without calibration: calibration does not handle 128"):
+        cm = vqexport.compress(model, "kmeans", k=4, types=("linear",), min_size=0,
+                               calib=Calibration(_inputs(1, 64)))
+    assert "rel_output_error" in cm.metadata["layers"]["0.weight"]
+    assert "rel_output_error_plain" not in cm.metadata["layers"]["2.weight"]
+    assert "2.weight" in cm.metadata["calibration"]["plain"]
+
+
+def test_float16_codebooks_calibrate_too():
+    model = _mlp()
+    cm = vqexport.compress(model, "kmeans", k=4, types=("linear",), min_size=0, codebook_dtype="float16",
+                           calib=Calibration(_inputs(1, 256)))
+    t = cm["0.weight"]
+    assert t.sections["codebook"].dtype == "float16"
+    w = model.state_dict()["0.weight"].numpy()
+    plain = vqexport.compress(model, "kmeans", k=4, types=("linear",), min_size=0, codebook_dtype="float16")
+    x = _inputs(2, 2000)
+    assert _held_out_error(model, cm, x, "0.weight") < _held_out_error(model, plain, x, "0.weight")
+    assert w.shape == registry.decode(t).shape

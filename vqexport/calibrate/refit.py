@@ -57,6 +57,8 @@ def refit(w: np.ndarray, t: CompressedTensor, stats: InputStats, feedback: bool 
     importance = np.einsum("gii->gi", H)[conv_group]  # [m, n]: diag(H) of each row's group
     cb_group = np.arange(m) // (m // t.groups)
     codebook = _weighted_codebook(w, t, importance, cb_group)
+    if _dtype(t) == "float16":  # assign to the entries as they will be stored
+        codebook = codebook.astype(np.float16).astype(np.float64)
     if feedback:
         idx = np.empty((m, n // unit(t)), dtype=np.int64)
         for g in range(G):

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import ConfigError
 
 BATCH = 100
+MAX_COLUMNS = 8192  # E[x x^T] is n x n float64: 512 MiB at this width (VGG-16's fc6 would need 5 GiB)
 
 
 @dataclass
@@ -46,6 +47,8 @@ class _Collector:
     def linear(self, name: str, x) -> None:
         self._add(name, x.reshape(-1, x.shape[-1])[:, None, :])
 
+
+
     def conv(self, name: str, x, weight, stride, padding, dilation, groups) -> None:
         import torch
 
@@ -67,6 +70,9 @@ class _Collector:
         """x: [N, G, n] inputs of one batch."""
         import torch
 
+        if x.shape[-1] > MAX_COLUMNS:
+            raise _Unsupported(f"{x.shape[-1]} input columns (at most {MAX_COLUMNS}: their second moment is "
+                               "n x n)")
         x = x.detach().float()
         outer = torch.einsum("bgi,bgj->gij", x, x).double().numpy()
         total = x.sum(0).double().numpy()
@@ -136,7 +142,7 @@ def _hooked(module, x, col: _Collector, skipped: dict, progress) -> None:
         if name not in col.names:
             continue
         if isinstance(mod, torch.nn.Linear):
-            hooks.append(mod.register_forward_hook(lambda m, i, o, n=name: col.linear(n, i[0])))
+            hooks.append(mod.register_forward_hook(lambda m, i, o, n=name: _guard(skipped, n, col.linear, n, i[0])))
         elif isinstance(mod, (torch.nn.Conv1d, torch.nn.Conv2d)) and mod.padding_mode == "zeros":
             hooks.append(mod.register_forward_hook(
                 lambda m, i, o, n=name: _guard(skipped, n, col.conv, n, i[0], m.weight, m.stride, m.padding,
@@ -214,7 +220,7 @@ def _watch(module, x, batch: int, col: _Collector, skipped: dict, progress) -> N
                 name = by_storage.get(_key(args[1]))
                 if name is not None:
                     if target in linear:
-                        col.linear(name, args[0])
+                        _guard(skipped, name, col.linear, name, args[0])
                     else:
                         stride, padding, dilation = (list(args[3:6]) + [1, 0, 1][len(args[3:6]):])
                         groups = args[8] if target == aten.convolution.default else (args[6] if len(args) > 6 else 1)
