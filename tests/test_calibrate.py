@@ -114,6 +114,7 @@ def test_conv_statistics_give_the_layers_true_output_error():
         assert rel ** 2 * denom == pytest.approx(truth, rel=1e-4), name
 
 
+@pytest.mark.slow  # converts the TorchScript module twice (torch's TorchScript-to-export converter)
 def test_torchscript_and_eager_statistics_agree(tmp_path):
     """TorchScript has no modules to hook: its graph is converted and interpreted, with the same result."""
     net = _convnet()
