@@ -203,8 +203,10 @@ def packed_symbols(data, count: int, bits: int) -> np.ndarray:
 
 def _payload(sym: np.ndarray, lengths: np.ndarray, block: int) -> bytes:
     """The payload of symbols (uint8 or uint16, each of nonzero length) coded with these lengths."""
-    codes = canonical_codes(lengths)
     lengths = np.asarray(lengths, dtype=np.uint8)
+    # Each code left-justified in 32 bits: shifted right by its start bit in its first byte, it is
+    # that byte's 32-bit big-endian window (24 + 7 bits fit).
+    top = np.left_shift(canonical_codes(lengths), np.uint32(32) - lengths, dtype=np.uint32)
     nblocks = -(-sym.size // block)
     block_bits = np.zeros(nblocks, dtype="<u2")
     stream = bytearray()
@@ -213,11 +215,11 @@ def _payload(sym: np.ndarray, lengths: np.ndarray, block: int) -> bytes:
     chunk = block * max(1, CHUNK // block)  # whole blocks
     for start in range(0, sym.size, chunk):
         s = sym[start:start + chunk]
-        n = lengths[s]
+        n = np.take(lengths, s)  # take, not [s]: half the time for small index types
         end = np.cumsum(n, dtype=np.uint32)  # of each code, from the chunk's start; < 2^32 (CHUNK * 24)
         ends = end[np.minimum(np.arange(block, s.size + block, block), s.size) - 1]
         block_bits[start // block:start // block + ends.size] = np.diff(ends, prepend=np.uint32(0))
-        out = _chunk_stream(codes[s], n, end, bit)
+        out = _chunk_stream(np.take(top, s), n, end, bit)
         out[0] |= carry
         total = bit + int(end[-1])
         whole = total // 8
@@ -229,22 +231,21 @@ def _payload(sym: np.ndarray, lengths: np.ndarray, block: int) -> bytes:
     return b"".join((_U16.pack(block), block_bits.tobytes(), lengths.tobytes(), bytes(stream)))
 
 
-def _chunk_stream(code: np.ndarray, n: np.ndarray, end: np.ndarray, bit: int) -> np.ndarray:
-    """The bytes these codes (uint32, right-aligned in n bits, ending at bit `end` after `bit`) fill,
-    MSB first, plus at least one zero byte at the end.
+def _chunk_stream(top: np.ndarray, n: np.ndarray, end: np.ndarray, bit: int) -> np.ndarray:
+    """The bytes these codes (left-justified in uint32, n bits long, ending at bit `end` after
+    `bit`) fill, MSB first, plus at least one zero byte at the end.
 
-    The codes do not overlap, so OR is a sum: each code goes, left-justified after its first bit,
-    into the 32-bit big-endian window at its first byte (a code of at most 24 bits starting at bit
-    0..7 fits); the windows that start at one byte are summed by one bincount (exact: the sum is
-    below 2^32 and float64 holds 53 bits), and byte j is the sum of its share of the windows at
-    bytes j, j - 1, j - 2 and j - 3.
+    The codes do not overlap, so OR is a sum: each code goes into the 32-bit big-endian window at
+    its first byte; the windows that start at one byte are summed by one scatter-add (np.add.at,
+    exact in uint32: the sum of disjoint bits), and byte j is the sum of its share of the windows
+    at bytes j, j - 1, j - 2 and j - 3.
     """
-    pos = end - n + np.uint32(bit)
-    first = pos >> np.uint32(3)
-    shift = np.uint32(32) - n - (pos & np.uint32(7))
-    window = np.left_shift(code, shift, dtype=np.uint32)
+    pos = end - n
+    pos += np.uint32(bit)
+    window = top >> (pos & np.uint32(7))
     nbytes = (bit + int(end[-1])) // 8 + 1
-    word = np.bincount(first, weights=window, minlength=nbytes + 3).astype(np.uint32)
+    word = np.zeros(nbytes + 3, dtype=np.uint32)
+    np.add.at(word, pos >> np.uint32(3), window)
     out = word >> np.uint32(24)
     out[1:] += (word[:-1] >> np.uint32(16)) & np.uint32(255)
     out[2:] += (word[:-2] >> np.uint32(8)) & np.uint32(255)
