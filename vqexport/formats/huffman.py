@@ -132,7 +132,8 @@ def _check_block(block: int) -> None:
 
 
 # Symbols per chunk of the encoder: its temporaries are ~40 bytes a symbol, so 40 MiB at most
-# whatever the layer's size; a multiple of 8 keeps every chunk of packed indices byte-aligned.
+# whatever the layer's size; what it holds for the whole layer is the symbols (1 or 2 bytes each)
+# and the stream.
 CHUNK = 1 << 20
 
 
@@ -228,7 +229,8 @@ def _payload(sym: np.ndarray, lengths: np.ndarray, block: int) -> bytes:
         carry = int(out[whole]) if bit else 0
     if bit:
         stream.append(carry)
-    return b"".join((_U16.pack(block), block_bits.tobytes(), lengths.tobytes(), bytes(stream)))
+    # join takes the bytearray as it is: the stream is copied once, not twice.
+    return b"".join((_U16.pack(block), block_bits.tobytes(), lengths.tobytes(), stream))
 
 
 def _chunk_stream(top: np.ndarray, n: np.ndarray, end: np.ndarray, bit: int) -> np.ndarray:
