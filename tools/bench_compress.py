@@ -176,8 +176,9 @@ def worker_run(spec: dict) -> dict:
         t = back[name]
         sse = ss = 0.0
         for rows in t.row_blocks():
-            block = w[rows].astype(np.float64)
-            sse += float(np.sum((block - decode(t, rows).astype(np.float64)) ** 2))
+            got = decode(t, rows).astype(np.float64)
+            block = w[rows].astype(np.float64).reshape(got.shape)  # a conv's rows come back as its m x n matrix
+            sse += float(np.sum((block - got) ** 2))
             ss += float(np.sum(block * block))
         layers[name] = {"shape": list(w.shape), "sse": sse, "sum_sq": ss, "rel_error": (sse / ss) ** 0.5 if ss else 0.0,
                         "rel_error_metadata": layers_meta[name]["rel_error"]}

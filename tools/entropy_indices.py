@@ -153,7 +153,10 @@ def main() -> int:
     command = "python " + " ".join([str(Path(sys.argv[0]).relative_to(ROOT)) if Path(sys.argv[0]).is_absolute()
                                     else sys.argv[0], *sys.argv[1:]])
     if args.out:
-        args.out.write_text(markdown(rows, command))
+        # Hand-written sections (## headings) after the table stay: the table is all this makes.
+        old = args.out.read_text() if args.out.exists() else ""
+        kept = old[old.index("\n## ") + 1:] if "\n## " in old else ""
+        args.out.write_text(markdown(rows, command) + ("\n" + kept if kept else ""))
     return 0
 
 

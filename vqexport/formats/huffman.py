@@ -19,6 +19,8 @@ import struct
 
 import numpy as np
 
+from .. import bitpack
+
 MAX_LENGTH = 24  # a window of 24 bits plus a start bit of at most 7 fits in 4 bytes
 MAX_BLOCK = 2048  # so that a block's bits, at most MAX_BLOCK * MAX_LENGTH, fit in a u16
 # The writer's block size: numpy decodes all blocks at once, one step per symbol of a block, so
@@ -88,43 +90,169 @@ def canonical_codes(lengths: np.ndarray) -> np.ndarray:
 
 def encode(symbols: np.ndarray, k: int, block: int = BLOCK) -> bytes:
     """The payload for these symbols (each < k), in the layout of the module docstring."""
-    sym = np.ascontiguousarray(symbols).ravel().astype(np.int64, copy=False)
-    if not 1 <= block <= MAX_BLOCK:
-        raise ValueError(f"block size {block} is outside 1..{MAX_BLOCK}")
+    sym = np.ascontiguousarray(symbols).ravel()
+    _check_block(block)
     if sym.size and (int(sym.max()) >= k or int(sym.min()) < 0):
         raise ValueError(f"a symbol is outside 0..{k - 1}")
-    lengths = code_lengths(np.bincount(sym, minlength=k))
-    codes = canonical_codes(lengths)
-    sym_len = lengths.astype(np.int64)[sym]
+    # Narrowed (after the range check) so that no step widens the whole stream to int64.
+    sym = sym.astype(np.uint8 if k <= 256 else np.uint16, copy=False)
+    lengths = code_lengths(_histogram(sym, k))
+    return _payload(sym, lengths, block)
+
+
+def encode_packed(data, count: int, bits: int, k: int, block: int = BLOCK,
+                  smaller_than: int | None = None) -> bytes | None:
+    """encode() of the `count` indices bit-packed in `data` (vqexport.bitpack), or None where the
+    payload would not be smaller than `smaller_than` bytes: decided from the histogram alone,
+    before any coding, so a tensor that stays packed costs one pass over its packed bytes."""
+    _check_block(block)
+    freq, sym = packed_histogram(data, count, bits, k)
+    lengths = code_lengths(freq)
+    if smaller_than is not None and coded_nbytes(freq, lengths, block) >= smaller_than:
+        return None
+    return _payload(packed_symbols(data, count, bits) if sym is None else sym, lengths, block)
+
+
+def packed_coded_nbytes(data, count: int, bits: int, k: int, block: int = BLOCK) -> int:
+    """len(encode_packed(...)), from the histogram alone."""
+    freq, _ = packed_histogram(data, count, bits, k)
+    return coded_nbytes(freq, code_lengths(freq), block)
+
+
+def coded_nbytes(freq: np.ndarray, lengths: np.ndarray, block: int = BLOCK) -> int:
+    """The exact size of the payload of symbols with these counts, coded with these lengths."""
+    freq = np.asarray(freq, dtype=np.int64)
+    total_bits = int(np.dot(freq, np.asarray(lengths, dtype=np.int64)))
+    return payload_nbytes(int(freq.sum()), freq.size, total_bits, block)
+
+
+def _check_block(block: int) -> None:
+    if not 1 <= block <= MAX_BLOCK:
+        raise ValueError(f"block size {block} is outside 1..{MAX_BLOCK}")
+
+
+# Symbols per chunk of the encoder: its temporaries are ~40 bytes a symbol, so 40 MiB at most
+# whatever the layer's size; what it holds for the whole layer is the symbols (1 or 2 bytes each)
+# and the stream.
+CHUNK = 1 << 20
+
+
+def _histogram(sym: np.ndarray, k: int) -> np.ndarray:
+    """np.bincount in chunks: bincount casts its input to intp, 8 bytes a symbol."""
+    freq = np.zeros(k, dtype=np.int64)
+    for start in range(0, sym.size, 4 * CHUNK):
+        freq += np.bincount(sym[start:start + 4 * CHUNK], minlength=k)[:k]
+    return freq
+
+
+def _buffer(data) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8).ravel()
+
+
+def packed_histogram(data, count: int, bits: int, k: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(how often each of the k symbols occurs, the unpacked symbols or None) for `count` indices
+    packed `bits` to a value. For 1, 2, 4 and 8 bits whole values fill each byte, so the counts
+    come from a histogram of the bytes, without unpacking; other widths unpack (and hand the
+    symbols on, so that they are unpacked once)."""
+    buf = _buffer(data)
+    need = bitpack.packed_nbytes(count, bits)
+    if buf.size < need:
+        raise ValueError(f"packed indices need {need} bytes, have {buf.size}")
+    buf = buf[:need]
+    if bits == 16:
+        sym = buf.view("<u2")
+    elif bits not in (1, 2, 4, 8):
+        sym = bitpack.unpack(buf, count, bits)
+    else:
+        per, mask = 8 // bits, (1 << bits) - 1
+        by_byte = _histogram(buf, 256)
+        # table[v, s]: how many of the values byte v holds are s.
+        table = np.zeros((256, 1 << bits), dtype=np.int64)
+        v = np.arange(256)
+        for j in range(per):
+            np.add.at(table, (v, (v >> (j * bits)) & mask), 1)
+        freq = by_byte @ table
+        if count % per:  # the last byte's fields past `count` are padding, whatever they hold
+            last = int(buf[-1])
+            for j in range(count % per, per):
+                freq[(last >> (j * bits)) & mask] -= 1
+        if np.any(freq[k:]):
+            raise ValueError(f"a symbol is outside 0..{k - 1}")
+        return freq[:k], None
+    freq = _histogram(sym, 1 << bits)
+    if np.any(freq[k:]):
+        raise ValueError(f"a symbol is outside 0..{k - 1}")
+    return freq[:k], sym
+
+
+def packed_symbols(data, count: int, bits: int) -> np.ndarray:
+    """The packed indices as the narrowest unsigned array that holds them (uint8 up to 8 bits): a
+    view for 8 and 16 bits, strided shifts for 1, 2 and 4 (whole values in each byte)."""
+    buf = _buffer(data)[:bitpack.packed_nbytes(count, bits)]
+    if bits == 8:
+        return buf
+    if bits == 16:
+        return buf.view("<u2")
+    if bits not in (1, 2, 4):
+        return bitpack.unpack(buf, count, bits)
+    per, mask = 8 // bits, np.uint8((1 << bits) - 1)
+    out = np.empty(buf.size * per, dtype=np.uint8)
+    for j in range(per):
+        np.bitwise_and(buf >> np.uint8(j * bits), mask, out=out[j::per])
+    return out[:count]
+
+
+def _payload(sym: np.ndarray, lengths: np.ndarray, block: int) -> bytes:
+    """The payload of symbols (uint8 or uint16, each of nonzero length) coded with these lengths."""
+    lengths = np.asarray(lengths, dtype=np.uint8)
+    # Each code left-justified in 32 bits: shifted right by its start bit in its first byte, it is
+    # that byte's 32-bit big-endian window (24 + 7 bits fit).
+    top = np.left_shift(canonical_codes(lengths), np.uint32(32) - lengths, dtype=np.uint32)
     nblocks = -(-sym.size // block)
-    block_bits = np.add.reduceat(sym_len, np.arange(nblocks) * block) if nblocks else np.zeros(0, np.int64)
-    out = bytearray(_U16.pack(block))
-    out += block_bits.astype("<u2").tobytes()
-    out += lengths.tobytes()
-    out += _stream(sym, codes, lengths)
-    return bytes(out)
+    block_bits = np.zeros(nblocks, dtype="<u2")
+    stream = bytearray()
+    carry = 0  # the bits of a last, partial byte of the previous chunk: the next one ORs them in
+    bit = 0  # where the chunk starts in its first byte
+    chunk = block * max(1, CHUNK // block)  # whole blocks
+    for start in range(0, sym.size, chunk):
+        s = sym[start:start + chunk]
+        n = np.take(lengths, s)  # take, not [s]: half the time for small index types
+        end = np.cumsum(n, dtype=np.uint32)  # of each code, from the chunk's start; < 2^32 (CHUNK * 24)
+        ends = end[np.minimum(np.arange(block, s.size + block, block), s.size) - 1]
+        block_bits[start // block:start // block + ends.size] = np.diff(ends, prepend=np.uint32(0))
+        out = _chunk_stream(np.take(top, s), n, end, bit)
+        out[0] |= carry
+        total = bit + int(end[-1])
+        whole = total // 8
+        stream += out[:whole].tobytes()
+        bit = total % 8
+        carry = int(out[whole]) if bit else 0
+    if bit:
+        stream.append(carry)
+    # join takes the bytearray as it is: the stream is copied once, not twice.
+    return b"".join((_U16.pack(block), block_bits.tobytes(), lengths.tobytes(), stream))
 
 
-def _stream(sym: np.ndarray, codes: np.ndarray, lengths: np.ndarray) -> bytes:
-    """The codes one after another, most significant bit first, the last byte zero-padded."""
-    out = bytearray()
-    carry = np.zeros(0, dtype=np.uint8)
-    width = int(lengths.max(initial=1))
-    shifts = np.arange(width - 1, -1, -1, dtype=np.int64)  # the code's top bit first
-    for start in range(0, sym.size, 1 << 20):  # chunks: a 100 M-weight layer never holds 24 bytes a symbol
-        s = sym[start:start + (1 << 20)]
-        n = lengths.astype(np.int64)[s]
-        c = codes.astype(np.int64)[s]
-        # Right-aligned in `width` bits; the first width - n columns are not part of the code.
-        bitmat = ((c[:, None] >> shifts) & 1).astype(np.uint8)
-        keep = np.arange(width)[None, :] >= (width - n)[:, None]
-        bits = np.concatenate([carry, bitmat[keep]])
-        whole = bits.size - bits.size % 8
-        out += np.packbits(bits[:whole], bitorder="big").tobytes()
-        carry = bits[whole:]
-    if carry.size:
-        out += np.packbits(carry, bitorder="big").tobytes()
-    return bytes(out)
+def _chunk_stream(top: np.ndarray, n: np.ndarray, end: np.ndarray, bit: int) -> np.ndarray:
+    """The bytes these codes (left-justified in uint32, n bits long, ending at bit `end` after
+    `bit`) fill, MSB first, plus at least one zero byte at the end.
+
+    The codes do not overlap, so OR is a sum: each code goes into the 32-bit big-endian window at
+    its first byte; the windows that start at one byte are summed by one scatter-add (np.add.at,
+    exact in uint32: the sum of disjoint bits), and byte j is the sum of its share of the windows
+    at bytes j, j - 1, j - 2 and j - 3.
+    """
+    pos = end - n
+    pos += np.uint32(bit)
+    window = top >> (pos & np.uint32(7))
+    nbytes = (bit + int(end[-1])) // 8 + 1
+    word = np.zeros(nbytes + 3, dtype=np.uint32)
+    np.add.at(word, pos >> np.uint32(3), window)
+    out = word >> np.uint32(24)
+    out[1:] += (word[:-1] >> np.uint32(16)) & np.uint32(255)
+    out[2:] += (word[:-2] >> np.uint32(8)) & np.uint32(255)
+    out[3:] += word[:-3] & np.uint32(255)
+    return out[:nbytes].astype(np.uint8)
 
 
 def entropy_bits(symbols: np.ndarray, k: int) -> float:

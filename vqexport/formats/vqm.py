@@ -133,8 +133,7 @@ def coded_indices(t: CompressedTensor, sec: Section, index_coding: str = "auto")
     packed bytes, with index_coding "auto"; else None (stored packed)."""
     if index_coding != "auto" or sec.dtype != "packed" or sec.count == 0:
         return None
-    payload = huffman.encode(sec.unpacked(), t.k)
-    return payload if len(payload) < sec.nbytes else None
+    return huffman.encode_packed(sec.data, sec.count, sec.bits, t.k, smaller_than=sec.nbytes)
 
 
 def stored_bits(model: CompressedModel, index_coding: str = "auto") -> int:
@@ -144,9 +143,17 @@ def stored_bits(model: CompressedModel, index_coding: str = "auto") -> int:
     total = 0
     for t in model.tensors:
         for role, sec in t.sections.items():
-            coded = coded_indices(t, sec, index_coding) if role == "indices" else None
-            total += 8 * len(coded) if coded is not None else sec.ideal_bits
+            coded = coded_indices_nbytes(t, sec, index_coding) if role == "indices" else None
+            total += 8 * coded if coded is not None else sec.ideal_bits
     return total
+
+
+def coded_indices_nbytes(t: CompressedTensor, sec: Section, index_coding: str = "auto") -> int | None:
+    """len(coded_indices(...)), or None where they are stored packed; sized without coding."""
+    if index_coding != "auto" or sec.dtype != "packed" or sec.count == 0:
+        return None
+    n = huffman.packed_coded_nbytes(sec.data, sec.count, sec.bits, t.k)
+    return n if n < sec.nbytes else None
 
 
 def write_vqm(model: CompressedModel, path, index_coding: str = "auto") -> None:
