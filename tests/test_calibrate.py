@@ -207,3 +207,15 @@ def test_float16_codebooks_calibrate_too():
     x = _inputs(2, 2000)
     assert _held_out_error(model, cm, x, "0.weight") < _held_out_error(model, plain, x, "0.weight")
     assert w.shape == registry.decode(t).shape
+
+
+@pytest.mark.slow  # measures every layer's sensitivity first
+def test_the_budget_plan_is_fitted_with_calibration(torchscript_cnn, tmp_path):
+    """The budget chooses each layer's setting (measured plainly); --calib fits the chosen plan."""
+    data, out = _npz(tmp_path, 200), tmp_path / "b.vqm"
+    code, _, err = cli("--quiet", "compress", torchscript_cnn, "--max-drop", "50", "--data", data, "--calib", data,
+                       "--calib-images", "64", "-o", out)
+    assert code == 0, err
+    meta = vqexport.read_vqm(out).metadata
+    assert meta["calibration"]["images"] == 64
+    assert any("rel_output_error_plain" in layer for layer in meta["layers"].values())
