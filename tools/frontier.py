@@ -163,6 +163,15 @@ def render(res: dict, command: str) -> str:
                      f"{r['ratio']:.1f}x | {r['vqm_coded_bytes']:,} | {r['ratio_coded']:.1f}x | "
                      f"{100 * r['top1']:.2f} % | {100 * (r['top1'] - dense):+.2f} | {100 * r['agreement']:.2f} % | "
                      f"{vs_text} | {r['seconds']:.1f} s |")
+    if res["network"] == "paper" and anchors():
+        lines += ["", "The anchors, from docs/results/anchors_fashion.md (tools/anchors_testbed.py, same network and "
+                  "test images; sizes as that page matches them: tfmot's gzipped .tflite, coremltools' exact "
+                  "accounting):", "", "| anchor | setting | size | ratio | top-1 |", "|---|---|---:|---:|---:|"]
+        for a in anchors():
+            lines.append(f"| {a['anchor']} | {a['settings']} | {a['matched_bytes']:,} | "
+                         f"{res['dense_bytes'] / a['matched_bytes']:.1f}x | {100 * a['top1']:.2f} % |")
+        lines.append(f"| Deep Compression (paper, LeNet, not measured) | pruning + k-means + Huffman | - | "
+                     f"{DEEP_COMPRESSION_LENET:.0f}x | - |")
     return "\n".join(lines) + "\n"
 
 
@@ -184,11 +193,11 @@ def plot(res: dict, path: Path) -> None:
                 label="fine-tuned, Huffman-coded indices")
     if res["network"] == "paper":
         for a in anchors():
-            size = a.get("anchor_bytes") or a.get("anchor_size_bytes")
-            top1 = a.get("anchor_top1")
-            if size and top1:
-                ax.plot(res["dense_bytes"] / size, 100 * top1, "x", color="tab:red")
-        ax.plot([], [], "x", color="tab:red", label="anchors (tfmot, coremltools; anchors_fashion.md)")
+            tuned = a.get("epochs", 0) > 0
+            ax.plot(res["dense_bytes"] / a["matched_bytes"], 100 * a["top1"], "P" if tuned else "x",
+                    color="tab:red")
+        ax.plot([], [], "x", color="tab:red", label="anchors, post-training (coremltools, tfmot)")
+        ax.plot([], [], "P", color="tab:red", label="tfmot clustering, fine-tuned 1 epoch")
         ax.axvline(DEEP_COMPRESSION_LENET, color="tab:red", ls=":", label="Deep Compression, LeNet (paper): 39x")
     ax.axhline(100 * res["dense_top1"], color="black", ls="--", lw=0.8, label="dense")
     ax.axhline(100 * res["dense_top1"] - 1, color="black", ls=":", lw=0.8, label="dense - 1 point")
@@ -197,7 +206,7 @@ def plot(res: dict, path: Path) -> None:
     ax.set_ylabel("top-1 on the 10,000 test images (%)")
     ax.set_ylim(max(0, 100 * res["dense_top1"] - 12), 100 * res["dense_top1"] + 1)
     ax.legend(fontsize=7, loc="lower left")
-    ax.set_title(f"Fashion-MNIST, {res['network']} network")
+    ax.set_title(f"Fashion-MNIST, {res['network']} network (points below the axis: see the table)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -211,7 +220,14 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="folder for frontier_<network>.md/.json/.png")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--render", metavar="JSON", help="only re-write the .md and .png of a saved run into --out")
     args = ap.parse_args(argv)
+    if args.render:
+        res = json.loads(Path(args.render).read_text())
+        out = Path(args.out or Path(args.render).parent)
+        (out / f"frontier_{res['network']}.md").write_text(render(res, res["command"]))
+        plot(res, out / f"frontier_{res['network']}.png")
+        return 0
     table = MOBILE_CONFIGS if args.network == "mobile" else CONFIGS
     configs = args.configs.split(",") if args.configs else list(table)
     bad = [c for c in configs if c not in table]
