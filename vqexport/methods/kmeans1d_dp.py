@@ -1,0 +1,125 @@
+"""Optimal weighted 1-D k-means by dynamic programming, many independent problems at once.
+
+In 1-D an optimal cluster is an interval of the sorted points, so with D_j[i] the least error
+of the first i points in j clusters, D_j[i] = min_m D_{j-1}[m] + cost(m, i), where cost (the
+error of points m..i-1 around their mean) comes from prefix sums of counts, sums and squared
+sums. The first optimal m is non-decreasing in i (interval costs obey the quadrangle
+inequality), so each layer is solved by divide and conquer: the middle i of a range gets its
+optimum by brute force and splits both the range and the candidates, O(n log n) a layer.
+
+Python loops stay per recursion level, never per point or per problem: every segment of a
+level (of every problem) is evaluated in one expansion of its candidate range, and its
+minimum and first position come from np.minimum.reduceat. The problems lie end to end, each
+owning n_p + 1 slots (prefixes of 0..n_p of its points), so a slot never mixes two problems.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def kmeans1d_dp(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Optimal k intervals of each problem p = points pts[offsets[p]:offsets[p + 1]] (ascending).
+
+    cnt: the points' weights (> 0). Returns (cuts [P, k + 1] int64, local indices of the interval
+    bounds: cluster c is points cuts[p, c]:cuts[p, c + 1]; sse [P]). With fewer points than k
+    some intervals are empty (a cut repeated): every point is then its own cluster.
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    sizes = np.diff(offsets)
+    P = sizes.size
+    if k < 1 or P == 0 or np.any(sizes < 1):
+        raise ValueError("kmeans1d_dp needs k >= 1 and at least one point per problem")
+    slot0 = offsets[:-1] + np.arange(P)  # slot of prefix 0 of each problem
+    last = slot0 + sizes  # slot of the whole problem
+    nslots = int(last[-1]) + 1
+    prob = np.repeat(np.arange(P), sizes + 1)
+    # Each problem around its own weighted mean: the prefix squared sums then stay near the
+    # errors they are differenced into, not the (much larger) squared offsets of the data.
+    w = np.asarray(cnt, dtype=np.float64)
+    x = np.asarray(pts, dtype=np.float64)
+    tot = np.add.reduceat(w, offsets[:-1])
+    mean = np.add.reduceat(w * x, offsets[:-1]) / tot
+    x = x - np.repeat(mean, sizes)
+    ref = np.repeat(offsets[:-1], sizes + 1)  # prefix index where each slot's problem begins
+    pref = np.arange(nslots) - prob  # slot -> index into the global prefix sums
+    C, S, Q = (np.concatenate([[0.0], np.cumsum(a)]) for a in (w, w * x, w * x * x))
+    C, S, Q = (a[pref] - a[ref] for a in (C, S, Q))
+
+    D = _cost(C, S, Q, np.repeat(slot0, sizes + 1), np.arange(nslots))  # one cluster: the whole prefix
+    args = []
+    for j in range(1, k):
+        a = last if j == k - 1 else slot0  # the last layer only needs the whole problem
+        D, arg = _layer(D, C, S, Q, a, last, slot0, last, nslots)
+        args.append(arg)
+    sse = D[last]
+    cuts = np.empty((P, k + 1), dtype=np.int64)
+    cuts[:, k] = last
+    end = last
+    for j in range(k - 1, 0, -1):
+        end = args[j - 1][end]
+        cuts[:, j] = end
+    cuts[:, 0] = slot0
+    return cuts - slot0[:, None], np.maximum(sse, 0.0)
+
+
+def _cost(C, S, Q, m, i):
+    n = C[i] - C[m]
+    s = S[i] - S[m]
+    # An empty interval (m == i) has s == 0 exactly, so the floor on n only avoids 0 / 0.
+    return (Q[i] - Q[m]) - s * s / np.maximum(n, 1e-300)
+
+
+def _layer(prev, C, S, Q, a, b, ca, cb, nslots):
+    """D_j[i] for slots a..b of each segment, given the optimum of each lies in ca..cb."""
+    D = np.full(nslots, np.inf)
+    arg = np.zeros(nslots, dtype=np.int64)
+    PQ = prev - Q  # the part of D_{j-1}[m] + cost(m, i) that depends on m alone, less s * s / n
+    while a.size:
+        mid = (a + b) // 2
+        hi = np.minimum(cb, mid)  # an empty last interval (m == i) is allowed: it costs 0
+        length = hi - ca + 1
+        ends = np.cumsum(length)
+        starts = ends - length
+        m = np.arange(int(ends[-1]))
+        m += np.repeat(ca - starts, length)
+        # In place from here: this loop is the whole cost of the DP.
+        n = np.repeat(C[mid], length)
+        n -= C[m]
+        s = np.repeat(S[mid], length)
+        s -= S[m]
+        s *= s
+        np.maximum(n, 1e-300, out=n)  # an empty interval has s == 0 exactly: 0, not 0 / 0
+        s /= n
+        val = PQ[m]
+        val -= s
+        best = np.minimum.reduceat(val, starts)
+        # The first position of each minimum, so that ties break alike everywhere and the
+        # argmin stays monotone (a NaN weight leaves no hit: then the segment's last candidate).
+        hit = np.append(np.flatnonzero(val == np.repeat(best, length)), val.size)
+        pos = np.minimum(hit[np.searchsorted(hit, starts)], ends - 1)
+        opt = m[pos]
+        D[mid], arg[mid] = best + Q[mid], opt
+        left, right = mid > a, mid < b
+        a, b, ca, cb = (np.concatenate([a[left], mid[right] + 1]), np.concatenate([mid[left] - 1, b[right]]),
+                        np.concatenate([ca[left], opt[right]]), np.concatenate([opt[left], cb[right]]))
+    return D, arg
+
+
+def interval_means(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Weighted mean of each interval [P, k]; an empty interval takes its left neighbour's (sorted)."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    w = np.asarray(cnt, dtype=np.float64)
+    C = np.concatenate([[0.0], np.cumsum(w)])
+    S = np.concatenate([[0.0], np.cumsum(w * pts)])
+    g = cuts + offsets[:-1, None]
+    n = C[g[:, 1:]] - C[g[:, :-1]]
+    s = S[g[:, 1:]] - S[g[:, :-1]]
+    cent = np.where(n > 0, s / np.where(n > 0, n, 1.0), np.nan)
+    # Empty intervals only come with fewer points than k; copying a neighbour keeps the
+    # centroids sorted and costs nothing (each point already has its own).
+    first = pts[offsets[:-1]]
+    for c in range(cent.shape[1]):
+        col = cent[:, c]
+        fill = cent[:, c - 1] if c else first
+        cent[:, c] = np.where(np.isnan(col), fill, col)
+    return cent
