@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kmeans1d_dp import interval_means, kmeans1d_dp
+
 HIST_BINS = 1 << 20
 HIST_CHUNK = 1 << 22
 CHUNK = 1 << 18  # values per pass: 1 MB temporaries, reused from the heap instead of fresh pages
@@ -22,33 +24,104 @@ def kmeans1d(x: np.ndarray, k: int, seed: int, max_iter: int = 300) -> tuple[np.
 
 def kmeans1d_centroids(x: np.ndarray, k: int, seed: int, max_iter: int = 300) -> np.ndarray:
     """The sorted float32 centroids of scalar k-means; assign with assign1d (nearest centroid)."""
-    x = np.ascontiguousarray(x, dtype=np.float32).ravel()
-    if k > x.size:
-        raise ValueError(f"k={k} is larger than the {x.size} values to cluster")
-    pts, cnt, s1, s2 = _summarise(x)
-    if x.size <= HIST_BINS and pts.size <= k:
-        # No more distinct values than centroids: each value is its own centroid, error 0.
-        return np.concatenate([pts, np.full(k - pts.size, pts[-1])]).astype(np.float32)
-    C, S, Q = (np.concatenate([[0.0], np.cumsum(a)]) for a in (cnt, s1, s2))
-    rng = np.random.default_rng(seed)
-    best, best_sse = None, np.inf
-    for init in _inits(pts, cnt, k, rng):
-        cent, sse = _lloyd_sorted(pts, C, S, Q, np.sort(init), max_iter)
-        if sse < best_sse:
-            best, best_sse = cent, sse
-    # One exact update on the real weights (a Lloyd step can only lower the error), chunk by
-    # chunk so that no index array of the whole layer is ever held.
+    return kmeans1d_centroids_many([x], k, seed, max_iter)[0]
+
+
+def kmeans1d_centroids_many(blocks, k: int, seed: int, max_iter: int = 300, coarse: int | None = None) -> list:
+    """kmeans1d_centroids of each block (the row groups of a grouped fit), the costly part batched.
+
+    Each block is summarised (exact unique values or a fine histogram), merged into at most
+    `coarse` points of about equal weight, and clustered optimally there by dynamic programming,
+    all blocks in one pass. Lloyd on the fine summary and one exact step on the real weights
+    then move the centroids to the local optimum next to that global one of the coarse points;
+    each step can only lower the error. `seed` is kept for the interface: nothing is random.
+    """
+    coarse = coarse or (COARSE if len(blocks) == 1 else COARSE_MANY)
+    xs = [np.ascontiguousarray(b, dtype=np.float32).ravel() for b in blocks]
+    out: list = [None] * len(xs)
+    summaries, todo = [], []
+    for j, x in enumerate(xs):
+        if k > x.size:
+            raise ValueError(f"k={k} is larger than the {x.size} values to cluster")
+        pts, cnt, s1, s2 = _summarise(x)
+        if x.size <= HIST_BINS and pts.size <= k:
+            # No more distinct values than centroids: each value is its own centroid, error 0.
+            out[j] = np.concatenate([pts, np.full(k - pts.size, pts[-1])]).astype(np.float32)
+            continue
+        summaries.append((pts, cnt, s1, s2))
+        todo.append(j)
+    if not todo:
+        return out
+    small = [_coarsen_mixed(pts, cnt, coarse) for pts, cnt, _, _ in summaries]
+    offsets = np.concatenate([[0], np.cumsum([p.size for p, _, _ in small])])
+    cp, cc = np.concatenate([p for p, _, _ in small]), np.concatenate([c for _, c, _ in small])
+    cuts, _ = kmeans1d_dp(cp, cc, offsets, k)
+    # The coarse cuts as indices of the fine points, where the DP looks again.
+    fine_cuts = [np.append(first, pts.size)[c[1:-1]] for (pts, *_), (_, _, first), c in zip(summaries, small, cuts,
+                                                                                            strict=True)]
+    half = [0 if pts.size <= 2 * coarse else WINDOW * -(-pts.size // coarse) for pts, *_ in summaries]
+    if WINDOW:
+        cents = _window_dp([s[:2] for s in summaries], fine_cuts, half, k)
+    else:
+        cents = interval_means(cp, cc, offsets, cuts)
+    for j, (pts, cnt, s1, s2), cent in zip(todo, summaries, cents, strict=True):
+        C, S, Q = (np.concatenate([[0.0], np.cumsum(a)]) for a in (cnt, s1, s2))
+        cent, _ = _lloyd_sorted(pts, C, S, Q, np.sort(cent), max_iter)
+        out[j] = _exact_step(xs[j], cent, k)
+    return out
+
+
+def _window_dp(fine, fine_cuts, half, k):
+    """Optimal clusters of the fine points whose boundaries stay within half[p] points of the given ones.
+
+    Lloyd from the optimum of the coarse points stops at a fixed point next to it, not always the
+    best one: the fine optimum can move each boundary by a coarse group or so, jointly. So the DP
+    runs again on the fine points near each boundary, one by one, with each run of points between
+    the windows merged into one point (a partition with cuts only in the windows is still
+    representable, and the merged points are few).
+    """
+    sizes = np.array([f[0].size for f in fine])
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    n = int(offsets[-1])
+    pts = np.concatenate([f[0] for f in fine])
+    cnt = np.concatenate([f[1] for f in fine])
+    # Mark the windows with a difference array: +1 where one opens, -1 where it closes.
+    mark = np.zeros(n + 1, dtype=np.int64)
+    for p, (cuts, h) in enumerate(zip(fine_cuts, half, strict=True)):
+        if h == 0:  # the coarse points were these points: keep all
+            h = sizes[p]
+        lo = offsets[p] + np.clip(cuts - h, 0, sizes[p])
+        hi = offsets[p] + np.clip(cuts + h, 0, sizes[p])
+        np.add.at(mark, lo, 1)
+        np.add.at(mark, hi, -1)
+    keep = np.cumsum(mark[:-1]) > 0
+    # A new merged point at every kept point, after one, and at every problem's start.
+    new = keep.copy()
+    new[1:] |= keep[:-1]
+    new[offsets[:-1]] = True
+    first = np.flatnonzero(new)  # fine index where each merged point begins
+    label = np.cumsum(new) - 1
+    w = np.bincount(label, weights=cnt)
+    x = np.bincount(label, weights=cnt * pts) / w
+    red_off = np.searchsorted(first, offsets)
+    cuts, _ = kmeans1d_dp(x, w, red_off, k)
+    fine_cuts = np.append(first, n)[cuts + red_off[:-1, None]] - offsets[:-1, None]
+    return interval_means(pts, cnt, offsets, fine_cuts)
+
+
+def _exact_step(x, cent, k):
+    """One Lloyd update on the real weights, chunk by chunk (no index array of the whole layer)."""
     counts = np.zeros(k)
     sums = np.zeros(k)
-    for lo, idx in zip(range(0, x.size, CHUNK), assign1d_chunks(x, best), strict=True):
+    for lo, idx in zip(range(0, x.size, CHUNK), assign1d_chunks(x, cent), strict=True):
         part = x[lo:lo + CHUNK]
         counts += np.bincount(idx, minlength=k)
         sums += np.bincount(idx, weights=part, minlength=k)
     filled = counts > 0
-    best = best.copy()
-    best[filled] = sums[filled] / counts[filled]
+    cent = cent.copy()
+    cent[filled] = sums[filled] / counts[filled]
     # The caller reassigns to these moved centroids, which can only lower the error again.
-    return np.sort(best).astype(np.float32)
+    return np.sort(cent).astype(np.float32)
 
 
 def assign1d_packed(x: np.ndarray, centroids: np.ndarray, bits: int) -> bytes:
@@ -166,17 +239,44 @@ def _inits(pts, cnt, k, rng, n_seeds: int = 8):
 
 
 COARSE = 1 << 14
+WINDOW = 2
+COARSE_MANY = 1 << 10  # per block when many are batched: Lloyd on the fine points does the rest
 
 
-def _coarsen(pts, cnt):
-    """Merge neighbouring points into at most COARSE groups of about equal weight."""
-    if pts.size <= COARSE:
-        return pts, cnt
-    group = np.minimum((np.cumsum(cnt) - cnt) * COARSE // cnt.sum(), COARSE - 1).astype(np.int64)
+def _coarsen(pts, cnt, size: int = COARSE, starts: bool = False):
+    """Merge neighbouring points into at most `size` groups of about equal weight.
+
+    With starts: also the index of the first point of each group.
+    """
+    if pts.size <= size:
+        return (pts, cnt, np.arange(pts.size)) if starts else (pts, cnt)
+    group = np.minimum((np.cumsum(cnt) - cnt) * size // cnt.sum(), size - 1).astype(np.int64)
     n = np.bincount(group, weights=cnt)
     s = np.bincount(group, weights=pts * cnt)
     keep = n > 0
+    if starts:
+        return s[keep] / n[keep], n[keep], np.searchsorted(group, np.flatnonzero(keep))
     return s[keep] / n[keep], n[keep]
+
+
+def _coarsen_mixed(pts, cnt, size: int):
+    """Merge neighbouring points into groups of at most 1/size of the weight and of the range.
+
+    Returns the groups' mean, weight and first point. Equal weight alone leaves wide groups in the
+    tails, where the optimal boundaries of sparse clusters then move by many groups; the value
+    grid bounds that, and together they make at most 2 * size groups.
+    """
+    if pts.size <= 2 * size:
+        return pts, cnt, np.arange(pts.size)
+    by_weight = np.minimum((np.cumsum(cnt) - cnt) * size // cnt.sum(), size - 1).astype(np.int64)
+    span = pts[-1] - pts[0]
+    by_value = np.minimum((pts - pts[0]) * (size / span), size - 1).astype(np.int64) if span > 0 else by_weight
+    new = np.ones(pts.size, dtype=bool)
+    new[1:] = (by_weight[1:] != by_weight[:-1]) | (by_value[1:] != by_value[:-1])
+    first = np.flatnonzero(new)
+    label = np.cumsum(new) - 1
+    n = np.bincount(label, weights=cnt)
+    return np.bincount(label, weights=pts * cnt) / n, n, first
 
 
 def _greedy_kmeanspp_1d(pts, cnt, k, rng):
