@@ -1,9 +1,10 @@
 """Scalar k-means, exact enough: for kmeans (one codebook per tensor) and pq with d=1.
 
-The weights are summarised once in a fine histogram (counts, sums and squared sums
-per bin). In 1-D a cluster is an interval, so with prefix sums over the bins one Lloyd
-step costs O(k log B) instead of O(N k): we can afford several seeds and run each to
-convergence. A last exact step on the real weights removes the binning error.
+The weights are summarised once (exact unique values, or a fine histogram). In 1-D a cluster
+is an interval, so the optimum of a few thousand merged points comes from a dynamic programme
+(kmeans1d_dp), refined near its boundaries on the fine points; with prefix sums one Lloyd step
+then costs O(k log B) instead of O(N k), and a last exact step on the real weights removes the
+binning error.
 """
 from __future__ import annotations
 
@@ -27,85 +28,100 @@ def kmeans1d_centroids(x: np.ndarray, k: int, seed: int, max_iter: int = 300) ->
     return kmeans1d_centroids_many([x], k, seed, max_iter)[0]
 
 
-def kmeans1d_centroids_many(blocks, k: int, seed: int, max_iter: int = 300, coarse: int | None = None) -> list:
+def kmeans1d_centroids_many(blocks, k: int, seed: int, max_iter: int = 300) -> list:
     """kmeans1d_centroids of each block (the row groups of a grouped fit), the costly part batched.
 
-    Each block is summarised (exact unique values or a fine histogram), merged into at most
-    `coarse` points of about equal weight, and clustered optimally there by dynamic programming,
-    all blocks in one pass. Lloyd on the fine summary and one exact step on the real weights
-    then move the centroids to the local optimum next to that global one of the coarse points;
-    each step can only lower the error. `seed` is kept for the interface: nothing is random.
+    Each block is summarised (exact unique values or a fine histogram) and merged into at most
+    2 * COARSE_DP points; the DP clusters those optimally, then again the fine points near each of
+    its boundaries; Lloyd on the fine summary and one exact step on the real weights finish.
+    Each step can only lower the error. Blocks go through in batches of about BATCH weights, so
+    the summaries of a huge layer are never all held. `seed` is kept for the interface: nothing
+    here is random.
     """
-    coarse = coarse or (COARSE if len(blocks) == 1 else COARSE_MANY)
+    out: list = []
+    batch, size = [], 0
+    for b in blocks:
+        batch.append(b)
+        size += np.size(b)
+        if size >= BATCH:
+            out += _centroids_batch(batch, k, max_iter)
+            batch, size = [], 0
+    return out + (_centroids_batch(batch, k, max_iter) if batch else [])
+
+
+BATCH = 1 << 23
+
+
+def _centroids_batch(blocks, k, max_iter):
     xs = [np.ascontiguousarray(b, dtype=np.float32).ravel() for b in blocks]
     out: list = [None] * len(xs)
     summaries, todo = [], []
     for j, x in enumerate(xs):
         if k > x.size:
             raise ValueError(f"k={k} is larger than the {x.size} values to cluster")
-        pts, cnt, s1, s2 = _summarise(x)
+        pts, cnt = _summarise(x)
         if x.size <= HIST_BINS and pts.size <= k:
             # No more distinct values than centroids: each value is its own centroid, error 0.
             out[j] = np.concatenate([pts, np.full(k - pts.size, pts[-1])]).astype(np.float32)
             continue
-        summaries.append((pts, cnt, s1, s2))
+        summaries.append((pts, cnt))
         todo.append(j)
     if not todo:
         return out
-    small = [_coarsen_mixed(pts, cnt, coarse) for pts, cnt, _, _ in summaries]
-    offsets = np.concatenate([[0], np.cumsum([p.size for p, _, _ in small])])
-    cp, cc = np.concatenate([p for p, _, _ in small]), np.concatenate([c for _, c, _ in small])
-    cuts, _ = kmeans1d_dp(cp, cc, offsets, k)
-    # The coarse cuts as indices of the fine points, where the DP looks again.
-    fine_cuts = [np.append(first, pts.size)[c[1:-1]] for (pts, *_), (_, _, first), c in zip(summaries, small, cuts,
-                                                                                            strict=True)]
-    half = [0 if pts.size <= 2 * coarse else WINDOW * -(-pts.size // coarse) for pts, *_ in summaries]
-    if WINDOW:
-        cents = _window_dp([s[:2] for s in summaries], fine_cuts, half, k)
-    else:
-        cents = interval_means(cp, cc, offsets, cuts)
-    for j, (pts, cnt, s1, s2), cent in zip(todo, summaries, cents, strict=True):
-        C, S, Q = (np.concatenate([[0.0], np.cumsum(a)]) for a in (cnt, s1, s2))
+    cents = _refined_dp(summaries, k)
+    for j, (pts, cnt), cent in zip(todo, summaries, cents, strict=True):
+        C, S, Q = (np.concatenate([[0.0], np.cumsum(a)]) for a in (cnt, pts * cnt, pts * pts * cnt))
         cent, _ = _lloyd_sorted(pts, C, S, Q, np.sort(cent), max_iter)
         out[j] = _exact_step(xs[j], cent, k)
     return out
 
 
-def _window_dp(fine, fine_cuts, half, k):
-    """Optimal clusters of the fine points whose boundaries stay within half[p] points of the given ones.
+def _refined_dp(fine, k):
+    """Optimal k clusters of each problem's coarsened points, refined near the boundaries.
 
-    Lloyd from the optimum of the coarse points stops at a fixed point next to it, not always the
-    best one: the fine optimum can move each boundary by a coarse group or so, jointly. So the DP
-    runs again on the fine points near each boundary, one by one, with each run of points between
-    the windows merged into one point (a partition with cuts only in the windows is still
-    representable, and the merged points are few).
+    The optimum of merged points is not the fine one, and Lloyd from it stops at the nearest
+    fixed point, often a worse one: in the sparse tails the best boundary moves by several
+    groups. So the DP runs again with the groups within WINDOW of each boundary split into
+    SPLIT parts and every run of groups between windows merged into one (the last partition
+    stays representable, so the error can only fall), until the windows hold single points.
+    All problems go through each pass together.
     """
-    sizes = np.array([f[0].size for f in fine])
+    sizes = np.array([p.size for p, _ in fine])
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     n = int(offsets[-1])
-    pts = np.concatenate([f[0] for f in fine])
-    cnt = np.concatenate([f[1] for f in fine])
-    # Mark the windows with a difference array: +1 where one opens, -1 where it closes.
-    mark = np.zeros(n + 1, dtype=np.int64)
-    for p, (cuts, h) in enumerate(zip(fine_cuts, half, strict=True)):
-        if h == 0:  # the coarse points were these points: keep all
-            h = sizes[p]
-        lo = offsets[p] + np.clip(cuts - h, 0, sizes[p])
-        hi = offsets[p] + np.clip(cuts + h, 0, sizes[p])
+    pts = np.concatenate([p for p, _ in fine])
+    cnt = np.concatenate([c for _, c in fine])
+    # Fine index where each group begins; every problem's start is one.
+    first = np.concatenate([_coarsen_mixed(p, c, COARSE_DP)[2] + o
+                            for (p, c), o in zip(fine, offsets[:-1], strict=True)])
+    while True:
+        w = np.add.reduceat(cnt, first)
+        x = np.add.reduceat(cnt * pts, first) / w
+        grp_off = np.searchsorted(first, offsets)
+        cuts, _ = kmeans1d_dp(x, w, grp_off, k)
+        gcuts = cuts + grp_off[:-1, None]  # global group indices
+        glen = np.diff(np.append(first, n))
+        # The window of an inner cut c: groups c - WINDOW .. c + WINDOW - 1 of its problem.
+        inner = gcuts[:, 1:-1]
+        lo = np.maximum(inner - WINDOW, grp_off[:-1, None]).ravel()
+        hi = np.minimum(inner + WINDOW, grp_off[1:, None]).ravel()
+        mark = np.zeros(first.size + 1, dtype=np.int64)
         np.add.at(mark, lo, 1)
         np.add.at(mark, hi, -1)
-    keep = np.cumsum(mark[:-1]) > 0
-    # A new merged point at every kept point, after one, and at every problem's start.
-    new = keep.copy()
-    new[1:] |= keep[:-1]
-    new[offsets[:-1]] = True
-    first = np.flatnonzero(new)  # fine index where each merged point begins
-    label = np.cumsum(new) - 1
-    w = np.bincount(label, weights=cnt)
-    x = np.bincount(label, weights=cnt * pts) / w
-    red_off = np.searchsorted(first, offsets)
-    cuts, _ = kmeans1d_dp(x, w, red_off, k)
-    fine_cuts = np.append(first, n)[cuts + red_off[:-1, None]] - offsets[:-1, None]
+        sel = np.cumsum(mark[:-1]) > 0
+        if not np.any(glen[sel] > 1):
+            break
+        # Split the window groups, merge the runs between windows.
+        g = np.flatnonzero(sel)
+        parts = np.minimum(glen[g], SPLIT)
+        rep = np.repeat(np.arange(g.size), parts)
+        j = np.arange(rep.size) - np.repeat(np.cumsum(parts) - parts, parts)
+        split = first[g][rep] + j * glen[g][rep] // parts[rep]
+        keep_start = ~sel
+        keep_start[1:] &= sel[:-1]
+        keep_start[grp_off[:-1]] = True
+        first = np.unique(np.concatenate([split, first[keep_start]]))
+    fine_cuts = np.append(first, n)[gcuts] - offsets[:-1, None]
     return interval_means(pts, cnt, offsets, fine_cuts)
 
 
@@ -207,8 +223,7 @@ def _summarise(x: np.ndarray):
     """
     if x.size <= HIST_BINS:
         pts, cnt = np.unique(x.astype(np.float64), return_counts=True)
-        cnt = cnt.astype(np.float64)
-        return pts, cnt, pts * cnt, pts * pts * cnt
+        return pts, cnt.astype(np.float64)
     lo, hi = float(x.min()), float(x.max())
     scale = np.float32(HIST_BINS / (hi - lo)) if hi > lo else np.float32(0)
     cnt = np.zeros(HIST_BINS)
@@ -218,45 +233,12 @@ def _summarise(x: np.ndarray):
         cnt += np.bincount(b, minlength=HIST_BINS)
     keep = cnt > 0
     pts = lo + (np.flatnonzero(keep) + 0.5) / (scale if scale else 1.0)
-    cnt = cnt[keep]
-    return pts, cnt, pts * cnt, pts * pts * cnt
+    return pts, cnt[keep]
 
 
-def _inits(pts, cnt, k, rng, n_seeds: int = 8):
-    """Quantiles, an even grid, and several greedy k-means++ seedings.
-
-    A 1-D Lloyd run costs milliseconds here, so trying several starts is cheap; the
-    seeding itself runs on at most COARSE merged points to stay cheap on big layers.
-    """
-    cdf = np.cumsum(cnt) / cnt.sum()
-    yield pts[np.minimum(np.searchsorted(cdf, (np.arange(k) + 0.5) / k), pts.size - 1)]
-    yield np.linspace(pts[0], pts[-1], k)
-    cp, cc = _coarsen(pts, cnt)
-    if 4 * k > cp.size:  # seeding cannot tell that many centroids apart on the coarse points
-        return
-    for _ in range(n_seeds):
-        yield _greedy_kmeanspp_1d(cp, cc, k, rng)
-
-
-COARSE = 1 << 14
-WINDOW = 2
-COARSE_MANY = 1 << 10  # per block when many are batched: Lloyd on the fine points does the rest
-
-
-def _coarsen(pts, cnt, size: int = COARSE, starts: bool = False):
-    """Merge neighbouring points into at most `size` groups of about equal weight.
-
-    With starts: also the index of the first point of each group.
-    """
-    if pts.size <= size:
-        return (pts, cnt, np.arange(pts.size)) if starts else (pts, cnt)
-    group = np.minimum((np.cumsum(cnt) - cnt) * size // cnt.sum(), size - 1).astype(np.int64)
-    n = np.bincount(group, weights=cnt)
-    s = np.bincount(group, weights=pts * cnt)
-    keep = n > 0
-    if starts:
-        return s[keep] / n[keep], n[keep], np.searchsorted(group, np.flatnonzero(keep))
-    return s[keep] / n[keep], n[keep]
+COARSE_DP = 1 << 10  # points of the first DP: 2 * COARSE_DP at most, see _coarsen_mixed
+WINDOW = 2  # groups each side of a boundary that the next pass of the DP splits
+SPLIT = 16  # parts each of those groups is split into
 
 
 def _coarsen_mixed(pts, cnt, size: int):
@@ -277,26 +259,6 @@ def _coarsen_mixed(pts, cnt, size: int):
     label = np.cumsum(new) - 1
     n = np.bincount(label, weights=cnt)
     return np.bincount(label, weights=pts * cnt) / n, n, first
-
-
-def _greedy_kmeanspp_1d(pts, cnt, k, rng):
-    """k-means++ that draws 2 + log k candidates a step and keeps the one lowering the cost most."""
-    trials = 2 + int(np.log(k))
-    chosen = np.empty(k)
-    chosen[0] = pts[rng.choice(pts.size, p=cnt / cnt.sum())]
-    d2 = (pts - chosen[0]) ** 2
-    for j in range(1, k):
-        w = d2 * cnt
-        total = w.sum()
-        if total <= 0:
-            chosen[j:] = chosen[j - 1]
-            break
-        cand = pts[np.minimum(np.searchsorted(np.cumsum(w), rng.random(trials) * total), pts.size - 1)]
-        nd = np.minimum(d2[None, :], (pts[None, :] - cand[:, None]) ** 2)
-        best = int(np.argmin(nd @ cnt))
-        chosen[j] = cand[best]
-        d2 = nd[best]
-    return chosen
 
 
 def _lloyd_sorted(pts, C, S, Q, cent, max_iter):
