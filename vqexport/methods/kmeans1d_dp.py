@@ -32,18 +32,19 @@ def kmeans1d_dp(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray, k: int) -
     slot0 = offsets[:-1] + np.arange(P)  # slot of prefix 0 of each problem
     last = slot0 + sizes  # slot of the whole problem
     nslots = int(last[-1]) + 1
-    prob = np.repeat(np.arange(P), sizes + 1)
     # Each problem around its own weighted mean: the prefix squared sums then stay near the
     # errors they are differenced into, not the (much larger) squared offsets of the data.
+    # Prefix sums problem by problem, not one running sum: a problem's slots must not depend on
+    # the problems before it (batched answers equal one-by-one ones, bit for bit).
     w = np.asarray(cnt, dtype=np.float64)
     x = np.asarray(pts, dtype=np.float64)
-    tot = np.add.reduceat(w, offsets[:-1])
-    mean = np.add.reduceat(w * x, offsets[:-1]) / tot
-    x = x - np.repeat(mean, sizes)
-    ref = np.repeat(offsets[:-1], sizes + 1)  # prefix index where each slot's problem begins
-    pref = np.arange(nslots) - prob  # slot -> index into the global prefix sums
-    C, S, Q = (np.concatenate([[0.0], np.cumsum(a)]) for a in (w, w * x, w * x * x))
-    C, S, Q = (a[pref] - a[ref] for a in (C, S, Q))
+    pre = [[], [], []]
+    for lo, hi in zip(offsets[:-1], offsets[1:], strict=True):
+        wp = w[lo:hi]
+        xp = x[lo:hi] - np.add.reduce(wp * x[lo:hi]) / np.add.reduce(wp)
+        for out, a in zip(pre, (wp, wp * xp, wp * xp * xp), strict=True):
+            out += [[0.0], np.cumsum(a)]
+    C, S, Q = (np.concatenate(a) for a in pre)
 
     D = _cost(C, S, Q, np.repeat(slot0, sizes + 1), np.arange(nslots))  # one cluster: the whole prefix
     args = []
