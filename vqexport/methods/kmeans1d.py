@@ -113,7 +113,7 @@ def _refined_dp(fine, k):
             break
         # Split the window groups, merge the runs between windows.
         g = np.flatnonzero(sel)
-        parts = np.minimum(glen[g], SPLIT)
+        parts = np.minimum(glen[g], SPLIT if len(fine) > 1 else SPLIT_ONE)
         rep = np.repeat(np.arange(g.size), parts)
         j = np.arange(rep.size) - np.repeat(np.cumsum(parts) - parts, parts)
         split = first[g][rep] + j * glen[g][rep] // parts[rep]
@@ -239,6 +239,9 @@ def _summarise(x: np.ndarray):
 COARSE_DP = 1 << 10  # points of the first DP: 2 * COARSE_DP at most, see _coarsen_mixed
 WINDOW = 2  # groups each side of a boundary that the next pass of the DP splits
 SPLIT = 16  # parts each of those groups is split into
+# A lone problem (one codebook per tensor) is small enough that each DP pass costs mostly
+# numpy's per-call overhead, so there fewer, larger passes are cheaper.
+SPLIT_ONE = 64
 
 
 def _coarsen_mixed(pts, cnt, size: int):

@@ -100,9 +100,11 @@ def _layer(prev, C, S, Q, a, b, ca, cb, nslots):
         pos = np.minimum(hit[np.searchsorted(hit, starts)], ends - 1)
         opt = m[pos]
         D[mid], arg[mid] = best + Q[mid], opt
+        # Children: the left half looks at candidates up to opt, the right half from opt on.
         left, right = mid > a, mid < b
-        a, b, ca, cb = (np.concatenate([a[left], mid[right] + 1]), np.concatenate([mid[left] - 1, b[right]]),
-                        np.concatenate([ca[left], opt[right]]), np.concatenate([opt[left], cb[right]]))
+        seg = np.concatenate([np.stack([a, mid - 1, ca, opt])[:, left], np.stack([mid + 1, b, opt, cb])[:, right]],
+                             axis=1)
+        a, b, ca, cb = seg
     return D, arg
 
 
