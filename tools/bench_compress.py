@@ -175,8 +175,8 @@ def worker_run(spec: dict) -> dict:
         w = state[name].detach().float().numpy()
         t = back[name]
         sse = ss = 0.0
-        for rows in t.row_blocks():
-            block = w[rows].astype(np.float64)
+        for rows in t.row_blocks():  # decode gives matrix rows [r, prod(shape[1:])]
+            block = w[rows].reshape(-1, *t.matrix[1:]).astype(np.float64)
             sse += float(np.sum((block - decode(t, rows).astype(np.float64)) ** 2))
             ss += float(np.sum(block * block))
         layers[name] = {"shape": list(w.shape), "sse": sse, "sum_sq": ss, "rel_error": (sse / ss) ** 0.5 if ss else 0.0,
