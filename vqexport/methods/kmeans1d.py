@@ -32,8 +32,8 @@ def kmeans1d_centroids_many(blocks, k: int, seed: int, max_iter: int = 300) -> l
     """kmeans1d_centroids of each block (the row groups of a grouped fit), the costly part batched.
 
     Each block is summarised (exact unique values or a fine histogram) and merged into at most
-    2 * COARSE_DP points; the DP clusters those optimally, then again the fine points near each of
-    its boundaries; Lloyd on the fine summary and one exact step on the real weights finish.
+    2 * COARSE_DP points; the DP clusters those optimally, then the fine points with each cut
+    near its coarse place; Lloyd on the fine summary and one exact step on the real weights finish.
     Each step can only lower the error. Blocks go through in batches of about BATCH weights, so
     the summaries of a huge layer are never all held. `seed` is kept for the interface: nothing
     here is random.
@@ -49,7 +49,7 @@ def kmeans1d_centroids_many(blocks, k: int, seed: int, max_iter: int = 300) -> l
     return out + (_centroids_batch(batch, k, max_iter) if batch else [])
 
 
-BATCH = 1 << 23
+BATCH = 1 << 22  # weights: the fine DP holds about 8 float64 values per distinct one
 
 
 def _centroids_batch(blocks, k, max_iter):
@@ -77,14 +77,13 @@ def _centroids_batch(blocks, k, max_iter):
 
 
 def _refined_dp(fine, k):
-    """Optimal k clusters of each problem's coarsened points, refined near the boundaries.
+    """Optimal k clusters of each problem's coarsened points, then of its fine points near those.
 
     The optimum of merged points is not the fine one, and Lloyd from it stops at the nearest
-    fixed point, often a worse one: in the sparse tails the best boundary moves by several
-    groups. So the DP runs again with the groups within WINDOW of each boundary split into
-    SPLIT parts and every run of groups between windows merged into one (the last partition
-    stays representable, so the error can only fall), until the windows hold single points.
-    All problems go through each pass together.
+    fixed point, often a worse one: in the sparse tails the best boundary moves by a group or
+    two. So the DP runs again on the fine points, each cut confined to WINDOW groups either side
+    of its coarse position (a window per layer: each layer spans its window, not the problem).
+    All problems go through both passes together.
     """
     sizes = np.array([p.size for p, _ in fine])
     offsets = np.concatenate([[0], np.cumsum(sizes)])
@@ -94,35 +93,18 @@ def _refined_dp(fine, k):
     # Fine index where each group begins; every problem's start is one.
     first = np.concatenate([_coarsen_mixed(p, c, COARSE_DP)[2] + o
                             for (p, c), o in zip(fine, offsets[:-1], strict=True)])
-    while True:
-        w = np.add.reduceat(cnt, first)
-        x = np.add.reduceat(cnt * pts, first) / w
-        grp_off = np.searchsorted(first, offsets)
-        cuts, _ = kmeans1d_dp(x, w, grp_off, k)
-        gcuts = cuts + grp_off[:-1, None]  # global group indices
-        glen = np.diff(np.append(first, n))
-        # The window of an inner cut c: groups c - WINDOW .. c + WINDOW - 1 of its problem.
-        inner = gcuts[:, 1:-1]
-        lo = np.maximum(inner - WINDOW, grp_off[:-1, None]).ravel()
-        hi = np.minimum(inner + WINDOW, grp_off[1:, None]).ravel()
-        mark = np.zeros(first.size + 1, dtype=np.int64)
-        np.add.at(mark, lo, 1)
-        np.add.at(mark, hi, -1)
-        sel = np.cumsum(mark[:-1]) > 0
-        if not np.any(glen[sel] > 1):
-            break
-        # Split the window groups, merge the runs between windows.
-        g = np.flatnonzero(sel)
-        parts = np.minimum(glen[g], SPLIT if len(fine) > 1 else SPLIT_ONE)
-        rep = np.repeat(np.arange(g.size), parts)
-        j = np.arange(rep.size) - np.repeat(np.cumsum(parts) - parts, parts)
-        split = first[g][rep] + j * glen[g][rep] // parts[rep]
-        keep_start = ~sel
-        keep_start[1:] &= sel[:-1]
-        keep_start[grp_off[:-1]] = True
-        first = np.unique(np.concatenate([split, first[keep_start]]))
-    fine_cuts = np.append(first, n)[gcuts] - offsets[:-1, None]
-    return interval_means(pts, cnt, offsets, fine_cuts)
+    w = np.add.reduceat(cnt, first)
+    grp_off = np.searchsorted(first, offsets)
+    cuts, _ = kmeans1d_dp(np.add.reduceat(cnt * pts, first) / w, w, grp_off, k)
+    if first.size == n:  # no group merged anything: that was the fine optimum
+        return interval_means(pts, cnt, offsets, cuts)
+    gc = cuts[:, 1:-1] + grp_off[:-1, None]  # inner cuts, global group indices
+    first_ext = np.append(first, n)
+    lo = first_ext[np.maximum(gc - WINDOW, grp_off[:-1, None])]
+    hi = first_ext[np.minimum(gc + WINDOW, grp_off[1:, None])]
+    windows = np.stack([lo, hi], axis=2) - offsets[:-1, None, None]
+    cuts, _ = kmeans1d_dp(pts, cnt, offsets, k, windows)
+    return interval_means(pts, cnt, offsets, cuts)
 
 
 def _exact_step(x, cent, k):
@@ -237,11 +219,7 @@ def _summarise(x: np.ndarray):
 
 
 COARSE_DP = 1 << 10  # points of the first DP: 2 * COARSE_DP at most, see _coarsen_mixed
-WINDOW = 2  # groups each side of a boundary that the next pass of the DP splits
-SPLIT = 16  # parts each of those groups is split into
-# A lone problem (one codebook per tensor) is small enough that each DP pass costs mostly
-# numpy's per-call overhead, so there fewer, larger passes are cheaper.
-SPLIT_ONE = 64
+WINDOW = 2  # groups either side of a coarse cut where the fine DP may move it
 
 
 def _coarsen_mixed(pts, cnt, size: int):

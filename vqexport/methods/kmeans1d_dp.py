@@ -17,12 +17,16 @@ from __future__ import annotations
 import numpy as np
 
 
-def kmeans1d_dp(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def kmeans1d_dp(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray, k: int,
+                windows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Optimal k intervals of each problem p = points pts[offsets[p]:offsets[p + 1]] (ascending).
 
     cnt: the points' weights (> 0). Returns (cuts [P, k + 1] int64, local indices of the interval
     bounds: cluster c is points cuts[p, c]:cuts[p, c + 1]; sse [P]). With fewer points than k
     some intervals are empty (a cut repeated): every point is then its own cluster.
+    windows [P, k - 1, 2]: optional inclusive bounds (local, non-decreasing in c) of each inner
+    cut c = 1..k-1; the optimum among partitions whose cuts lie in them. Each layer of the DP then
+    only spans its window, which is what makes refining a coarse answer on the fine points cheap.
     """
     offsets = np.asarray(offsets, dtype=np.int64)
     sizes = np.diff(offsets)
@@ -46,21 +50,37 @@ def kmeans1d_dp(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray, k: int) -
             out += [[0.0], np.cumsum(a)]
     C, S, Q = (np.concatenate(a) for a in pre)
 
-    D = _cost(C, S, Q, np.repeat(slot0, sizes + 1), np.arange(nslots))  # one cluster: the whole prefix
+    if windows is None:
+        lo = np.broadcast_to(slot0[:, None], (P, k - 1))
+        hi = np.broadcast_to(last[:, None], (P, k - 1))
+    else:
+        lo = np.clip(windows[:, :, 0], 0, sizes[:, None]) + slot0[:, None]
+        hi = np.maximum(np.clip(windows[:, :, 1], 0, sizes[:, None]) + slot0[:, None], lo)
+    D = np.full(nslots, np.inf)
+    i = _ranges(lo[:, 0], hi[:, 0]) if k > 1 else last
+    D[i] = _cost(C, S, Q, np.repeat(slot0, (hi[:, 0] - lo[:, 0] + 1) if k > 1 else 1), i)  # one cluster
     args = []
     for j in range(1, k):
-        a = last if j == k - 1 else slot0  # the last layer only needs the whole problem
-        D, arg = _layer(D, C, S, Q, a, last, slot0, last, nslots)
-        args.append(arg)
+        # D_j (j + 1 clusters) ends at cut j + 1; its last cluster starts at cut j.
+        a, b = (last, last) if j == k - 1 else (np.maximum(lo[:, j], lo[:, j - 1]), hi[:, j])
+        D, arg = _layer(D, C, S, Q, a, b, lo[:, j - 1].copy(), hi[:, j - 1].copy(), nslots)
+        args.append((a, np.cumsum(b - a + 1) - (b - a + 1), arg[_ranges(a, b)]))
     sse = D[last]
     cuts = np.empty((P, k + 1), dtype=np.int64)
     cuts[:, k] = last
     end = last
     for j in range(k - 1, 0, -1):
-        end = args[j - 1][end]
+        a, at, arg = args[j - 1]  # the argmins of layer j, only where it was computed
+        end = arg[at + end - a]
         cuts[:, j] = end
     cuts[:, 0] = slot0
     return cuts - slot0[:, None], np.maximum(sse, 0.0)
+
+
+def _ranges(a, b):
+    """The slots a[p]..b[p] of every p, one after another."""
+    n = b - a + 1
+    return np.arange(int(n.sum())) + np.repeat(a - (np.cumsum(n) - n), n)
 
 
 def _cost(C, S, Q, m, i):
