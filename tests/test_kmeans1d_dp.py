@@ -107,3 +107,22 @@ def test_all_equal_and_few_values_through_kmeans1d():
     x = np.random.default_rng(4).choice(np.float32([-1, 0, 2]), 5000)
     c, idx = kmeans1d(x, 4, seed=0)
     np.testing.assert_array_equal(c[idx], x)
+
+
+def test_windows_give_the_best_partition_with_cuts_inside_them():
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n, k = int(rng.integers(3, 10)), int(rng.integers(2, 5))
+        if k > n:
+            continue
+        x = np.sort(rng.standard_t(3, n))
+        w = rng.integers(1, 6, n).astype(float)
+        centre = np.sort(rng.integers(1, n, k - 1))
+        h = int(rng.integers(0, 3))
+        win = np.stack([centre - h, centre + h], axis=1)
+        cuts, sse = kmeans1d_dp(x, w, [0, n], k, win[None])
+        allowed = [c for c in itertools.combinations_with_replacement(range(n + 1), k - 1)
+                   if all(lo <= ci <= hi for ci, (lo, hi) in zip(c, np.clip(win, 0, n), strict=True))]
+        want = min(sse_of(x, w, (0, *c, n)) for c in allowed)
+        assert sse[0] == pytest.approx(want, rel=1e-9, abs=1e-12)
+        assert all(lo <= c <= hi for c, (lo, hi) in zip(cuts[0, 1:-1], np.clip(win, 0, n), strict=True))
