@@ -68,7 +68,7 @@ def test_batched_problems_equal_one_by_one():
 
 
 def test_centroids_many_as_good_as_one_by_one():
-    # Blocks big enough for the refinement passes, which a batch runs until all its blocks are done.
+    # Blocks big enough for the second, windowed DP on the fine points, run for the whole batch at once.
     rng = np.random.default_rng(2)
     w = rng.standard_t(4, (64, 3000)).astype(np.float32)
     blocks = np.split(w, 4)
