@@ -2,6 +2,7 @@
 
     python tools/zoo_whole.py --out docs/results/zoo_whole.md --json docs/results/zoo_whole.json
     python tools/zoo_whole.py --models resnet18,mobilenet_v2 --group-size 16 --no-anchor
+    python tools/zoo_whole.py --models resnet18 --weights-only --out /tmp/w.md   # the coremltools table only
 
 Per model (random seeded weights, weights=None, input 1x3x224x224), in its own process:
 
@@ -204,6 +205,11 @@ def measure(name: str, args) -> dict:
                 errors[f"coremltools {gran}"] = _err(e)
         row["weights_cmp"][gran] = entry
     del ref, folded
+    if args.weights_only:
+        shutil.rmtree(work, ignore_errors=True)
+        if errors:
+            row["errors"] = errors
+        return row
 
     x = np.random.default_rng(args.seed).standard_normal((args.inputs, 3, 224, 224)).astype(np.float32)
     with torch.no_grad():
@@ -318,7 +324,8 @@ def coreml_child(spec_path: str) -> int:
 def run_child(name: str, args) -> dict:
     cmd = [sys.executable, __file__, "--child", name, "--workdir", args.workdir, "--seed", str(args.seed),
            "--group-size", str(args.group_size), "--inputs", str(args.inputs), "--bench-s", str(args.bench_s),
-           "--anchor-python", args.anchor_python] + ([] if args.anchor else ["--no-anchor"])
+           "--anchor-python", args.anchor_python] + ([] if args.anchor else ["--no-anchor"]) + \
+        (["--weights-only"] if args.weights_only else [])
     t0 = time.time()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
@@ -416,6 +423,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-anchor", dest="anchor", action="store_false", help="skip coremltools")
     p.add_argument("--anchor-python", default=str(ROOT / ".venv-anchors" / "bin" / "python"),
                    help="python of a venv with coremltools (default: .venv-anchors)")
+    p.add_argument("--weights-only", action="store_true", help="only the weight errors and compress times (against "
+                   "coremltools): no .onnx/.tflite export, agreement or latency")
     p.add_argument("--inputs", type=int, default=3, help="random inputs for the logit agreement")
     p.add_argument("--bench-s", type=float, default=12.0, help="about how long to time each pair of .tflite")
     p.add_argument("--seed", type=int, default=0)

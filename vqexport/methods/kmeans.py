@@ -8,7 +8,7 @@ import numpy as np
 from ..bitpack import bits_for, pack_stream
 from ..ir import packed_bytes_section
 from .base import MethodConfig, check_groups, codebook_tensor, flat_gather, matrix, need
-from .kmeans1d import assign1d_chunks, kmeans1d_centroids
+from .kmeans1d import assign1d_chunks, kmeans1d_centroids_many
 
 NAME = "kmeans"
 TABLE = ("k", "bits")
@@ -34,12 +34,9 @@ def fit(w: np.ndarray, q: Config, seed: int):
     bits = bits_for(q.k)
     g = check_groups(w.shape, q)
     blocks = np.split(w.reshape(w.shape[0], -1), g)  # row groups: views, no copy
-    cents = []
-    for block in blocks:
-        c = kmeans1d_centroids(block, q.k, seed)
-        if q.codebook_dtype == "float16":  # assign to the centroids as they will be stored
-            c = np.sort(c.astype(np.float16)).astype(np.float32)
-        cents.append(c)
+    cents = kmeans1d_centroids_many(blocks, q.k, seed)  # all groups in one batched DP
+    if q.codebook_dtype == "float16":  # assign to the centroids as they will be stored
+        cents = [np.sort(c.astype(np.float16)).astype(np.float32) for c in cents]
     packed = pack_stream((part for block, c in zip(blocks, cents, strict=True)
                           for part in assign1d_chunks(block.ravel(), c)), bits)
     codebook = cents[0] if g == 1 else np.stack(cents)

@@ -1,13 +1,16 @@
 """Scalar k-means, exact enough: for kmeans (one codebook per tensor) and pq with d=1.
 
-The weights are summarised once in a fine histogram (counts, sums and squared sums
-per bin). In 1-D a cluster is an interval, so with prefix sums over the bins one Lloyd
-step costs O(k log B) instead of O(N k): we can afford several seeds and run each to
-convergence. A last exact step on the real weights removes the binning error.
+The weights are summarised once (exact unique values, or a fine histogram). In 1-D a cluster
+is an interval, so the optimum of a few thousand merged points comes from a dynamic programme
+(kmeans1d_dp), refined near its boundaries on the fine points; with prefix sums one Lloyd step
+then costs O(k log B) instead of O(N k), and a last exact step on the real weights removes the
+binning error.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from .kmeans1d_dp import interval_means, kmeans1d_dp
 
 HIST_BINS = 1 << 20
 HIST_CHUNK = 1 << 22
@@ -22,33 +25,101 @@ def kmeans1d(x: np.ndarray, k: int, seed: int, max_iter: int = 300) -> tuple[np.
 
 def kmeans1d_centroids(x: np.ndarray, k: int, seed: int, max_iter: int = 300) -> np.ndarray:
     """The sorted float32 centroids of scalar k-means; assign with assign1d (nearest centroid)."""
-    x = np.ascontiguousarray(x, dtype=np.float32).ravel()
-    if k > x.size:
-        raise ValueError(f"k={k} is larger than the {x.size} values to cluster")
-    pts, cnt, s1, s2 = _summarise(x)
-    if x.size <= HIST_BINS and pts.size <= k:
-        # No more distinct values than centroids: each value is its own centroid, error 0.
-        return np.concatenate([pts, np.full(k - pts.size, pts[-1])]).astype(np.float32)
-    C, S, Q = (np.concatenate([[0.0], np.cumsum(a)]) for a in (cnt, s1, s2))
-    rng = np.random.default_rng(seed)
-    best, best_sse = None, np.inf
-    for init in _inits(pts, cnt, k, rng):
-        cent, sse = _lloyd_sorted(pts, C, S, Q, np.sort(init), max_iter)
-        if sse < best_sse:
-            best, best_sse = cent, sse
-    # One exact update on the real weights (a Lloyd step can only lower the error), chunk by
-    # chunk so that no index array of the whole layer is ever held.
+    return kmeans1d_centroids_many([x], k, seed, max_iter)[0]
+
+
+def kmeans1d_centroids_many(blocks, k: int, seed: int, max_iter: int = 300) -> list:
+    """kmeans1d_centroids of each block (the row groups of a grouped fit), the costly part batched.
+
+    Each block is summarised (exact unique values or a fine histogram) and merged into at most
+    2 * COARSE_DP points; the DP clusters those optimally, then the fine points with each cut
+    near its coarse place; Lloyd on the fine summary and one exact step on the real weights finish.
+    Each step can only lower the error. Blocks go through in batches of about BATCH weights, so
+    the summaries of a huge layer are never all held. `seed` is kept for the interface: nothing
+    here is random.
+    """
+    out: list = []
+    batch, size = [], 0
+    for b in blocks:
+        batch.append(b)
+        size += np.size(b)
+        if size >= BATCH:
+            out += _centroids_batch(batch, k, max_iter)
+            batch, size = [], 0
+    return out + (_centroids_batch(batch, k, max_iter) if batch else [])
+
+
+BATCH = 1 << 22  # weights: the fine DP holds about 8 float64 values per distinct one
+
+
+def _centroids_batch(blocks, k, max_iter):
+    xs = [np.ascontiguousarray(b, dtype=np.float32).ravel() for b in blocks]
+    out: list = [None] * len(xs)
+    summaries, todo = [], []
+    for j, x in enumerate(xs):
+        if k > x.size:
+            raise ValueError(f"k={k} is larger than the {x.size} values to cluster")
+        pts, cnt = _summarise(x)
+        if x.size <= HIST_BINS and pts.size <= k:
+            # No more distinct values than centroids: each value is its own centroid, error 0.
+            out[j] = np.concatenate([pts, np.full(k - pts.size, pts[-1])]).astype(np.float32)
+            continue
+        summaries.append((pts, cnt))
+        todo.append(j)
+    if not todo:
+        return out
+    cents = _refined_dp(summaries, k)
+    for j, (pts, cnt), cent in zip(todo, summaries, cents, strict=True):
+        C, S, Q = (np.concatenate([[0.0], np.cumsum(a)]) for a in (cnt, pts * cnt, pts * pts * cnt))
+        cent, _ = _lloyd_sorted(pts, C, S, Q, np.sort(cent), max_iter)
+        out[j] = _exact_step(xs[j], cent, k)
+    return out
+
+
+def _refined_dp(fine, k):
+    """Optimal k clusters of each problem's coarsened points, then of its fine points near those.
+
+    The optimum of merged points is not the fine one, and Lloyd from it stops at the nearest
+    fixed point, often a worse one: in the sparse tails the best boundary moves by a group or
+    two. So the DP runs again on the fine points, each cut confined to WINDOW groups either side
+    of its coarse position (a window per layer: each layer spans its window, not the problem).
+    All problems go through both passes together.
+    """
+    sizes = np.array([p.size for p, _ in fine])
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    n = int(offsets[-1])
+    pts = np.concatenate([p for p, _ in fine])
+    cnt = np.concatenate([c for _, c in fine])
+    # Fine index where each group begins; every problem's start is one.
+    first = np.concatenate([_coarsen_mixed(p, c, COARSE_DP)[2] + o
+                            for (p, c), o in zip(fine, offsets[:-1], strict=True)])
+    w = np.add.reduceat(cnt, first)
+    grp_off = np.searchsorted(first, offsets)
+    cuts, _ = kmeans1d_dp(np.add.reduceat(cnt * pts, first) / w, w, grp_off, k)
+    if first.size == n:  # no group merged anything: that was the fine optimum
+        return interval_means(pts, cnt, offsets, cuts)
+    gc = cuts[:, 1:-1] + grp_off[:-1, None]  # inner cuts, global group indices
+    first_ext = np.append(first, n)
+    lo = first_ext[np.maximum(gc - WINDOW, grp_off[:-1, None])]
+    hi = first_ext[np.minimum(gc + WINDOW, grp_off[1:, None])]
+    windows = np.stack([lo, hi], axis=2) - offsets[:-1, None, None]
+    cuts, _ = kmeans1d_dp(pts, cnt, offsets, k, windows)
+    return interval_means(pts, cnt, offsets, cuts)
+
+
+def _exact_step(x, cent, k):
+    """One Lloyd update on the real weights, chunk by chunk (no index array of the whole layer)."""
     counts = np.zeros(k)
     sums = np.zeros(k)
-    for lo, idx in zip(range(0, x.size, CHUNK), assign1d_chunks(x, best), strict=True):
+    for lo, idx in zip(range(0, x.size, CHUNK), assign1d_chunks(x, cent), strict=True):
         part = x[lo:lo + CHUNK]
         counts += np.bincount(idx, minlength=k)
         sums += np.bincount(idx, weights=part, minlength=k)
     filled = counts > 0
-    best = best.copy()
-    best[filled] = sums[filled] / counts[filled]
+    cent = cent.copy()
+    cent[filled] = sums[filled] / counts[filled]
     # The caller reassigns to these moved centroids, which can only lower the error again.
-    return np.sort(best).astype(np.float32)
+    return np.sort(cent).astype(np.float32)
 
 
 def assign1d_packed(x: np.ndarray, centroids: np.ndarray, bits: int) -> bytes:
@@ -134,8 +205,7 @@ def _summarise(x: np.ndarray):
     """
     if x.size <= HIST_BINS:
         pts, cnt = np.unique(x.astype(np.float64), return_counts=True)
-        cnt = cnt.astype(np.float64)
-        return pts, cnt, pts * cnt, pts * pts * cnt
+        return pts, cnt.astype(np.float64)
     lo, hi = float(x.min()), float(x.max())
     scale = np.float32(HIST_BINS / (hi - lo)) if hi > lo else np.float32(0)
     cnt = np.zeros(HIST_BINS)
@@ -145,58 +215,31 @@ def _summarise(x: np.ndarray):
         cnt += np.bincount(b, minlength=HIST_BINS)
     keep = cnt > 0
     pts = lo + (np.flatnonzero(keep) + 0.5) / (scale if scale else 1.0)
-    cnt = cnt[keep]
-    return pts, cnt, pts * cnt, pts * pts * cnt
+    return pts, cnt[keep]
 
 
-def _inits(pts, cnt, k, rng, n_seeds: int = 8):
-    """Quantiles, an even grid, and several greedy k-means++ seedings.
+COARSE_DP = 1 << 10  # points of the first DP: 2 * COARSE_DP at most, see _coarsen_mixed
+WINDOW = 2  # groups either side of a coarse cut where the fine DP may move it
 
-    A 1-D Lloyd run costs milliseconds here, so trying several starts is cheap; the
-    seeding itself runs on at most COARSE merged points to stay cheap on big layers.
+
+def _coarsen_mixed(pts, cnt, size: int):
+    """Merge neighbouring points into groups of at most 1/size of the weight and of the range.
+
+    Returns the groups' mean, weight and first point. Equal weight alone leaves wide groups in the
+    tails, where the optimal boundaries of sparse clusters then move by many groups; the value
+    grid bounds that, and together they make at most 2 * size groups.
     """
-    cdf = np.cumsum(cnt) / cnt.sum()
-    yield pts[np.minimum(np.searchsorted(cdf, (np.arange(k) + 0.5) / k), pts.size - 1)]
-    yield np.linspace(pts[0], pts[-1], k)
-    cp, cc = _coarsen(pts, cnt)
-    if 4 * k > cp.size:  # seeding cannot tell that many centroids apart on the coarse points
-        return
-    for _ in range(n_seeds):
-        yield _greedy_kmeanspp_1d(cp, cc, k, rng)
-
-
-COARSE = 1 << 14
-
-
-def _coarsen(pts, cnt):
-    """Merge neighbouring points into at most COARSE groups of about equal weight."""
-    if pts.size <= COARSE:
-        return pts, cnt
-    group = np.minimum((np.cumsum(cnt) - cnt) * COARSE // cnt.sum(), COARSE - 1).astype(np.int64)
-    n = np.bincount(group, weights=cnt)
-    s = np.bincount(group, weights=pts * cnt)
-    keep = n > 0
-    return s[keep] / n[keep], n[keep]
-
-
-def _greedy_kmeanspp_1d(pts, cnt, k, rng):
-    """k-means++ that draws 2 + log k candidates a step and keeps the one lowering the cost most."""
-    trials = 2 + int(np.log(k))
-    chosen = np.empty(k)
-    chosen[0] = pts[rng.choice(pts.size, p=cnt / cnt.sum())]
-    d2 = (pts - chosen[0]) ** 2
-    for j in range(1, k):
-        w = d2 * cnt
-        total = w.sum()
-        if total <= 0:
-            chosen[j:] = chosen[j - 1]
-            break
-        cand = pts[np.minimum(np.searchsorted(np.cumsum(w), rng.random(trials) * total), pts.size - 1)]
-        nd = np.minimum(d2[None, :], (pts[None, :] - cand[:, None]) ** 2)
-        best = int(np.argmin(nd @ cnt))
-        chosen[j] = cand[best]
-        d2 = nd[best]
-    return chosen
+    if pts.size <= 2 * size:
+        return pts, cnt, np.arange(pts.size)
+    by_weight = np.minimum((np.cumsum(cnt) - cnt) * size // cnt.sum(), size - 1).astype(np.int64)
+    span = pts[-1] - pts[0]
+    by_value = np.minimum((pts - pts[0]) * (size / span), size - 1).astype(np.int64) if span > 0 else by_weight
+    new = np.ones(pts.size, dtype=bool)
+    new[1:] = (by_weight[1:] != by_weight[:-1]) | (by_value[1:] != by_value[:-1])
+    first = np.flatnonzero(new)
+    label = np.cumsum(new) - 1
+    n = np.bincount(label, weights=cnt)
+    return np.bincount(label, weights=pts * cnt) / n, n, first
 
 
 def _lloyd_sorted(pts, C, S, Q, cent, max_iter):

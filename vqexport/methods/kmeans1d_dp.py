@@ -1,0 +1,148 @@
+"""Optimal weighted 1-D k-means by dynamic programming, many independent problems at once.
+
+In 1-D an optimal cluster is an interval of the sorted points, so with D_j[i] the least error
+of the first i points in j clusters, D_j[i] = min_m D_{j-1}[m] + cost(m, i), where cost (the
+error of points m..i-1 around their mean) comes from prefix sums of counts, sums and squared
+sums. The first optimal m is non-decreasing in i (interval costs obey the quadrangle
+inequality), so each layer is solved by divide and conquer: the middle i of a range gets its
+optimum by brute force and splits both the range and the candidates, O(n log n) a layer.
+
+Python loops stay per recursion level, never per point or per problem: every segment of a
+level (of every problem) is evaluated in one expansion of its candidate range, and its
+minimum and first position come from np.minimum.reduceat. The problems lie end to end, each
+owning n_p + 1 slots (prefixes of 0..n_p of its points), so a slot never mixes two problems.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def kmeans1d_dp(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray, k: int,
+                windows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Optimal k intervals of each problem p = points pts[offsets[p]:offsets[p + 1]] (ascending).
+
+    cnt: the points' weights (> 0). Returns (cuts [P, k + 1] int64, local indices of the interval
+    bounds: cluster c is points cuts[p, c]:cuts[p, c + 1]; sse [P]). With fewer points than k
+    some intervals are empty (a cut repeated): every point is then its own cluster.
+    windows [P, k - 1, 2]: optional inclusive bounds (local, non-decreasing in c) of each inner
+    cut c = 1..k-1; the optimum among partitions whose cuts lie in them. Each layer of the DP then
+    only spans its window, which is what makes refining a coarse answer on the fine points cheap.
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    sizes = np.diff(offsets)
+    P = sizes.size
+    if k < 1 or P == 0 or np.any(sizes < 1):
+        raise ValueError("kmeans1d_dp needs k >= 1 and at least one point per problem")
+    slot0 = offsets[:-1] + np.arange(P)  # slot of prefix 0 of each problem
+    last = slot0 + sizes  # slot of the whole problem
+    nslots = int(last[-1]) + 1
+    # Each problem around its own weighted mean: the prefix squared sums then stay near the
+    # errors they are differenced into, not the (much larger) squared offsets of the data.
+    # Prefix sums problem by problem, not one running sum: a problem's slots must not depend on
+    # the problems before it (batched answers equal one-by-one ones, bit for bit).
+    w = np.asarray(cnt, dtype=np.float64)
+    x = np.asarray(pts, dtype=np.float64)
+    pre = [[], [], []]
+    for lo, hi in zip(offsets[:-1], offsets[1:], strict=True):
+        wp = w[lo:hi]
+        xp = x[lo:hi] - np.add.reduce(wp * x[lo:hi]) / np.add.reduce(wp)
+        for out, a in zip(pre, (wp, wp * xp, wp * xp * xp), strict=True):
+            out += [[0.0], np.cumsum(a)]
+    C, S, Q = (np.concatenate(a) for a in pre)
+
+    if windows is None:
+        lo = np.broadcast_to(slot0[:, None], (P, k - 1))
+        hi = np.broadcast_to(last[:, None], (P, k - 1))
+    else:
+        lo = np.clip(windows[:, :, 0], 0, sizes[:, None]) + slot0[:, None]
+        hi = np.maximum(np.clip(windows[:, :, 1], 0, sizes[:, None]) + slot0[:, None], lo)
+    D = np.full(nslots, np.inf)
+    i = _ranges(lo[:, 0], hi[:, 0]) if k > 1 else last
+    D[i] = _cost(C, S, Q, np.repeat(slot0, (hi[:, 0] - lo[:, 0] + 1) if k > 1 else 1), i)  # one cluster
+    args = []
+    for j in range(1, k):
+        # D_j (j + 1 clusters) ends at cut j + 1; its last cluster starts at cut j.
+        a, b = (last, last) if j == k - 1 else (np.maximum(lo[:, j], lo[:, j - 1]), hi[:, j])
+        D, arg = _layer(D, C, S, Q, a, b, lo[:, j - 1].copy(), hi[:, j - 1].copy(), nslots)
+        args.append((a, np.cumsum(b - a + 1) - (b - a + 1), arg[_ranges(a, b)]))
+    sse = D[last]
+    cuts = np.empty((P, k + 1), dtype=np.int64)
+    cuts[:, k] = last
+    end = last
+    for j in range(k - 1, 0, -1):
+        a, at, arg = args[j - 1]  # the argmins of layer j, only where it was computed
+        end = arg[at + end - a]
+        cuts[:, j] = end
+    cuts[:, 0] = slot0
+    return cuts - slot0[:, None], np.maximum(sse, 0.0)
+
+
+def _ranges(a, b):
+    """The slots a[p]..b[p] of every p, one after another."""
+    n = b - a + 1
+    return np.arange(int(n.sum())) + np.repeat(a - (np.cumsum(n) - n), n)
+
+
+def _cost(C, S, Q, m, i):
+    n = C[i] - C[m]
+    s = S[i] - S[m]
+    # An empty interval (m == i) has s == 0 exactly, so the floor on n only avoids 0 / 0.
+    return (Q[i] - Q[m]) - s * s / np.maximum(n, 1e-300)
+
+
+def _layer(prev, C, S, Q, a, b, ca, cb, nslots):
+    """D_j[i] for slots a..b of each segment, given the optimum of each lies in ca..cb."""
+    D = np.full(nslots, np.inf)
+    arg = np.zeros(nslots, dtype=np.int64)
+    PQ = prev - Q  # the part of D_{j-1}[m] + cost(m, i) that depends on m alone, less s * s / n
+    while a.size:
+        mid = (a + b) // 2
+        hi = np.minimum(cb, mid)  # an empty last interval (m == i) is allowed: it costs 0
+        length = hi - ca + 1
+        ends = np.cumsum(length)
+        starts = ends - length
+        m = np.arange(int(ends[-1]))
+        m += np.repeat(ca - starts, length)
+        # In place from here: this loop is the whole cost of the DP.
+        n = np.repeat(C[mid], length)
+        n -= C[m]
+        s = np.repeat(S[mid], length)
+        s -= S[m]
+        s *= s
+        np.maximum(n, 1e-300, out=n)  # an empty interval has s == 0 exactly: 0, not 0 / 0
+        s /= n
+        val = PQ[m]
+        val -= s
+        best = np.minimum.reduceat(val, starts)
+        # The first position of each minimum, so that ties break alike everywhere and the
+        # argmin stays monotone (a NaN weight leaves no hit: then the segment's last candidate).
+        hit = np.append(np.flatnonzero(val == np.repeat(best, length)), val.size)
+        pos = np.minimum(hit[np.searchsorted(hit, starts)], ends - 1)
+        opt = m[pos]
+        D[mid], arg[mid] = best + Q[mid], opt
+        # Children: the left half looks at candidates up to opt, the right half from opt on.
+        left, right = mid > a, mid < b
+        seg = np.concatenate([np.stack([a, mid - 1, ca, opt])[:, left], np.stack([mid + 1, b, opt, cb])[:, right]],
+                             axis=1)
+        a, b, ca, cb = seg
+    return D, arg
+
+
+def interval_means(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Weighted mean of each interval [P, k]; an empty interval takes its left neighbour's (sorted)."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    w = np.asarray(cnt, dtype=np.float64)
+    C = np.concatenate([[0.0], np.cumsum(w)])
+    S = np.concatenate([[0.0], np.cumsum(w * pts)])
+    g = cuts + offsets[:-1, None]
+    n = C[g[:, 1:]] - C[g[:, :-1]]
+    s = S[g[:, 1:]] - S[g[:, :-1]]
+    cent = np.where(n > 0, s / np.where(n > 0, n, 1.0), np.nan)
+    # Empty intervals only come with fewer points than k; copying a neighbour keeps the
+    # centroids sorted and costs nothing (each point already has its own).
+    first = pts[offsets[:-1]]
+    for c in range(cent.shape[1]):
+        col = cent[:, c]
+        fill = cent[:, c - 1] if c else first
+        cent[:, c] = np.where(np.isnan(col), fill, col)
+    return cent
