@@ -53,6 +53,7 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
     import torch
 
     tensors, layers, widened, deltas = [], {}, [], {}
+    prefit = _fit_many(state, plans, config.seed)
     bar = layer_bar([(n, int(state[n].numel())) for n in plans], quiet, "compress")
     for name, value in state.items():
         if name in tied:  # stored once, under the first name (see tied_names)
@@ -65,7 +66,7 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
             continue
         q = plans[name]
         w = value.detach().to("cpu").float().numpy()
-        t = registry.get(q.method).fit(w, q, config.seed)
+        t = prefit.pop(name) if name in prefit else registry.get(q.method).fit(w, q, config.seed)
         t.name = name
         extra = {}
         if name in stats:
@@ -103,6 +104,26 @@ def compress_model(model: LoadedModel, config: CompressConfig, quiet: bool = Tru
     # Carried by every writer, so an .onnx or .tflite can report its own compression rates.
     metadata["summary"] = {k: round(v, 6) if isinstance(v, float) else v for k, v in cm.summary().items()}
     return cm
+
+
+PREFIT_ELEMENTS = 1 << 22  # layers up to this size are fitted together, where their method can (fit_many)
+
+
+def _fit_many(state: dict, plans: dict, seed: int) -> dict:
+    """{name: tensor} of the small layers whose method fits many at once (methods' fit_many): a
+    mobile network's dozens of small convs then pay the fit's fixed costs once. Big layers are fitted
+    one at a time in the loop, so that no more than one is held decoded at a time."""
+    out = {}
+    for method in {q.method for q in plans.values()}:
+        many = getattr(registry.get(method), "fit_many", None)
+        # Grouped layers already batch their groups; batching them across layers was slower (measured).
+        names = [n for n, q in plans.items() if q.method == method and not getattr(q, "group_size", 0)
+                 and state[n].numel() <= PREFIT_ELEMENTS]
+        if many is None or len(names) < 2:
+            continue
+        weights = [state[n].detach().to("cpu").float().numpy() for n in names]
+        out.update(zip(names, many(list(zip(weights, [plans[n] for n in names], strict=True)), seed), strict=True))
+    return out
 
 
 def _input_stats(model: LoadedModel, plans: dict, calib: Calibration, quiet: bool):

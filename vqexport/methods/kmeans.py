@@ -31,17 +31,31 @@ def check(shape, q) -> None:
 
 
 def fit(w: np.ndarray, q: Config, seed: int):
+    return fit_many([(w, q)], seed)[0]
+
+
+def fit_many(items, seed: int) -> list:
+    """fit() of each (w, q): the DP of every row group of every weight of one k runs in the same
+    batches, so a network of many small layers pays numpy's per-call cost once, not per layer."""
+    blocks = [np.split(w.reshape(w.shape[0], -1), check_groups(w.shape, q)) for w, q in items]  # views
+    cents: list = [None] * len(items)
+    for k in sorted({q.k for _, q in items}):
+        mine = [i for i, (_, q) in enumerate(items) if q.k == k]
+        flat = kmeans1d_centroids_many([b for i in mine for b in blocks[i]], k, seed)
+        for i in mine:
+            cents[i], flat = flat[:len(blocks[i])], flat[len(blocks[i]):]
+    return [_tensor(w, q, b, c) for (w, q), b, c in zip(items, blocks, cents, strict=True)]
+
+
+def _tensor(w, q: Config, blocks, cents):
     bits = bits_for(q.k)
-    g = check_groups(w.shape, q)
-    blocks = np.split(w.reshape(w.shape[0], -1), g)  # row groups: views, no copy
-    cents = kmeans1d_centroids_many(blocks, q.k, seed)  # all groups in one batched DP
     if q.codebook_dtype == "float16":  # assign to the centroids as they will be stored
         cents = [np.sort(c.astype(np.float16)).astype(np.float32) for c in cents]
     packed = pack_stream((part for block, c in zip(blocks, cents, strict=True)
                           for part in assign1d_chunks(block.ravel(), c)), bits)
-    codebook = cents[0] if g == 1 else np.stack(cents)
+    codebook = cents[0] if len(blocks) == 1 else np.stack(cents)
     return codebook_tensor(NAME, w.shape, codebook, packed_bytes_section(packed, (w.size,), bits), bits, q,
-                           groups=g)
+                           groups=len(blocks))
 
 
 def decode(t, rows=None) -> np.ndarray:

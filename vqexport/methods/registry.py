@@ -6,6 +6,7 @@ Each method module defines:
     Config                       a frozen dataclass of the settings it reads, validated when built
     check(shape, q)              raise ConfigError if q does not fit a weight of this shape
     fit(w, q, seed)              -> CompressedTensor (name left empty)
+    fit_many(items, seed)        optional: fit() of each (w, q) in items, fitted together (faster)
     decode(t, rows=None)         -> float32 W[rows] (all of W by default): THE reference decode
     layout(t)                    -> {role: shape} of the sections decode reads; ValueError if the
                                     tensor-table fields are inconsistent
