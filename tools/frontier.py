@@ -34,6 +34,9 @@ CONFIGS = {
     "kmeans-k2": ("kmeans", {"k": 2}),
     "binary": ("binary", {}),
     "pq-d4-k16": ("pq", {"d": 4, "k": 16}),
+    "pq-d8-k16": ("pq", {"d": 8, "k": 16}),
+    "pq-d4-k4": ("pq", {"d": 4, "k": 4}),
+    "pq-d2-k16": ("pq", {"d": 2, "k": 16}),
     "vq-d4-k256": ("vq", {"d": 4, "k": 256}),
     "vq-d8-k256": ("vq", {"d": 8, "k": 256}),
     "vq-d16-k256": ("vq", {"d": 16, "k": 256}),
@@ -44,6 +47,9 @@ MOBILE_CONFIGS = {
     "kmeans-k16": ("kmeans", {"k": 16}),
     "kmeans-k16-g8": ("kmeans", {"k": 16, "group_size": 8}),
     "kmeans-k8-g8": ("kmeans", {"k": 8, "group_size": 8}),
+    # every weight, the depthwise and first convs included (coremltools' threshold off)
+    "kmeans-k16-all": ("kmeans", {"k": 16, "min_size": 0}),
+    "kmeans-k16-g8-all": ("kmeans", {"k": 16, "group_size": 8, "min_size": 0}),
 }
 DEEP_COMPRESSION_LENET = 39.0  # Han et al. 2016, Table 1: LeNet-300-100 40x, LeNet-5 39x
 
@@ -147,7 +153,7 @@ def render(res: dict, command: str) -> str:
              f"Command: `{command}`", "",
              f"Model `{res['model']}`: dense top-1 {100 * dense:.2f} % on the 10,000 test images, "
              f"{res['dense_bytes']:,} bytes of float32 tensors. Whole model compressed (every conv and dense "
-             f"weight of at least 2,048 elements). Calibration: {res['calib_images']} training images. "
+             f"weight of at least 2,048 elements; every weight in the configs named -all). Calibration: {res['calib_images']} training images. "
              f"Fine-tuning: {res['epochs']} epochs of the calibrated model on the training split "
              "(5,000 held out), Adam lr 1e-4, batch 128; codebooks and raw tensors trained, indices fixed. "
              f"Code: commit {res.get('commit', '?')}. "
