@@ -153,7 +153,8 @@ def render(res: dict, command: str) -> str:
              f"Command: `{command}`", "",
              f"Model `{res['model']}`: dense top-1 {100 * dense:.2f} % on the 10,000 test images, "
              f"{res['dense_bytes']:,} bytes of float32 tensors. Whole model compressed (every conv and dense "
-             f"weight of at least 2,048 elements; every weight in the configs named -all). Calibration: {res['calib_images']} training images. "
+             "weight of at least 2,048 elements; every weight in the configs named -all). "
+             f"Calibration: {res['calib_images']} training images. "
              f"Fine-tuning: {res['epochs']} epochs of the calibrated model on the training split "
              "(5,000 held out), Adam lr 1e-4, batch 128; codebooks and raw tensors trained, indices fixed. "
              f"Code: commit {res.get('commit', '?')}. "
