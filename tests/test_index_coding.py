@@ -87,6 +87,7 @@ def test_an_index_coding_that_does_not_apply_is_an_error(model_pt, tmp_path, arg
     assert vqm.read_bytes() == before and not (tmp_path / "out.x").exists() and not (tmp_path / "o.vqm").exists()
 
 
+@pytest.mark.tflite
 def test_the_export_api_refuses_index_coding_where_the_graph_decodes(tmp_path):
     pytest.importorskip("litert_torch")
     cm = vqexport.compress(gaussian_cnn(), "kmeans", k=16)
