@@ -219,3 +219,15 @@ def test_the_budget_plan_is_fitted_with_calibration(torchscript_cnn, tmp_path):
     meta = vqexport.read_vqm(out).metadata
     assert meta["calibration"]["images"] == 64
     assert any("rel_output_error_plain" in layer for layer in meta["layers"].values())
+
+
+def test_one_calibration_serves_two_models_with_their_own_statistics():
+    x = _inputs(1, 128)
+    shared = Calibration(x)
+    first, second = _mlp(0), _mlp(1)
+    vqexport.compress(first, "kmeans", k=4, types=("linear",), min_size=0, calib=shared)
+    reused = vqexport.compress(second, "kmeans", k=4, types=("linear",), min_size=0, calib=shared)
+    fresh = vqexport.compress(second, "kmeans", k=4, types=("linear",), min_size=0, calib=Calibration(x))
+    for name in ("0.weight", "2.weight"):
+        assert np.array_equal(registry.decode(reused[name]), registry.decode(fresh[name]))
+        assert reused.metadata["layers"][name] == fresh.metadata["layers"][name]

@@ -141,8 +141,8 @@ def _input_stats(model: LoadedModel, plans: dict, calib: Calibration, quiet: boo
     if not wanted:
         raise ConfigError("--calib applies to binary, kmeans, pq (by columns) and vq layers, or to any layer with "
                           "--bias-correction; " + "; ".join(f"{n}: {r}" for n, r in plain.items()))
-    key = (id(model.module), tuple(wanted))
-    if key not in calib.cache:
+    key = tuple(wanted)
+    if calib.cache.get(key, (None,))[0] is not model.module:  # the module itself, not its id: ids are reused
         fit, check = calib.split()
         bar = step_bar(len(calib.images), "calibrate", quiet, every=10)
         try:
@@ -151,8 +151,8 @@ def _input_stats(model: LoadedModel, plans: dict, calib: Calibration, quiet: boo
                               progress=lambda done: bar.update(len(fit) + done - bar.n))
         finally:
             bar.close()
-        calib.cache[key] = ({n: (stats[n], held.get(n, stats[n])) for n in stats}, missed)
-    stats, missed = calib.cache[key]
+        calib.cache[key] = (model.module, {n: (stats[n], held.get(n, stats[n])) for n in stats}, missed)
+    _, stats, missed = calib.cache[key]
     for name, reason in missed.items():
         warnings.warn(f"layer {name} fitted without calibration: {reason}", SkippedLayerWarning, stacklevel=3)
     why = {**(plain if calib.refit else {}), **missed}

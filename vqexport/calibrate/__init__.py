@@ -26,7 +26,7 @@ class Calibration:
     feedback: bool = True
     bias_correction: bool = False
     refit: bool = True
-    # (model, layers) -> (stats, why not): a sweep compresses one model many times on the same images
+    # layers -> (module, stats, why not): a sweep compresses one model many times on the same images
     cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
