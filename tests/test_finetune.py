@@ -121,3 +121,8 @@ def test_finetune_command(torchscript_cnn, tmp_path):
     code, _, err = cli("finetune", svd, "--model", torchscript_cnn, "--data", data, "-o", tmp_path / "y.vqm")
     assert code == 2 and "finetune applies to binary, kmeans, pq, vq, rq layers" in err
     assert not (tmp_path / "y.vqm").exists()
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=r.random((40, 1, 12, 12)).astype(np.float32), y=np.full(40, 12))  # the model has 10 outputs
+    code, _, err = cli("finetune", vqm, "--model", torchscript_cnn, "--data", bad, "-o", tmp_path / "z.vqm")
+    assert code == 2 and "has label 12, but the model has 10 outputs" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "z.vqm").exists()

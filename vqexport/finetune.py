@@ -104,6 +104,11 @@ def finetune(cm: CompressedModel, module, x: np.ndarray, y: np.ndarray, config: 
     xt, yt = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.asarray(y, dtype=np.int64))
     report = {"data": source, **dataclasses.asdict(config), "train_images": int(len(train)),
               "held_out_images": int(len(held)), "epochs_run": []}
+    with torch.no_grad():
+        outputs = module(xt[:1]).shape[-1]
+    if int(yt.max()) >= outputs or int(yt.min()) < 0:
+        raise ConfigError(f"{source}: has label {int(yt.max()) if int(yt.min()) >= 0 else int(yt.min())}, but the "
+                          f"model has {outputs} outputs")
     rng = np.random.default_rng(config.seed)
     start = time.perf_counter()
     for book in books.values():
