@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kmeans1d_dp import interval_means, kmeans1d_dp
+from .kmeans1d_dp import interval_means, kmeans1d_dp, prefix_sums
 
 HIST_BINS = 1 << 20
 HIST_CHUNK = 1 << 22
@@ -68,15 +68,22 @@ def _centroids_batch(blocks, k, max_iter):
         todo.append(j)
     if not todo:
         return out
-    cents = _refined_dp(summaries, k)
-    for j, (pts, cnt), cent in zip(todo, summaries, cents, strict=True):
-        C, S, Q = (np.concatenate([[0.0], np.cumsum(a)]) for a in (cnt, pts * cnt, pts * pts * cnt))
-        cent, _ = _lloyd_sorted(pts, C, S, Q, np.sort(cent), max_iter)
+    sizes = np.array([p.size for p, _ in summaries])
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    pts = np.concatenate([p for p, _ in summaries])
+    cnt = np.concatenate([c for _, c in summaries])
+    prefix = prefix_sums(pts, cnt, offsets)  # once, for the coarsening, both DPs, the means and Lloyd
+    cents = _refined_dp(pts, cnt, offsets, prefix, k)
+    C, S, Q, means = prefix
+    for p, (j, cent) in enumerate(zip(todo, cents, strict=True)):
+        lo, hi = offsets[p], offsets[p + 1]
+        slots = slice(lo + p, hi + p + 1)
+        cent, _ = _lloyd_sorted(pts[lo:hi], C[slots], S[slots], Q[slots], np.sort(cent), max_iter, means[p])
         out[j] = _exact_step(xs[j], cent, k)
     return out
 
 
-def _refined_dp(fine, k):
+def _refined_dp(pts, cnt, offsets, prefix, k):
     """Optimal k clusters of each problem's coarsened points, then of its fine points near those.
 
     The optimum of merged points is not the fine one, and Lloyd from it stops at the nearest
@@ -85,26 +92,27 @@ def _refined_dp(fine, k):
     of its coarse position (a window per layer: each layer spans its window, not the problem).
     All problems go through both passes together.
     """
-    sizes = np.array([p.size for p, _ in fine])
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
     n = int(offsets[-1])
-    pts = np.concatenate([p for p, _ in fine])
-    cnt = np.concatenate([c for _, c in fine])
+    C, S = prefix[:2]
     # Fine index where each group begins; every problem's start is one.
-    first = np.concatenate([_coarsen_mixed(p, c, COARSE_DP)[2] + o
-                            for (p, c), o in zip(fine, offsets[:-1], strict=True)])
-    w = np.add.reduceat(cnt, first)
+    first = np.concatenate([_coarsen_mixed(pts[a:b], C[a + p:b + p + 1], COARSE_DP) + a
+                            for p, (a, b) in enumerate(zip(offsets[:-1], offsets[1:], strict=True))])
     grp_off = np.searchsorted(first, offsets)
-    cuts, _ = kmeans1d_dp(np.add.reduceat(cnt * pts, first) / w, w, grp_off, k)
+    # A group's weight and (centred) sum from the prefix sums: its slots are its points' shifted
+    # by the problem's number. Centred means suffice, since the DP's cuts do not move with a shift.
+    pid = np.repeat(np.arange(offsets.size - 1), np.diff(grp_off))
+    g0, g1 = first + pid, np.append(first[1:], n) + pid
+    w = C[g1] - C[g0]
+    cuts, _ = kmeans1d_dp((S[g1] - S[g0]) / w, w, grp_off, k)
     if first.size == n:  # no group merged anything: that was the fine optimum
-        return interval_means(pts, cnt, offsets, cuts)
+        return interval_means(pts, cnt, offsets, cuts, prefix)
     gc = cuts[:, 1:-1] + grp_off[:-1, None]  # inner cuts, global group indices
     first_ext = np.append(first, n)
     lo = first_ext[np.maximum(gc - WINDOW, grp_off[:-1, None])]
     hi = first_ext[np.minimum(gc + WINDOW, grp_off[1:, None])]
     windows = np.stack([lo, hi], axis=2) - offsets[:-1, None, None]
-    cuts, _ = kmeans1d_dp(pts, cnt, offsets, k, windows)
-    return interval_means(pts, cnt, offsets, cuts)
+    cuts, _ = kmeans1d_dp(pts, cnt, offsets, k, windows, prefix)
+    return interval_means(pts, cnt, offsets, cuts, prefix)
 
 
 def _exact_step(x, cent, k):
@@ -222,27 +230,26 @@ COARSE_DP = 1 << 10  # points of the first DP: 2 * COARSE_DP at most, see _coars
 WINDOW = 2  # groups either side of a coarse cut where the fine DP may move it
 
 
-def _coarsen_mixed(pts, cnt, size: int):
-    """Merge neighbouring points into groups of at most 1/size of the weight and of the range.
+def _coarsen_mixed(pts, C, size: int):
+    """Where each group of neighbouring points begins, groups of at most 1/size of the weight and
+    of the range (C: the prefix sums of the points' weights, C[0] = 0).
 
-    Returns the groups' mean, weight and first point. Equal weight alone leaves wide groups in the
-    tails, where the optimal boundaries of sparse clusters then move by many groups; the value
-    grid bounds that, and together they make at most 2 * size groups.
+    Equal weight alone leaves wide groups in the tails, where the optimal boundaries of sparse
+    clusters then move by many groups; the value grid bounds that, and together they make at
+    most 2 * size groups.
     """
     if pts.size <= 2 * size:
-        return pts, cnt, np.arange(pts.size)
-    by_weight = np.minimum((np.cumsum(cnt) - cnt) * size // cnt.sum(), size - 1).astype(np.int64)
+        return np.arange(pts.size)
+    by_weight = np.minimum(C[:-1] * size // C[-1], size - 1).astype(np.int64)
     span = pts[-1] - pts[0]
     by_value = np.minimum((pts - pts[0]) * (size / span), size - 1).astype(np.int64) if span > 0 else by_weight
     new = np.ones(pts.size, dtype=bool)
     new[1:] = (by_weight[1:] != by_weight[:-1]) | (by_value[1:] != by_value[:-1])
-    first = np.flatnonzero(new)
-    label = np.cumsum(new) - 1
-    n = np.bincount(label, weights=cnt)
-    return np.bincount(label, weights=pts * cnt) / n, n, first
+    return np.flatnonzero(new)
 
 
-def _lloyd_sorted(pts, C, S, Q, cent, max_iter):
+def _lloyd_sorted(pts, C, S, Q, cent, max_iter, shift: float = 0.0):
+    """Lloyd on sorted weighted points from prefix sums, which may be of the points less `shift`."""
     cuts = None
     for _ in range(max_iter):
         bounds = (cent[1:] + cent[:-1]) / 2
@@ -254,7 +261,7 @@ def _lloyd_sorted(pts, C, S, Q, cent, max_iter):
         s = S[cuts[1:]] - S[cuts[:-1]]
         filled = n > 0
         cent = cent.copy()
-        cent[filled] = s[filled] / n[filled]
+        cent[filled] = shift + s[filled] / n[filled]
         cent = np.sort(cent)
     n = C[cuts[1:]] - C[cuts[:-1]]
     s = S[cuts[1:]] - S[cuts[:-1]]

@@ -18,7 +18,7 @@ import numpy as np
 
 
 def kmeans1d_dp(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray, k: int,
-                windows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                windows: np.ndarray | None = None, prefix: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Optimal k intervals of each problem p = points pts[offsets[p]:offsets[p + 1]] (ascending).
 
     cnt: the points' weights (> 0). Returns (cuts [P, k + 1] int64, local indices of the interval
@@ -27,6 +27,7 @@ def kmeans1d_dp(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray, k: int,
     windows [P, k - 1, 2]: optional inclusive bounds (local, non-decreasing in c) of each inner
     cut c = 1..k-1; the optimum among partitions whose cuts lie in them. Each layer of the DP then
     only spans its window, which is what makes refining a coarse answer on the fine points cheap.
+    prefix: prefix_sums(pts, cnt, offsets) when the caller already has them.
     """
     offsets = np.asarray(offsets, dtype=np.int64)
     sizes = np.diff(offsets)
@@ -36,19 +37,7 @@ def kmeans1d_dp(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray, k: int,
     slot0 = offsets[:-1] + np.arange(P)  # slot of prefix 0 of each problem
     last = slot0 + sizes  # slot of the whole problem
     nslots = int(last[-1]) + 1
-    # Each problem around its own weighted mean: the prefix squared sums then stay near the
-    # errors they are differenced into, not the (much larger) squared offsets of the data.
-    # Prefix sums problem by problem, not one running sum: a problem's slots must not depend on
-    # the problems before it (batched answers equal one-by-one ones, bit for bit).
-    w = np.asarray(cnt, dtype=np.float64)
-    x = np.asarray(pts, dtype=np.float64)
-    pre = [[], [], []]
-    for lo, hi in zip(offsets[:-1], offsets[1:], strict=True):
-        wp = w[lo:hi]
-        xp = x[lo:hi] - np.add.reduce(wp * x[lo:hi]) / np.add.reduce(wp)
-        for out, a in zip(pre, (wp, wp * xp, wp * xp * xp), strict=True):
-            out += [[0.0], np.cumsum(a)]
-    C, S, Q = (np.concatenate(a) for a in pre)
+    C, S, Q = (prefix if prefix is not None else prefix_sums(pts, cnt, offsets))[:3]
 
     if windows is None:
         lo = np.broadcast_to(slot0[:, None], (P, k - 1))
@@ -59,12 +48,20 @@ def kmeans1d_dp(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray, k: int,
     D = np.full(nslots, np.inf)
     i = _ranges(lo[:, 0], hi[:, 0]) if k > 1 else last
     D[i] = _cost(C, S, Q, np.repeat(slot0, (hi[:, 0] - lo[:, 0] + 1) if k > 1 else 1), i)  # one cluster
+    spare = np.full(nslots, np.inf) if k > 1 else None
     args = []
     for j in range(1, k):
         # D_j (j + 1 clusters) ends at cut j + 1; its last cluster starts at cut j.
         a, b = (last, last) if j == k - 1 else (np.maximum(lo[:, j], lo[:, j - 1]), hi[:, j])
-        D, arg = _layer(D, C, S, Q, a, b, lo[:, j - 1].copy(), hi[:, j - 1].copy(), nslots)
-        args.append((a, np.cumsum(b - a + 1) - (b - a + 1), arg[_ranges(a, b)]))
+        # Two buffers in turn, each reset only where the next layer reads it (its candidates, the
+        # window of cut j): a windowed DP then costs its windows, not k passes over every point.
+        if j < k - 1:
+            spare[_ranges(lo[:, j], hi[:, j])] = np.inf
+        width = b - a + 1
+        at = np.cumsum(width) - width
+        arg = _layer(D, spare, C, S, Q, a, b, lo[:, j - 1].copy(), hi[:, j - 1].copy(), at - a)
+        args.append((a, at, arg))
+        D, spare = spare, D
     sse = D[last]
     cuts = np.empty((P, k + 1), dtype=np.int64)
     cuts[:, k] = last
@@ -75,6 +72,27 @@ def kmeans1d_dp(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray, k: int,
         cuts[:, j] = end
     cuts[:, 0] = slot0
     return cuts - slot0[:, None], np.maximum(sse, 0.0)
+
+
+def prefix_sums(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray):
+    """(C, S, Q, means): prefix sums of weights, weighted points and weighted squares of each
+    problem, laid out as kmeans1d_dp's slots (problem p: n_p + 1 prefixes from slot offsets[p] + p),
+    each problem around its own weighted mean (means [P]): the prefix squared sums then stay near the
+    errors they are differenced into, not the (much larger) squared offsets of the data.
+    Problem by problem, not one running sum: a problem's slots must not depend on the problems
+    before it (batched answers equal one-by-one ones, bit for bit)."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    w = np.asarray(cnt, dtype=np.float64)
+    x = np.asarray(pts, dtype=np.float64)
+    pre = [[], [], []]
+    means = np.empty(offsets.size - 1)
+    for p, (lo, hi) in enumerate(zip(offsets[:-1], offsets[1:], strict=True)):
+        wp = w[lo:hi]
+        means[p] = np.add.reduce(wp * x[lo:hi]) / np.add.reduce(wp)
+        xp = x[lo:hi] - means[p]
+        for out, a in zip(pre, (wp, wp * xp, wp * xp * xp), strict=True):
+            out += [[0.0], np.cumsum(a)]
+    return (*(np.concatenate(a) for a in pre), means)
 
 
 def _ranges(a, b):
@@ -90,11 +108,11 @@ def _cost(C, S, Q, m, i):
     return (Q[i] - Q[m]) - s * s / np.maximum(n, 1e-300)
 
 
-def _layer(prev, C, S, Q, a, b, ca, cb, nslots):
-    """D_j[i] for slots a..b of each segment, given the optimum of each lies in ca..cb."""
-    D = np.full(nslots, np.inf)
-    arg = np.zeros(nslots, dtype=np.int64)
-    PQ = prev - Q  # the part of D_{j-1}[m] + cost(m, i) that depends on m alone, less s * s / n
+def _layer(prev, out, C, S, Q, a, b, ca, cb, at):
+    """out[i] = D_j[i] for slots a..b of each segment, given the optimum of each lies in ca..cb.
+
+    Returns the optimal m of every computed slot, compactly: slot i of a segment at i + at."""
+    arg = np.empty(int(np.sum(b - a + 1)), dtype=np.int64)
     while a.size:
         mid = (a + b) // 2
         hi = np.minimum(cb, mid)  # an empty last interval (m == i) is allowed: it costs 0
@@ -111,7 +129,8 @@ def _layer(prev, C, S, Q, a, b, ca, cb, nslots):
         s *= s
         np.maximum(n, 1e-300, out=n)  # an empty interval has s == 0 exactly: 0, not 0 / 0
         s /= n
-        val = PQ[m]
+        val = prev[m]  # D_{j-1}[m] + cost(m, i), less the part that depends on i alone
+        val -= Q[m]
         val -= s
         best = np.minimum.reduceat(val, starts)
         # The first position of each minimum, so that ties break alike everywhere and the
@@ -119,28 +138,28 @@ def _layer(prev, C, S, Q, a, b, ca, cb, nslots):
         hit = np.append(np.flatnonzero(val == np.repeat(best, length)), val.size)
         pos = np.minimum(hit[np.searchsorted(hit, starts)], ends - 1)
         opt = m[pos]
-        D[mid], arg[mid] = best + Q[mid], opt
+        out[mid], arg[mid + at] = best + Q[mid], opt
         # Children: the left half looks at candidates up to opt, the right half from opt on.
         left, right = mid > a, mid < b
-        seg = np.concatenate([np.stack([a, mid - 1, ca, opt])[:, left], np.stack([mid + 1, b, opt, cb])[:, right]],
-                             axis=1)
-        a, b, ca, cb = seg
-    return D, arg
+        seg = np.concatenate([np.stack([a, mid - 1, ca, opt, at])[:, left],
+                              np.stack([mid + 1, b, opt, cb, at])[:, right]], axis=1)
+        a, b, ca, cb, at = seg
+    return arg
 
 
-def interval_means(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray, cuts: np.ndarray) -> np.ndarray:
-    """Weighted mean of each interval [P, k]; an empty interval takes its left neighbour's (sorted)."""
+def interval_means(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray, cuts: np.ndarray,
+                   prefix: tuple | None = None) -> np.ndarray:
+    """Weighted mean of each interval [P, k]; an empty interval takes its left neighbour's (sorted).
+    prefix: prefix_sums(pts, cnt, offsets) when the caller already has them."""
     offsets = np.asarray(offsets, dtype=np.int64)
-    w = np.asarray(cnt, dtype=np.float64)
-    C = np.concatenate([[0.0], np.cumsum(w)])
-    S = np.concatenate([[0.0], np.cumsum(w * pts)])
-    g = cuts + offsets[:-1, None]
+    C, S, _, means = prefix if prefix is not None else prefix_sums(pts, cnt, offsets)
+    g = cuts + (offsets[:-1] + np.arange(offsets.size - 1))[:, None]  # slots
     n = C[g[:, 1:]] - C[g[:, :-1]]
     s = S[g[:, 1:]] - S[g[:, :-1]]
-    cent = np.where(n > 0, s / np.where(n > 0, n, 1.0), np.nan)
+    cent = np.where(n > 0, means[:, None] + s / np.where(n > 0, n, 1.0), np.nan)
     # Empty intervals only come with fewer points than k; copying a neighbour keeps the
     # centroids sorted and costs nothing (each point already has its own).
-    first = pts[offsets[:-1]]
+    first = np.asarray(pts)[offsets[:-1]]
     for c in range(cent.shape[1]):
         col = cent[:, c]
         fill = cent[:, c - 1] if c else first
