@@ -7,6 +7,7 @@ import numpy as np
 
 from ..bitpack import bits_for, pack_stream
 from ..ir import packed_bytes_section
+from ..util.parallel import thread_map
 from .base import MethodConfig, check_groups, codebook_tensor, flat_gather, matrix, need
 from .kmeans1d import assign1d_chunks, kmeans1d_centroids_many
 
@@ -44,7 +45,7 @@ def fit_many(items, seed: int) -> list:
         flat = kmeans1d_centroids_many([b for i in mine for b in blocks[i]], k, seed)
         for i in mine:
             cents[i], flat = flat[:len(blocks[i])], flat[len(blocks[i]):]
-    return [_tensor(w, q, b, c) for (w, q), b, c in zip(items, blocks, cents, strict=True)]
+    return thread_map(lambda job: _tensor(*job), [(w, q, b, c) for (w, q), b, c in zip(items, blocks, cents, strict=True)])
 
 
 def _tensor(w, q: Config, blocks, cents):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..util.parallel import thread_map, threads
 from .kmeans1d_dp import interval_means, kmeans1d_dp, prefix_sums
 
 HIST_BINS = 1 << 20
@@ -38,15 +39,18 @@ def kmeans1d_centroids_many(blocks, k: int, seed: int, max_iter: int = 300) -> l
     the summaries of a huge layer are never all held. `seed` is kept for the interface: nothing
     here is random.
     """
-    out: list = []
-    batch, size = [], 0
+    blocks = list(blocks)
+    # Batches of about BATCH weights, smaller when that leaves a thread idle; batched fits equal
+    # one-by-one ones bit for bit, so neither the batches nor the threads change the answer.
+    limit = min(BATCH, -(-sum(np.size(b) for b in blocks) // threads()))
+    batches, size = [[]], 0
     for b in blocks:
-        batch.append(b)
+        if size >= limit:
+            batches.append([])
+            size = 0
+        batches[-1].append(b)
         size += np.size(b)
-        if size >= BATCH:
-            out += _centroids_batch(batch, k, max_iter)
-            batch, size = [], 0
-    return out + (_centroids_batch(batch, k, max_iter) if batch else [])
+    return [c for part in thread_map(lambda batch: _centroids_batch(batch, k, max_iter), batches) for c in part]
 
 
 BATCH = 1 << 22  # weights: the fine DP holds about 8 float64 values per distinct one
