@@ -126,3 +126,41 @@ def test_windows_give_the_best_partition_with_cuts_inside_them():
         want = min(sse_of(x, w, (0, *c, n)) for c in allowed)
         assert sse[0] == pytest.approx(want, rel=1e-9, abs=1e-12)
         assert all(lo <= c <= hi for c, (lo, hi) in zip(cuts[0, 1:-1], np.clip(win, 0, n), strict=True))
+
+
+def test_threads_and_batches_do_not_change_the_fit(monkeypatch):
+    from vqexport.methods import kmeans
+    from vqexport.methods import kmeans1d as mod
+    from vqexport.util import parallel
+
+    rng = np.random.default_rng(6)
+    items = [(rng.standard_t(3, (rows, 300)).astype(np.float32), kmeans.Config(k=16, group_size=g))
+             for rows, g in ((5, 0), (48, 16), (7, 0), (64, 8), (3, 0))]
+    runs = []
+    for n_threads, batch in ((1, 1 << 22), (3, 2000)):  # one batch on one thread; many small ones on three
+        monkeypatch.setattr(parallel, "threads", lambda n=n_threads: n)
+        monkeypatch.setattr(mod, "threads", lambda n=n_threads: n)
+        monkeypatch.setattr(mod, "BATCH", batch)
+        runs.append(kmeans.fit_many(items, seed=0))
+    for one, many in zip(*runs, strict=True):
+        assert {r: s.tobytes() for r, s in one.sections.items()} == {r: s.tobytes() for r, s in many.sections.items()}
+
+
+def test_thread_map_keeps_order_and_uses_threads(monkeypatch):
+    import threading
+
+    from vqexport.util import parallel
+
+    monkeypatch.setattr(parallel, "threads", lambda: 3)
+    seen = set()
+    barrier = threading.Barrier(3, timeout=10)  # only passes if three calls run at once
+
+    def work(i):
+        seen.add(threading.current_thread().name)
+        barrier.wait()
+        return i * i
+
+    assert parallel.thread_map(work, range(3)) == [0, 1, 4]
+    assert len(seen) == 3
+    monkeypatch.setattr(parallel, "threads", lambda: 1)
+    assert parallel.thread_map(lambda i: i + 1, [1, 2]) == [2, 3]

@@ -116,9 +116,7 @@ def _fit_many(state: dict, plans: dict, seed: int) -> dict:
     out = {}
     for method in {q.method for q in plans.values()}:
         many = getattr(registry.get(method), "fit_many", None)
-        # Grouped layers already batch their groups; batching them across layers was slower (measured).
-        names = [n for n, q in plans.items() if q.method == method and not getattr(q, "group_size", 0)
-                 and state[n].numel() <= PREFIT_ELEMENTS]
+        names = [n for n, q in plans.items() if q.method == method and state[n].numel() <= PREFIT_ELEMENTS]
         if many is None or len(names) < 2:
             continue
         weights = [state[n].detach().to("cpu").float().numpy() for n in names]

@@ -45,7 +45,8 @@ def fit_many(items, seed: int) -> list:
         flat = kmeans1d_centroids_many([b for i in mine for b in blocks[i]], k, seed)
         for i in mine:
             cents[i], flat = flat[:len(blocks[i])], flat[len(blocks[i]):]
-    return thread_map(lambda job: _tensor(*job), [(w, q, b, c) for (w, q), b, c in zip(items, blocks, cents, strict=True)])
+    jobs = [(w, q, b, c) for (w, q), b, c in zip(items, blocks, cents, strict=True)]
+    return thread_map(lambda job: _tensor(*job), jobs)
 
 
 def _tensor(w, q: Config, blocks, cents):
