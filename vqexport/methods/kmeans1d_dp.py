@@ -49,7 +49,7 @@ def kmeans1d_dp(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray, k: int,
     i = _ranges(lo[:, 0], hi[:, 0]) if k > 1 else last
     D[i] = _cost(C, S, Q, np.repeat(slot0, (hi[:, 0] - lo[:, 0] + 1) if k > 1 else 1), i)  # one cluster
     spare = np.full(nslots, np.inf) if k > 1 else None
-    args = []
+    args, scratch = [], _Scratch()
     for j in range(1, k):
         # D_j (j + 1 clusters) ends at cut j + 1; its last cluster starts at cut j.
         a, b = (last, last) if j == k - 1 else (np.maximum(lo[:, j], lo[:, j - 1]), hi[:, j])
@@ -59,7 +59,7 @@ def kmeans1d_dp(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray, k: int,
             spare[_ranges(lo[:, j], hi[:, j])] = np.inf
         width = b - a + 1
         at = np.cumsum(width) - width
-        arg = _layer(D, spare, C, S, Q, a, b, lo[:, j - 1].copy(), hi[:, j - 1].copy(), at - a)
+        arg = _layer(D, spare, C, S, Q, a, b, lo[:, j - 1].copy(), hi[:, j - 1].copy(), at - a, scratch)
         args.append((a, at, arg))
         D, spare = spare, D
     sse = D[last]
@@ -108,7 +108,24 @@ def _cost(C, S, Q, m, i):
     return (Q[i] - Q[m]) - s * s / np.maximum(n, 1e-300)
 
 
-def _layer(prev, out, C, S, Q, a, b, ca, cb, at):
+class _Scratch:
+    """Arrays reused by every level and layer of one DP. Fresh ones each level cost more than the
+    arithmetic: a new megabyte-sized array comes from mmap, and every page faults on first touch."""
+
+    def __init__(self):
+        self.size = 0
+
+    def get(self, n: int):
+        if n > self.size:
+            self.size = max(n, self.size * 3 // 2)
+            f, i = (np.empty(self.size) for _ in range(4)), (np.empty(self.size, dtype=np.intp) for _ in range(2))
+            self.f, self.i = list(f), list(i)
+            self.eq = np.empty(self.size, dtype=bool)
+            self.arange = np.arange(self.size)
+        return [a[:n] for a in self.f], [a[:n] for a in self.i], self.eq[:n], self.arange[:n]
+
+
+def _layer(prev, out, C, S, Q, a, b, ca, cb, at, scratch):
     """out[i] = D_j[i] for slots a..b of each segment, given the optimum of each lies in ca..cb.
 
     Returns the optimal m of every computed slot, compactly: slot i of a segment at i + at."""
@@ -119,23 +136,29 @@ def _layer(prev, out, C, S, Q, a, b, ca, cb, at):
         length = hi - ca + 1
         ends = np.cumsum(length)
         starts = ends - length
-        m = np.arange(int(ends[-1]))
-        m += np.repeat(ca - starts, length)
+        (n, s, val, tmp), (sid, m), eq, ar = scratch.get(int(ends[-1]))
+        # The segment of each candidate, as a running sum of segment starts (every length is >= 1),
+        # and gathers by it: np.repeat would hold the GIL, and the fits run on threads.
+        sid.fill(0)
+        sid[starts[1:]] = 1
+        np.cumsum(sid, out=sid)
+        np.take(ca - starts, sid, out=m, mode="clip")  # clip: an unchecked gather, the indices are in range
+        m += ar
         # In place from here: this loop is the whole cost of the DP.
-        n = np.repeat(C[mid], length)
-        n -= C[m]
-        s = np.repeat(S[mid], length)
-        s -= S[m]
+        np.take(C[mid], sid, out=n, mode="clip")
+        n -= np.take(C, m, out=tmp, mode="clip")
+        np.take(S[mid], sid, out=s, mode="clip")
+        s -= np.take(S, m, out=tmp, mode="clip")
         s *= s
         np.maximum(n, 1e-300, out=n)  # an empty interval has s == 0 exactly: 0, not 0 / 0
         s /= n
-        val = prev[m]  # D_{j-1}[m] + cost(m, i), less the part that depends on i alone
-        val -= Q[m]
+        np.take(prev, m, out=val, mode="clip")  # D_{j-1}[m] + cost(m, i), less the part that depends on i alone
+        val -= np.take(Q, m, out=tmp, mode="clip")
         val -= s
         best = np.minimum.reduceat(val, starts)
         # The first position of each minimum, so that ties break alike everywhere and the
         # argmin stays monotone (a NaN weight leaves no hit: then the segment's last candidate).
-        hit = np.append(np.flatnonzero(val == np.repeat(best, length)), val.size)
+        hit = np.append(np.flatnonzero(np.equal(val, np.take(best, sid, out=tmp, mode="clip"), out=eq)), val.size)
         pos = np.minimum(hit[np.searchsorted(hit, starts)], ends - 1)
         opt = m[pos]
         out[mid], arg[mid + at] = best + Q[mid], opt
