@@ -67,6 +67,13 @@ def unpack(data: bytes | np.ndarray, count: int, bits: int) -> np.ndarray:
         return buf[:count].astype(np.uint16)
     if bits == 16:
         return buf[: 2 * count].view("<u2").astype(np.uint16)
+    if 8 % bits == 0:  # 1, 2, 4 bits: whole values per byte, the first in the lowest bits
+        per = 8 // bits
+        whole = buf[: -(-count // per)]
+        out = np.empty((whole.size, per), dtype=np.uint16)
+        for j in range(per):
+            np.bitwise_and(whole >> (j * bits), (1 << bits) - 1, out=out[:, j], casting="unsafe")
+        return out.ravel()[:count]
     out = np.empty(count, dtype=np.uint16)
     chunk = 8 * 1 << 20
     weights = (1 << np.arange(bits, dtype=np.uint32)).astype(np.uint32)
