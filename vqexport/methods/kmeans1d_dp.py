@@ -84,15 +84,21 @@ def prefix_sums(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray):
     offsets = np.asarray(offsets, dtype=np.int64)
     w = np.asarray(cnt, dtype=np.float64)
     x = np.asarray(pts, dtype=np.float64)
-    pre = [[], [], []]
-    means = np.empty(offsets.size - 1)
+    P = offsets.size - 1
+    C, S, Q = (np.empty(int(offsets[-1]) + P) for _ in range(3))
+    means = np.empty(P)
     for p, (lo, hi) in enumerate(zip(offsets[:-1], offsets[1:], strict=True)):
         wp = w[lo:hi]
         means[p] = np.add.reduce(wp * x[lo:hi]) / np.add.reduce(wp)
         xp = x[lo:hi] - means[p]
-        for out, a in zip(pre, (wp, wp * xp, wp * xp * xp), strict=True):
-            out += [[0.0], np.cumsum(a)]
-    return (*(np.concatenate(a) for a in pre), means)
+        a = lo + p  # slot of prefix 0
+        C[a] = S[a] = Q[a] = 0.0
+        np.cumsum(wp, out=C[a + 1:hi + p + 1])
+        xp *= wp  # xp is spent: w (x - mean), then w (x - mean)^2
+        np.cumsum(xp, out=S[a + 1:hi + p + 1])
+        xp *= x[lo:hi] - means[p]
+        np.cumsum(xp, out=Q[a + 1:hi + p + 1])
+    return C, S, Q, means
 
 
 def _ranges(a, b):
@@ -156,10 +162,13 @@ def _layer(prev, out, C, S, Q, a, b, ca, cb, at, scratch):
         val -= np.take(Q, m, out=tmp, mode="clip")
         val -= s
         best = np.minimum.reduceat(val, starts)
-        # The first position of each minimum, so that ties break alike everywhere and the
-        # argmin stays monotone (a NaN weight leaves no hit: then the segment's last candidate).
-        hit = np.append(np.flatnonzero(np.equal(val, np.take(best, sid, out=tmp, mode="clip"), out=eq)), val.size)
-        pos = np.minimum(hit[np.searchsorted(hit, starts)], ends - 1)
+        # The first position of each minimum, so that ties break alike everywhere and the argmin
+        # stays monotone: the least of the positions, those not at the minimum pushed past the end
+        # (a NaN weight leaves none there: then the segment's last candidate).
+        np.not_equal(val, np.take(best, sid, out=tmp, mode="clip"), out=eq)
+        np.multiply(eq, sid.size, out=sid)  # sid is spent: reused for the positions
+        sid += ar
+        pos = np.minimum(np.minimum.reduceat(sid, starts), ends - 1)
         opt = m[pos]
         out[mid], arg[mid + at] = best + Q[mid], opt
         # Children: the left half looks at candidates up to opt, the right half from opt on.
