@@ -163,12 +163,13 @@ def _layer(prev, out, C, S, Q, a, b, ca, cb, at, scratch):
         val -= s
         best = np.minimum.reduceat(val, starts)
         # The first position of each minimum, so that ties break alike everywhere and the argmin
-        # stays monotone: the least of the positions, those not at the minimum pushed past the end
-        # (a NaN weight leaves none there: then the segment's last candidate).
-        np.not_equal(val, np.take(best, sid, out=tmp, mode="clip"), out=eq)
-        np.multiply(eq, sid.size, out=sid)  # sid is spent: reused for the positions
-        sid += ar
-        pos = np.minimum(np.minimum.reduceat(sid, starts), ends - 1)
+        # stays monotone (a NaN weight leaves no hit: then the segment's last candidate).
+        hit = np.flatnonzero(np.equal(val, np.take(best, sid, out=tmp, mode="clip"), out=eq))
+        seg_of = sid[hit]  # ascending, usually one hit per segment
+        first = np.ones(hit.size, dtype=bool)
+        np.not_equal(seg_of[1:], seg_of[:-1], out=first[1:])
+        pos = ends - 1
+        pos[seg_of[first]] = hit[first]
         opt = m[pos]
         out[mid], arg[mid + at] = best + Q[mid], opt
         # Children: the left half looks at candidates up to opt, the right half from opt on.
