@@ -49,6 +49,7 @@ def kmeans1d_dp(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray, k: int,
     i = _ranges(lo[:, 0], hi[:, 0]) if k > 1 else last
     D[i] = _cost(C, S, Q, np.repeat(slot0, (hi[:, 0] - lo[:, 0] + 1) if k > 1 else 1), i)  # one cluster
     spare = np.full(nslots, np.inf) if k > 1 else None
+    pq = np.empty(nslots) if k > 1 else None  # D_{j-1}[m] - Q[m] at the layer's candidates m
     args, scratch = [], _Scratch()
     for j in range(1, k):
         # D_j (j + 1 clusters) ends at cut j + 1; its last cluster starts at cut j.
@@ -59,7 +60,9 @@ def kmeans1d_dp(pts: np.ndarray, cnt: np.ndarray, offsets: np.ndarray, k: int,
             spare[_ranges(lo[:, j], hi[:, j])] = np.inf
         width = b - a + 1
         at = np.cumsum(width) - width
-        arg = _layer(D, spare, C, S, Q, a, b, lo[:, j - 1].copy(), hi[:, j - 1].copy(), at - a, scratch)
+        cand = _ranges(lo[:, j - 1], hi[:, j - 1])
+        pq[cand] = D[cand] - Q[cand]  # once per layer, not at every level of it
+        arg = _layer(pq, spare, C, S, Q, a, b, lo[:, j - 1].copy(), hi[:, j - 1].copy(), at - a, scratch)
         args.append((a, at, arg))
         D, spare = spare, D
     sse = D[last]
@@ -131,8 +134,9 @@ class _Scratch:
         return [a[:n] for a in self.f], [a[:n] for a in self.i], self.eq[:n], self.arange[:n]
 
 
-def _layer(prev, out, C, S, Q, a, b, ca, cb, at, scratch):
-    """out[i] = D_j[i] for slots a..b of each segment, given the optimum of each lies in ca..cb.
+def _layer(pq, out, C, S, Q, a, b, ca, cb, at, scratch):
+    """out[i] = D_j[i] for slots a..b of each segment, given the optimum of each lies in ca..cb
+    (pq: D_{j-1}[m] - Q[m] there).
 
     Returns the optimal m of every computed slot, compactly: slot i of a segment at i + at."""
     arg = np.empty(int(np.sum(b - a + 1)), dtype=np.int64)
@@ -158,8 +162,7 @@ def _layer(prev, out, C, S, Q, a, b, ca, cb, at, scratch):
         s *= s
         np.maximum(n, 1e-300, out=n)  # an empty interval has s == 0 exactly: 0, not 0 / 0
         s /= n
-        np.take(prev, m, out=val, mode="clip")  # D_{j-1}[m] + cost(m, i), less the part that depends on i alone
-        val -= np.take(Q, m, out=tmp, mode="clip")
+        np.take(pq, m, out=val, mode="clip")  # D_{j-1}[m] + cost(m, i), less the part that depends on i alone
         val -= s
         best = np.minimum.reduceat(val, starts)
         # The first position of each minimum, so that ties break alike everywhere and the argmin
