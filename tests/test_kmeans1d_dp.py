@@ -164,3 +164,19 @@ def test_thread_map_keeps_order_and_uses_threads(monkeypatch):
     assert len(seen) == 3
     monkeypatch.setattr(parallel, "threads", lambda: 1)
     assert parallel.thread_map(lambda i: i + 1, [1, 2]) == [2, 3]
+
+
+@pytest.mark.parametrize("dist", ["normal", "laplace", "standard_t"])
+def test_coarse_then_windowed_fit_is_near_the_exact_optimum(dist):
+    # 6,000 distinct values: merged into at most 2,048 points for the first DP, then refined in
+    # windows. Not a proof of optimality (a cut can start in another basin of the first DP): against
+    # the exact DP on every point these nine fits are within 2.3e-5 relative; with the cuts left
+    # where the first DP put them (windows of width 0, Lloyd after), 4.9e-5. Deterministic inputs.
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        x = (rng.standard_t(3, 6000) if dist == "standard_t" else getattr(rng, dist)(size=6000)).astype(np.float32)
+        cent = kmeans1d_centroids(x, 16, seed=0)
+        ours = float(np.sum((x.astype(np.float64) - cent[assign1d(x, cent)]) ** 2))
+        pts, cnt = np.unique(x.astype(np.float64), return_counts=True)
+        _, exact = kmeans1d_dp(pts, cnt.astype(np.float64), [0, pts.size], 16)
+        assert ours <= float(exact[0]) * (1 + 3.5e-5)
