@@ -115,6 +115,9 @@ def test_finetune_command(torchscript_cnn, tmp_path):
     assert vqexport.read_vqm(out).metadata["finetune"]["epochs"] == 2
     code, _, err = cli("compress", torchscript_cnn, "--finetune-epochs", "2", "-o", tmp_path / "x.vqm")
     assert code == 2 and "--finetune-epochs has no effect without --finetune-data" in err
+    # given, even at its default value: the flag itself does nothing here
+    code, _, err = cli("compress", torchscript_cnn, "--lr", "1e-4", "-o", tmp_path / "x.vqm")
+    assert code == 2 and "--lr has no effect without --finetune-data" in err and not (tmp_path / "x.vqm").exists()
     svd = tmp_path / "s.vqm"
     assert cli("--quiet", "compress", torchscript_cnn, "--method", "svd", "--rank", "2", "--min-size", "0",
                "-o", svd)[0] == 0

@@ -10,6 +10,7 @@ from pathlib import Path
 from .calibrate import DEFAULT_IMAGES as DEFAULT_CALIB_IMAGES
 from .config import MIN_SIZE, CompressConfig
 from .errors import ConfigError, VqexportError
+from .finetune import FinetuneConfig
 from .methods import registry
 from .weights import TYPES
 
@@ -92,7 +93,8 @@ def _method_flags(p: argparse.ArgumentParser) -> None:
     f = p.add_argument_group("fine-tuning (train the codebooks on labelled data; the indices stay)")
     f.add_argument("--finetune-data", metavar="DATA", help="mnist5k | digits | fashion (their training split) | "
                    "FOLDER | FILE.npz")
-    f.add_argument("--finetune-epochs", type=_at_least(1), metavar="E", help="passes over the data (default: 1)")
+    f.add_argument("--finetune-epochs", type=_at_least(1), metavar="E",
+                   help=f"passes over the data (default: {TRAINING.epochs})")
     _training_flags(f)
     b = p.add_argument_group("budget (instead of the method flags: a setting per layer, from measured sensitivity)")
     b.add_argument("--target-size", type=_size, metavar="SIZE",
@@ -103,11 +105,14 @@ def _method_flags(p: argparse.ArgumentParser) -> None:
                                   "split) | FOLDER | FILE.npz")
 
 
+TRAINING = FinetuneConfig()  # the defaults, in one place: unset flags stay None and take these
+
+
 def _training_flags(g) -> None:
-    g.add_argument("--lr", type=float, default=1e-4, help="Adam's learning rate")
-    g.add_argument("--batch", type=_at_least(1), default=128, help="images per step")
-    g.add_argument("--holdout", type=_at_least(0), default=5000,
-                   help="training images kept aside to report held-out top-1 after each epoch")
+    g.add_argument("--lr", type=float, help=f"Adam's learning rate (default: {TRAINING.lr})")
+    g.add_argument("--batch", type=_at_least(1), help=f"images per step (default: {TRAINING.batch})")
+    g.add_argument("--holdout", type=_at_least(0), help="training images kept aside to report held-out top-1 "
+                   f"after each epoch (default: {TRAINING.holdout})")
 
 
 def _readers(setting: str) -> str:
@@ -147,9 +152,9 @@ def resolve_method_flags(args) -> None:
         if needs:
             raise ConfigError(f"{needs[0]} has no effect without --calib DATA")
     if args.finetune_data is None:
-        given_training = [f for f, key in (("--finetune-epochs", "finetune_epochs"),) if getattr(args, key) is not None]
-        given_training += [f for f, key, default in (("--lr", "lr", 1e-4), ("--batch", "batch", 128),
-                                                      ("--holdout", "holdout", 5000)) if getattr(args, key) != default]
+        training = (("--finetune-epochs", "finetune_epochs"), ("--lr", "lr"), ("--batch", "batch"),
+                    ("--holdout", "holdout"))
+        given_training = [f for f, key in training if getattr(args, key) is not None]
         if given_training:
             raise ConfigError(f"{given_training[0]} has no effect without --finetune-data DATA")
     method = args.method or DEFAULTS["method"]
@@ -301,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="the .vqm to fine-tune")
     p.add_argument("--data", required=True,
                    help="mnist5k | digits | fashion (their training split) | FOLDER | FILE.npz")
-    p.add_argument("--epochs", type=_at_least(1), default=1, help="passes over the data")
+    p.add_argument("--epochs", type=_at_least(1), help=f"passes over the data (default: {TRAINING.epochs})")
     _training_flags(p)
     p.add_argument("--seed", type=int, default=0, help="shuffling and the held-out split (default: 0)")
     p.add_argument("--model", dest="source", help="for a .vqm without an importable arch: its source model")

@@ -116,7 +116,7 @@ def _compress(args, model, overhead=(1.0, 0)):
                             bias_correction=bool(args.bias_correction))
     cm = api.compress(model, config=config, quiet=args.quiet, calib=calib)
     if args.finetune_data is not None:
-        cm = _finetuned(args, cm, model, args.finetune_data, args.finetune_epochs or 1)
+        cm = _finetuned(args, cm, model, args.finetune_data, args.finetune_epochs)
     if not cm.compressed and not args.quiet:
         why = (f"every weight of the chosen types is below --min-size {args.min_size}" if cm.metadata.get("skipped")
                else "it has no weight of the chosen types")
@@ -346,15 +346,16 @@ def cmd_finetune(args) -> int:
     return 0
 
 
-def _finetuned(args, cm, model, data: str, epochs: int):
+def _finetuned(args, cm, model, data: str, epochs: int | None):
     """cm with its codebooks and raw parameters trained on data (vqexport.finetune)."""
     from .finetune import EpochBars, FinetuneConfig, finetune, format_report, training_set
     from .torch_bridge import to_torch
 
-    config = FinetuneConfig(epochs=epochs, lr=args.lr, batch=args.batch, seed=args.seed, holdout=args.holdout)
+    given = {"epochs": epochs, "lr": args.lr, "batch": args.batch, "seed": args.seed, "holdout": args.holdout}
+    config = FinetuneConfig(**{k: v for k, v in given.items() if v is not None})  # unset: FinetuneConfig's defaults
     x, y = training_set(data, cm.metadata.get("input"), str(args.model), getattr(args, "scale", None))
     net = to_torch(cm, model, quiet=True)
-    cm, report = finetune(cm, net, x, y, config, progress=EpochBars(epochs, args.quiet), source=data)
+    cm, report = finetune(cm, net, x, y, config, progress=EpochBars(config.epochs, args.quiet), source=data)
     if args.json and args.command == "finetune":
         emit(args, report, "")
     elif not args.quiet:
