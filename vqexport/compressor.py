@@ -299,5 +299,3 @@ def _rel_error(w: np.ndarray, t: CompressedTensor) -> float:
     parts = thread_map(sums, t.row_blocks())
     num, den = sum(p[0] for p in parts), sum(p[1] for p in parts)
     return float(np.sqrt(num / den)) if den else 0.0
-
-

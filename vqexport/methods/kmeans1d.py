@@ -47,7 +47,7 @@ def kmeans1d_centroids_many(blocks, k: int, seed: int, max_iter: int = 300) -> l
     # Each thread gets a share of about equal cost (largest first, to the least loaded), which it
     # fits in batches. Batched fits equal one-by-one ones bit for bit, so neither the batches nor
     # the threads change the answer.
-    cost = [_cost(np.size(b)) for b in blocks]
+    cost = [_fit_cost(np.size(b)) for b in blocks]
     shares: list[list[int]] = [[] for _ in range(min(threads(), len(blocks)) or 1)]
     load = [0.0] * len(shares)
     for i in sorted(range(len(blocks)), key=lambda i: -cost[i]):
@@ -71,7 +71,7 @@ def kmeans1d_centroids_many(blocks, k: int, seed: int, max_iter: int = 300) -> l
     return [done[i] for i in range(len(blocks))]
 
 
-def _cost(size: int) -> float:
+def _fit_cost(size: int) -> float:
     """A block's fit time in weights: a weight's passes, and the first DP on up to 2 * COARSE_DP
     points, which costs about as much as 60,000 weights' passes (measured on the zoo)."""
     return size + 60000 * min(size, 2 * COARSE_DP) / (2 * COARSE_DP)

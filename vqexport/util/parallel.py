@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-MAX_THREADS = 4  # beyond this the fits are bound by memory bandwidth, not cores
+MAX_THREADS = 4  # a cap, not a measured optimum: only two cores were at hand to measure on
 
 
 def threads() -> int:
